@@ -1,0 +1,448 @@
+//! `psp`: keys and identities of the PeerStream Protocol from the command line.
+//!
+//! Results go to stdout, progress and errors to stderr. Exit code 0 means success, 1 an error
+//! whose message says what to do. `psp` never prompts: passphrases come from
+//! `--passphrase-file FILE` or the `PSP_PASSPHRASE` environment variable.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use psp_client::{
+    chain::{keypair_from_suri, ss58, Chain, Progress},
+    hex0x,
+    keystore::{self, KdfParams, Keys, PublicKeys},
+    parse_hex, parse_hex_vec, Error, Keypair, Result,
+};
+use psp_primitives::{rpc::IdentityView, IdentityKind, NodeDetails, Registration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+/// Keys and identities of the PeerStream Protocol.
+#[derive(Debug, Parser)]
+#[command(name = "psp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate and inspect keystores.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Register, show, rotate and revoke on-chain identities.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Generate a fresh identity key and X25519 key into a new keystore file.
+    Generate {
+        /// The keystore file to create (mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Overwrite an existing keystore (its keys are lost).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        id: IdArgs,
+        /// Cheap key derivation for throwaway test keystores (also: PSP_KEYSTORE_TEST_KDF=1).
+        #[arg(long, hide = true)]
+        insecure_test_kdf: bool,
+    },
+    /// Print a keystore's public keys and id string (the passphrase, if given, verifies them).
+    Show {
+        /// The keystore file.
+        #[arg(long)]
+        keystore: PathBuf,
+        /// A file holding the passphrase; with it (or PSP_PASSPHRASE) the file is also decrypted
+        /// and checked.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        #[command(flatten)]
+        id: IdArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCommand {
+    /// Register the keystore's identity on chain (holds a deposit from the payer).
+    Register {
+        /// The keystore holding the identity key.
+        #[arg(long)]
+        keystore: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// What the identity is.
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Network namespace.
+        #[arg(long)]
+        namespace: String,
+        /// Application namespace.
+        #[arg(long)]
+        app: String,
+        /// libp2p peer id bytes as hex (node identities only).
+        #[arg(long)]
+        peer_id: Option<String>,
+        /// A listen address (multiaddr bytes) as hex; repeat for several (node identities only).
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        payer: PayerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Show an identity as the chain has it (JSON on stdout).
+    Show {
+        #[command(flatten)]
+        which: WhichIdentity,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Rotate the identity's X25519 key and write the new secret back to the keystore.
+    Rotate {
+        /// The keystore holding the identity key.
+        #[arg(long)]
+        keystore: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Where the new X25519 key comes from; `auto` generates it.
+        #[arg(long, value_enum, default_value_t = NewX25519::Auto)]
+        new_x25519: NewX25519,
+        /// New listen addresses as hex (node identities only); omit to keep the current ones.
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        payer: PayerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Revoke the identity for good and release its deposit to the owner.
+    Revoke {
+        /// The keystore holding the identity key.
+        #[arg(long)]
+        keystore: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        #[command(flatten)]
+        payer: PayerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PassArgs {
+    /// A file holding the keystore passphrase (else PSP_PASSPHRASE is used; psp never prompts).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PayerArgs {
+    /// The account that signs and pays (and owns the identity), as a secret URI such as //Alice.
+    /// Default: the identity key itself.
+    #[arg(long, env = "PSP_PAYER", hide_env_values = true)]
+    payer: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node's WebSocket RPC endpoint.
+    #[arg(long, env = "PSP_URL", default_value = "ws://127.0.0.1:9944")]
+    url: String,
+}
+
+#[derive(Debug, Args)]
+struct IdArgs {
+    /// Network namespace of the printed id string.
+    #[arg(long, default_value = "peerstream")]
+    namespace: String,
+    /// Application namespace of the printed id string.
+    #[arg(long, default_value = "account")]
+    app: String,
+    /// Kind of the printed id string.
+    #[arg(long, value_enum, default_value_t = Kind::Client)]
+    kind: Kind,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct WhichIdentity {
+    /// The sr25519 identity key, 0x + 64 hex digits.
+    #[arg(long)]
+    key: Option<String>,
+    /// The id string, e.g. peerstream.client.account.<key58>.
+    #[arg(long)]
+    id: Option<String>,
+    /// A keystore whose identity key to look up (no passphrase needed).
+    #[arg(long)]
+    keystore: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    Client,
+    Node,
+    Group,
+    Device,
+}
+
+impl From<Kind> for IdentityKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Client => IdentityKind::Client,
+            Kind::Node => IdentityKind::Node,
+            Kind::Group => IdentityKind::Group,
+            Kind::Device => IdentityKind::Device,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NewX25519 {
+    /// Generate a fresh random X25519 key.
+    Auto,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Key(KeyCommand::Generate { out, pass, force, id, insecure_test_kdf }) => {
+            let passphrase = keystore::read_passphrase(pass.passphrase_file.as_deref())?;
+            let params =
+                if insecure_test_kdf { KdfParams::INSECURE_TEST } else { KdfParams::from_env() };
+            // Validate the printed id's namespaces before writing anything.
+            let keys = Keys::generate()?;
+            let id_string = keys.public().id_string(&id.namespace, id.kind.into(), &id.app)?;
+            keystore::save(&out, &keys, &passphrase, params, force)?;
+            eprintln!("wrote keystore {}", out.display());
+            print_public(&keys.public(), &id_string.to_string());
+            Ok(())
+        }
+        Command::Key(KeyCommand::Show { keystore: path, passphrase_file, id }) => {
+            let public = keystore::load_public(&path)?;
+            let passphrase = match keystore::read_passphrase(passphrase_file.as_deref()) {
+                Ok(p) => Some(p),
+                Err(Error::NoPassphrase) => None,
+                Err(e) => return Err(e),
+            };
+            match passphrase {
+                Some(p) => {
+                    keystore::load(&path, &p)?;
+                    eprintln!("keystore {} opened and verified", path.display());
+                }
+                None => eprintln!(
+                    "public keys read without decrypting (give a passphrase to verify the file)"
+                ),
+            }
+            let id_string = public.id_string(&id.namespace, id.kind.into(), &id.app)?;
+            print_public(&public, &id_string.to_string());
+            Ok(())
+        }
+        Command::Identity(cmd) => identity(cmd).await,
+    }
+}
+
+fn print_public(public: &PublicKeys, id: &str) {
+    println!("sr25519 public key: {}", hex0x(&public.sr25519));
+    println!("sr25519 account:    {}", ss58(&public.sr25519));
+    println!("x25519 public key:  {}", hex0x(&public.x25519));
+    println!("id:                 {id}");
+}
+
+fn load_keys(path: &Path, pass: &PassArgs) -> Result<Keys> {
+    let passphrase = keystore::read_passphrase(pass.passphrase_file.as_deref())?;
+    keystore::load(path, &passphrase)
+}
+
+fn payer_or(payer: &PayerArgs, keys: &Keys) -> Result<Keypair> {
+    match &payer.payer {
+        Some(suri) => keypair_from_suri(suri, "--payer"),
+        None => Ok(keys.identity_keypair().clone()),
+    }
+}
+
+fn report(p: Progress) {
+    eprintln!("  {p}");
+}
+
+async fn connect(url: &str) -> Result<Chain> {
+    eprintln!("connecting to {url}");
+    Chain::connect(url).await
+}
+
+async fn identity(cmd: IdentityCommand) -> Result<()> {
+    match cmd {
+        IdentityCommand::Register {
+            keystore: path,
+            pass,
+            kind,
+            namespace,
+            app,
+            peer_id,
+            addresses,
+            payer,
+            node,
+        } => {
+            let keys = load_keys(&path, &pass)?;
+            let kind: IdentityKind = kind.into();
+            // Fail on bad namespaces here rather than after paying a fee.
+            let id_string = keys.public().id_string(&namespace, kind, &app)?;
+            let node_details = match (peer_id, addresses.is_empty()) {
+                (Some(peer), _) => Some(NodeDetails {
+                    peer_id: parse_hex_vec(&peer, "--peer-id")?,
+                    addresses: addresses
+                        .iter()
+                        .map(|a| parse_hex_vec(a, "--address"))
+                        .collect::<Result<_>>()?,
+                }),
+                (None, false) => {
+                    return Err(Error::InvalidInput {
+                        what: "--address",
+                        reason: "addresses belong to node identities; also pass --peer-id".into(),
+                    })
+                }
+                (None, true) => None,
+            };
+            let payer = payer_or(&payer, &keys)?;
+            let chain = connect(&node.url).await?;
+            let registration = Registration {
+                kind,
+                namespace: namespace.into_bytes(),
+                app_namespace: app.into_bytes(),
+                key: keys.identity_public(),
+                x25519: keys.x25519_public(),
+                node: node_details,
+            };
+            eprintln!("registering {id_string}, paid by {}", ss58(&payer.public_key().0));
+            let outcome = chain.register(&payer, keys.identity_keypair(), registration, report).await?;
+            eprintln!("registered in finalized block {}", hex0x(&outcome.block_hash));
+            println!("{id_string}");
+            Ok(())
+        }
+        IdentityCommand::Show { which, node } => {
+            let chain = connect(&node.url).await?;
+            let (found, what) = match (which.key, which.id, which.keystore) {
+                (Some(key), _, _) => {
+                    let key = parse_hex::<32>(&key, "--key")?;
+                    (chain.identity_by_key(&key, None).await?, hex0x(&key))
+                }
+                (None, Some(id), _) => (chain.identity_by_id(&id, None).await?, id),
+                (None, None, Some(path)) => {
+                    let key = keystore::load_public(&path)?.sr25519;
+                    (chain.identity_by_key(&key, None).await?, hex0x(&key))
+                }
+                (None, None, None) => {
+                    return Err(Error::InvalidInput {
+                        what: "identity",
+                        reason: "pass one of --key, --id, --keystore".into(),
+                    })
+                }
+            };
+            let view = found.ok_or(Error::IdentityNotFound { key: what })?;
+            print_view(&view)
+        }
+        IdentityCommand::Rotate { keystore: path, pass, new_x25519, addresses, payer, node } => {
+            let passphrase = keystore::read_passphrase(pass.passphrase_file.as_deref())?;
+            let keys = keystore::load(&path, &passphrase)?;
+            let NewX25519::Auto = new_x25519;
+            let rotated = keys.with_new_x25519();
+            let addresses = if addresses.is_empty() {
+                None
+            } else {
+                Some(addresses.iter().map(|a| parse_hex_vec(a, "--address")).collect::<Result<_>>()?)
+            };
+            let payer = payer_or(&payer, &keys)?;
+            let chain = connect(&node.url).await?;
+            // Keep the new secret on disk before the chain learns its public key, so a crash
+            // after finalization cannot lose it.
+            let pending = pending_path(&path);
+            keystore::save(&pending, &rotated, &passphrase, KdfParams::from_env(), true)?;
+            eprintln!(
+                "rotating X25519 key to {} (new keystore staged at {})",
+                hex0x(&rotated.x25519_public()),
+                pending.display()
+            );
+            let result = chain
+                .rotate(&payer, keys.identity_keypair(), rotated.x25519_public(), addresses, report)
+                .await;
+            match result {
+                Ok(outcome) => {
+                    std::fs::rename(&pending, &path).map_err(|source| Error::KeystoreIo {
+                        path: path.clone(),
+                        action: "replace (the rotated keystore is in the .rotating file; move it into place)",
+                        source,
+                    })?;
+                    eprintln!("rotated in finalized block {}; keystore {} updated", hex0x(&outcome.block_hash), path.display());
+                    println!("x25519 public key: {}", hex0x(&rotated.x25519_public()));
+                    Ok(())
+                }
+                Err(e @ (Error::Timeout { .. } | Error::Subxt { .. })) => {
+                    eprintln!(
+                        "the rotation's outcome is unknown: if `psp identity show` reports x25519 {}, move {} over {}; otherwise delete it",
+                        hex0x(&rotated.x25519_public()),
+                        pending.display(),
+                        path.display()
+                    );
+                    Err(e)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&pending);
+                    Err(e)
+                }
+            }
+        }
+        IdentityCommand::Revoke { keystore: path, pass, payer, node } => {
+            // With --payer the identity key is not needed, so neither is the passphrase.
+            let (key, payer) = match &payer.payer {
+                Some(suri) => (keystore::load_public(&path)?.sr25519, keypair_from_suri(suri, "--payer")?),
+                None => {
+                    let keys = load_keys(&path, &pass)?;
+                    (keys.identity_public(), keys.identity_keypair().clone())
+                }
+            };
+            let chain = connect(&node.url).await?;
+            eprintln!("revoking identity {}", hex0x(&key));
+            let outcome = chain.revoke(&payer, key, report).await?;
+            eprintln!("revoked in finalized block {}", hex0x(&outcome.block_hash));
+            Ok(())
+        }
+    }
+}
+
+fn pending_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".rotating");
+    path.with_file_name(name)
+}
+
+fn print_view(view: &IdentityView) -> Result<()> {
+    let text = serde_json::to_string_pretty(view).map_err(|e| Error::InvalidInput {
+        what: "identity",
+        reason: format!("cannot print as JSON: {e}"),
+    })?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,24 @@
+//! # psp-node
+//!
+//! The PeerStream Protocol node: the PSP chain (the identity PKI and the economy of the
+//! network, Aura + GRANDPA, ParityDB) and, as the overlay crates land, the PSP overlay in the
+//! same process, which checks every identity it meets against this node's chain state.
+//!
+//! - [`cli`]: command-line arguments.
+//! - [`command`]: what each subcommand does.
+//! - [`chain_spec`]: the `dev` and `local` chains.
+//! - [`service`]: assembling the chain's services.
+//! - [`rpc`]: JSON-RPC, the standard methods plus `psp_*`.
+#![warn(missing_docs)]
+
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarking;
+mod chain_spec;
+mod cli;
+mod command;
+mod rpc;
+mod service;
+
+fn main() -> sc_cli::Result<()> {
+    command::run()
+}

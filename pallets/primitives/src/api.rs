@@ -1,0 +1,23 @@
+//! The `PspApi` runtime API: what the overlay and clients ask the chain.
+//!
+//! The node serves it over JSON-RPC as `psp_*` methods next to the standard Substrate RPC.
+
+use crate::identity::{IdentityInfo, IdentityKey};
+use alloc::vec::Vec;
+use codec::Codec;
+
+sp_api::decl_runtime_apis! {
+    /// Identity look-ups for the overlay and clients.
+    pub trait PspApi<AccountId, Balance, BlockNumber>
+    where
+        AccountId: Codec,
+        Balance: Codec,
+        BlockNumber: Codec,
+    {
+        /// The identity registered under an sr25519 public key, revoked ones included.
+        fn identity_by_key(key: IdentityKey) -> Option<IdentityInfo<AccountId, Balance, BlockNumber>>;
+        /// The identity an id string names: `None` if it does not parse, its check bytes do not
+        /// match, or no identity with that key, kind and namespaces is registered.
+        fn identity_by_id(id: Vec<u8>) -> Option<IdentityInfo<AccountId, Balance, BlockNumber>>;
+    }
+}

@@ -1,0 +1,87 @@
+//! The JSON shape of the `psp_*` RPC answers, shared by the node (which writes it) and the
+//! client (which reads it). Keys and bytes are `0x`-prefixed hex; balances are decimal strings
+//! (u128 does not fit a JSON number).
+
+use crate::{IdentityInfo, IdentityKind, IdentityStatus};
+use serde::{Deserialize, Serialize};
+
+/// A node identity's network details.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    /// libp2p peer id bytes, hex.
+    pub peer_id: String,
+    /// Listen addresses (multiaddr bytes), hex.
+    pub addresses: Vec<String>,
+}
+
+/// An identity as `psp_identityByKey` / `psp_identityById` return it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityView {
+    /// Canonical id string.
+    pub id: String,
+    /// Owner account, as SS58 (or hex if the account type has no SS58 form).
+    pub owner: String,
+    /// Identity kind.
+    pub kind: IdentityKind,
+    /// Network namespace.
+    pub namespace: String,
+    /// Application namespace.
+    pub app_namespace: String,
+    /// sr25519 identity key, hex.
+    pub key: String,
+    /// X25519 key, hex.
+    pub x25519: String,
+    /// Node details (nodes only).
+    pub node: Option<NodeView>,
+    /// Deposit held, in the chain's smallest unit.
+    pub deposit: String,
+    /// Block of registration.
+    pub registered_at: u64,
+    /// Rotations so far.
+    pub rotations: u32,
+    /// Active or revoked.
+    pub status: IdentityStatus<u64>,
+}
+
+fn hex0x(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(2 + bytes.len() * 2);
+    out.push_str("0x");
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+impl IdentityView {
+    /// Converts the runtime API's answer; `owner` renders the account.
+    pub fn from_info<A, B: ToString, N: Into<u64> + Copy>(
+        info: IdentityInfo<A, B, N>,
+        owner: impl Fn(&A) -> String,
+    ) -> Self {
+        let status = match info.status {
+            IdentityStatus::Active => IdentityStatus::Active,
+            IdentityStatus::Revoked { at, forced } => {
+                IdentityStatus::Revoked { at: at.into(), forced }
+            }
+        };
+        Self {
+            id: String::from_utf8_lossy(&info.id).into_owned(),
+            owner: owner(&info.owner),
+            kind: info.kind,
+            namespace: String::from_utf8_lossy(&info.namespace).into_owned(),
+            app_namespace: String::from_utf8_lossy(&info.app_namespace).into_owned(),
+            key: hex0x(&info.key),
+            x25519: hex0x(&info.x25519),
+            node: info.node.map(|n| NodeView {
+                peer_id: hex0x(&n.peer_id),
+                addresses: n.addresses.iter().map(|a| hex0x(a)).collect(),
+            }),
+            deposit: info.deposit.to_string(),
+            registered_at: info.registered_at.into(),
+            rotations: info.rotations,
+            status,
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! Cryptographic primitives of the overlay: the only module that names primitive crates.
+//!
+//! * **Keys**: node identities are 32-byte sr25519 public keys ([`NodeId`]); the onion key a
+//!   node registers on chain is an X25519 key ([`OnionSecret`] / [`OnionPublic`]).
+//! * **Handshake**: an ntor-style one-round-trip X25519 handshake (tor-spec §5.1.4) with
+//!   HMAC-SHA256 and HKDF-SHA256. The client knows the node's identity `ID` and onion key `B`;
+//!   the server's `AUTH` proves possession of `b`, and the ephemeral `x`, `y` give forward secrecy.
+//! * **Layer crypto**: one ChaCha20-Poly1305 key pair per hop, nonces from per-direction cell
+//!   counters (never sent). Forward cells carry one Poly1305 tag per hop ("Sphinx-style" shift
+//!   and zero filler keep every cell at one size); backward cells are sealed once by the last hop
+//!   and masked by ChaCha20 at every hop in between. See the crate README for why.
+
+use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use chacha20::ChaCha20;
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use hkdf::Hkdf;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// Length of every symmetric key and X25519 key: 256 bits.
+pub const KEY_LEN: usize = 32;
+/// Length of a Poly1305 authentication tag: 128 bits.
+pub const TAG_LEN: usize = 16;
+/// Length of the ntor `AUTH` value: one HMAC-SHA256 output.
+pub const AUTH_LEN: usize = 32;
+/// Length of the relay cell body the layer crypto works on: 512-byte cell − 4-byte circuit id −
+/// 1-byte command = 507 bytes.
+pub const LAYER_LEN: usize = 507;
+/// Plaintext under one layer: the body minus one tag, 507 − 16 = 491 bytes.
+pub const LAYER_PLAINTEXT_LEN: usize = LAYER_LEN - TAG_LEN;
+
+/// Protocol id mixed into every ntor hash (domain separation, versioning).
+const PROTOID: &[u8] = b"psp-ntor-x25519-sha256-1";
+const T_MAC: &[u8] = b"psp-ntor-x25519-sha256-1:mac";
+const T_KEY: &[u8] = b"psp-ntor-x25519-sha256-1:key_extract";
+const T_VERIFY: &[u8] = b"psp-ntor-x25519-sha256-1:verify";
+const M_EXPAND: &[u8] = b"psp-ntor-x25519-sha256-1:key_expand";
+
+/// Nonce domains: one per (direction, construction), so no key/nonce pair is used twice.
+const DOMAIN_FORWARD_AEAD: u8 = 1;
+const DOMAIN_BACKWARD_AEAD: u8 = 2;
+const DOMAIN_BACKWARD_MASK: u8 = 3;
+
+/// Errors of the crypto layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    /// The handshake names a node id or onion key that is not ours: the client is trying to
+    /// reach another node (or uses an outdated key from the chain).
+    #[error("handshake addressed to another node or onion key")]
+    WrongNode,
+    /// A Diffie-Hellman result was all zeros: the peer sent a low-order point.
+    #[error("non-contributory X25519 key (low-order point)")]
+    NonContributory,
+    /// The server's `AUTH` did not verify: we did not reach the node holding the onion key.
+    #[error("handshake authentication failed: wrong node or tampered reply")]
+    AuthFailed,
+    /// A layer tag did not verify: the cell was modified, replayed, reordered or tagged.
+    #[error("cell integrity check failed (modified, replayed or tagged cell)")]
+    Integrity,
+    /// A cell counter reached its maximum; the circuit must be rebuilt.
+    #[error("cell counter exhausted")]
+    CounterExhausted,
+    /// The message does not fit in the space left by this many layers.
+    #[error("message of {len} bytes does not fit in {capacity} bytes")]
+    TooLong {
+        /// Message length.
+        len: usize,
+        /// Space available.
+        capacity: usize,
+    },
+    /// A circuit needs at least one hop to wrap a cell.
+    #[error("no hops to wrap the cell for")]
+    NoHops,
+}
+
+/// A node identity: its 32-byte sr25519 public key, as registered on chain.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub [u8; 32]);
+
+impl core::fmt::Debug for NodeId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "NodeId(")?;
+        for b in &self.0[..4] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+/// A node's X25519 onion public key (`B` in ntor), as registered on chain.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct OnionPublic(pub [u8; 32]);
+
+/// A node's X25519 onion secret key (`b` in ntor), with its public key cached (the server
+/// handshake would otherwise pay one more scalar multiplication). Zeroized on drop.
+pub struct OnionSecret(StaticSecret, OnionPublic);
+
+impl OnionSecret {
+    /// Builds the secret from 32 bytes (clamped by X25519).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        let secret = StaticSecret::from(bytes);
+        let public = OnionPublic(PublicKey::from(&secret).to_bytes());
+        Self(secret, public)
+    }
+
+    /// Draws a fresh secret from a cryptographic RNG.
+    pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
+        let mut b = [0u8; 32];
+        rng.fill_bytes(&mut b);
+        let s = Self::from_bytes(b);
+        b.zeroize();
+        s
+    }
+
+    /// The matching public key.
+    pub fn public(&self) -> OnionPublic {
+        self.1
+    }
+}
+
+/// The client's first handshake message (carried by CREATE or EXTEND).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NtorClientMsg {
+    /// Identity of the node the client wants to reach (`ID`).
+    pub node_id: NodeId,
+    /// The onion key the client believes that node has (`B`).
+    pub onion_key: OnionPublic,
+    /// The client's ephemeral public key (`X`).
+    pub client_pk: [u8; 32],
+}
+
+/// The server's reply (carried by CREATED or EXTENDED).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct NtorServerMsg {
+    /// The server's ephemeral public key (`Y`).
+    pub server_pk: [u8; 32],
+    /// `AUTH = H(verify | ID | B | Y | X | PROTOID | "Server", t_mac)`.
+    pub auth: [u8; AUTH_LEN],
+}
+
+/// The client's state between sending CREATE/EXTEND and receiving CREATED/EXTENDED.
+pub struct NtorClientState {
+    x: StaticSecret,
+    msg: NtorClientMsg,
+}
+
+impl NtorClientState {
+    /// The node this handshake is addressed to.
+    pub fn node_id(&self) -> NodeId {
+        self.msg.node_id
+    }
+}
+
+/// The two symmetric keys of one hop, derived by the handshake. Zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+pub struct HopKeys {
+    /// Key for cells travelling away from the client.
+    pub forward: [u8; KEY_LEN],
+    /// Key for cells travelling towards the client.
+    pub backward: [u8; KEY_LEN],
+}
+
+impl core::fmt::Debug for HopKeys {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("HopKeys(..)")
+    }
+}
+
+/// `H(x, t) = HMAC-SHA256(key = t, msg = x)`, which is HKDF-Extract(salt = t, ikm = x).
+fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut msg = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        msg.extend_from_slice(p);
+    }
+    let (prk, _) = Hkdf::<Sha256>::extract(Some(key), &msg);
+    msg.zeroize();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&prk);
+    out
+}
+
+/// Shared derivation of both sides: returns (keys, AUTH).
+fn ntor_derive(
+    dh_ephemeral: &[u8; 32],
+    dh_static: &[u8; 32],
+    msg: &NtorClientMsg,
+    server_pk: &[u8; 32],
+) -> (HopKeys, [u8; 32]) {
+    let id = &msg.node_id.0[..];
+    let b = &msg.onion_key.0[..];
+    let x = &msg.client_pk[..];
+    let y = &server_pk[..];
+    let secret_input: [&[u8]; 7] = [dh_ephemeral, dh_static, id, b, x, y, PROTOID];
+    let mut key_seed = hmac(T_KEY, &secret_input);
+    let mut verify = hmac(T_VERIFY, &secret_input);
+    let auth = hmac(T_MAC, &[&verify, id, b, y, x, PROTOID, b"Server"]);
+    let mut okm = [0u8; 2 * KEY_LEN];
+    // Expanding 64 bytes from a 32-byte PRK cannot exceed HKDF's 255 × 32 limit; fall back to a
+    // zero key would be wrong, so an error here is unreachable by construction.
+    let hk = Hkdf::<Sha256>::from_prk(&key_seed).unwrap_or_else(|_| Hkdf::new(None, &key_seed));
+    let _ = hk.expand(M_EXPAND, &mut okm);
+    let mut keys = HopKeys {
+        forward: [0; KEY_LEN],
+        backward: [0; KEY_LEN],
+    };
+    keys.forward.copy_from_slice(&okm[..KEY_LEN]);
+    keys.backward.copy_from_slice(&okm[KEY_LEN..]);
+    okm.zeroize();
+    key_seed.zeroize();
+    verify.zeroize();
+    (keys, auth)
+}
+
+fn dh(secret: &StaticSecret, public: &[u8; 32]) -> Result<[u8; 32], CryptoError> {
+    let shared = secret.diffie_hellman(&PublicKey::from(*public));
+    if !shared.was_contributory() {
+        return Err(CryptoError::NonContributory);
+    }
+    Ok(shared.to_bytes())
+}
+
+/// Client side, step 1: make the handshake message for `node_id` with onion key `onion_key`,
+/// from 32 bytes of ephemeral secret (`x`).
+pub fn ntor_client_start(
+    node_id: NodeId,
+    onion_key: OnionPublic,
+    ephemeral: [u8; 32],
+) -> (NtorClientState, NtorClientMsg) {
+    let x = StaticSecret::from(ephemeral);
+    let msg = NtorClientMsg {
+        node_id,
+        onion_key,
+        client_pk: PublicKey::from(&x).to_bytes(),
+    };
+    (NtorClientState { x, msg }, msg)
+}
+
+/// Server side: answer a client message with our identity and onion key, from 32 bytes of
+/// ephemeral secret (`y`). Fails if the message is addressed to another node or key.
+pub fn ntor_server(
+    my_id: &NodeId,
+    my_secret: &OnionSecret,
+    msg: &NtorClientMsg,
+    ephemeral: [u8; 32],
+) -> Result<(NtorServerMsg, HopKeys), CryptoError> {
+    let my_public = my_secret.public();
+    let id_ok = msg.node_id.0.ct_eq(&my_id.0);
+    let key_ok = msg.onion_key.0.ct_eq(&my_public.0);
+    if !bool::from(id_ok & key_ok) {
+        return Err(CryptoError::WrongNode);
+    }
+    let y = StaticSecret::from(ephemeral);
+    let server_pk = PublicKey::from(&y).to_bytes();
+    let mut xy = dh(&y, &msg.client_pk)?;
+    let mut xb = dh(&my_secret.0, &msg.client_pk)?;
+    let (keys, auth) = ntor_derive(&xy, &xb, msg, &server_pk);
+    xy.zeroize();
+    xb.zeroize();
+    Ok((NtorServerMsg { server_pk, auth }, keys))
+}
+
+/// Client side, step 2: check the server's reply and derive the hop keys.
+pub fn ntor_client_finish(
+    state: NtorClientState,
+    reply: &NtorServerMsg,
+) -> Result<HopKeys, CryptoError> {
+    let mut yx = dh(&state.x, &reply.server_pk)?;
+    let mut bx = dh(&state.x, &state.msg.onion_key.0)?;
+    let (keys, auth) = ntor_derive(&yx, &bx, &state.msg, &reply.server_pk);
+    yx.zeroize();
+    bx.zeroize();
+    if bool::from(auth.ct_eq(&reply.auth)) {
+        Ok(keys)
+    } else {
+        Err(CryptoError::AuthFailed)
+    }
+}
+
+fn nonce(domain: u8, counter: u64) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[0] = domain;
+    n[4..].copy_from_slice(&counter.to_be_bytes());
+    n
+}
+
+fn next(counter: &mut u64) -> Result<u64, CryptoError> {
+    let c = *counter;
+    *counter = c.checked_add(1).ok_or(CryptoError::CounterExhausted)?;
+    Ok(c)
+}
+
+/// The layer state of one hop, held identically by the client and by that hop.
+pub struct HopCrypto {
+    forward: ChaCha20Poly1305,
+    backward: ChaCha20Poly1305,
+    keys: HopKeys,
+    forward_counter: u64,
+    backward_counter: u64,
+}
+
+impl HopCrypto {
+    /// Starts both directions at counter 0.
+    pub fn new(keys: HopKeys) -> Self {
+        Self {
+            forward: ChaCha20Poly1305::new((&keys.forward).into()),
+            backward: ChaCha20Poly1305::new((&keys.backward).into()),
+            keys,
+            forward_counter: 0,
+            backward_counter: 0,
+        }
+    }
+
+    /// Relay, forward: verify and remove our layer. On success `body[..491]` holds the
+    /// plaintext (the next hop's cell body, or our message if we are the last hop) and
+    /// `body[491..]` the zero filler that keeps the cell at 507 bytes.
+    pub fn relay_open_forward(&mut self, body: &mut [u8; LAYER_LEN]) -> Result<(), CryptoError> {
+        let ctr = next(&mut self.forward_counter)?;
+        let (tag, ct) = body.split_at_mut(TAG_LEN);
+        let tag = Tag::clone_from_slice(tag);
+        self.forward
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&nonce(DOMAIN_FORWARD_AEAD, ctr)),
+                b"",
+                ct,
+                &tag,
+            )
+            .map_err(|_| CryptoError::Integrity)?;
+        body.copy_within(TAG_LEN.., 0);
+        body[LAYER_PLAINTEXT_LEN..].fill(0);
+        Ok(())
+    }
+
+    /// Relay, backward, as the last hop: seal the plaintext in `body[..491]` into `tag || ct`.
+    pub fn relay_seal_backward(&mut self, body: &mut [u8; LAYER_LEN]) -> Result<(), CryptoError> {
+        let ctr = next(&mut self.backward_counter)?;
+        let tag = self
+            .backward
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce(DOMAIN_BACKWARD_AEAD, ctr)),
+                b"",
+                &mut body[..LAYER_PLAINTEXT_LEN],
+            )
+            .map_err(|_| CryptoError::Integrity)?;
+        body.copy_within(..LAYER_PLAINTEXT_LEN, TAG_LEN);
+        body[..TAG_LEN].copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Backward mask of an intermediate hop (relay adds it, client removes it: XOR).
+    pub fn mask_backward(&mut self, body: &mut [u8; LAYER_LEN]) -> Result<(), CryptoError> {
+        let ctr = next(&mut self.backward_counter)?;
+        let n = nonce(DOMAIN_BACKWARD_MASK, ctr);
+        ChaCha20::new((&self.keys.backward).into(), (&n).into()).apply_keystream(body);
+        Ok(())
+    }
+
+    /// Client, backward, at the hop that sealed the cell: verify and decrypt; the plaintext is
+    /// `body[..491]` afterwards.
+    pub fn client_open_backward(&mut self, body: &mut [u8; LAYER_LEN]) -> Result<(), CryptoError> {
+        let ctr = next(&mut self.backward_counter)?;
+        let (tag, ct) = body.split_at_mut(TAG_LEN);
+        let tag = Tag::clone_from_slice(tag);
+        self.backward
+            .decrypt_in_place_detached(
+                Nonce::from_slice(&nonce(DOMAIN_BACKWARD_AEAD, ctr)),
+                b"",
+                ct,
+                &tag,
+            )
+            .map_err(|_| CryptoError::Integrity)?;
+        body.copy_within(TAG_LEN.., 0);
+        Ok(())
+    }
+
+    /// XORs the forward AEAD keystream for cell `ctr` at plaintext offset `offset` into `buf`.
+    fn xor_forward_keystream(&self, ctr: u64, offset: usize, buf: &mut [u8]) {
+        let n = nonce(DOMAIN_FORWARD_AEAD, ctr);
+        let mut c = ChaCha20::new((&self.keys.forward).into(), (&n).into());
+        // RFC 8439 AEAD encrypts the payload from block 1: skip block 0 (the Poly1305 key).
+        c.seek(64 + offset as u64);
+        c.apply_keystream(buf);
+    }
+}
+
+/// Message capacity of a forward cell for a circuit of `hops` hops: 491 − 16 × (hops − 1).
+pub const fn forward_capacity(hops: usize) -> usize {
+    LAYER_PLAINTEXT_LEN.saturating_sub(TAG_LEN * hops.saturating_sub(1))
+}
+
+/// Client, forward: wrap `msg` for the last of `hops` (one layer per hop, outermost first in
+/// `hops[0]`). Every hop removes its tag, shifts the rest left by 16 bytes and appends 16 zero
+/// bytes; the client precomputes those fillers so each hop's tag covers exactly the bytes that
+/// hop will see. Unused space after `msg` is filled from `padding`, so the last hop cannot tell
+/// its depth from where the message ends.
+pub fn client_wrap_forward(
+    hops: &mut [HopCrypto],
+    msg: &[u8],
+    padding: &mut PaddingStream,
+) -> Result<[u8; LAYER_LEN], CryptoError> {
+    let k = hops.len();
+    if k == 0 {
+        return Err(CryptoError::NoHops);
+    }
+    let capacity = forward_capacity(k);
+    if msg.len() > capacity {
+        return Err(CryptoError::TooLong {
+            len: msg.len(),
+            capacity,
+        });
+    }
+    let mut ctrs = Vec::with_capacity(k);
+    for h in hops.iter_mut() {
+        ctrs.push(next(&mut h.forward_counter)?);
+    }
+    // T_{j+1} = (T_j ⊕ ks_j[tail]) || 0^16: the bytes hop j+1 sees at the end of its body.
+    let mut tail: Vec<u8> = Vec::with_capacity(TAG_LEN * k);
+    for (h, &ctr) in hops.iter().zip(&ctrs).take(k - 1) {
+        let off = LAYER_PLAINTEXT_LEN - tail.len();
+        h.xor_forward_keystream(ctr, off, &mut tail);
+        tail.extend_from_slice(&[0u8; TAG_LEN]);
+    }
+    let mut body = [0u8; LAYER_LEN];
+    let tail_start = LAYER_PLAINTEXT_LEN - tail.len();
+    body[..msg.len()].copy_from_slice(msg);
+    padding.fill(&mut body[msg.len()..tail_start]);
+    body[tail_start..LAYER_PLAINTEXT_LEN].copy_from_slice(&tail);
+    if let (Some(last), Some(&ctr)) = (hops.last(), ctrs.last()) {
+        last.xor_forward_keystream(ctr, tail_start, &mut body[tail_start..LAYER_PLAINTEXT_LEN]);
+    }
+    for (h, &ctr) in hops.iter().zip(&ctrs).rev() {
+        let tag = h
+            .forward
+            .encrypt_in_place_detached(
+                Nonce::from_slice(&nonce(DOMAIN_FORWARD_AEAD, ctr)),
+                b"",
+                &mut body[..LAYER_PLAINTEXT_LEN],
+            )
+            .map_err(|_| CryptoError::Integrity)?;
+        body.copy_within(..LAYER_PLAINTEXT_LEN, TAG_LEN);
+        body[..TAG_LEN].copy_from_slice(&tag);
+    }
+    Ok(body)
+}
+
+/// Client, backward: remove the masks of `hops[..last]` and open the seal of `hops[last]`.
+/// Returns the 491-byte plaintext slice.
+pub fn client_unwrap_backward<'a>(
+    hops: &mut [HopCrypto],
+    body: &'a mut [u8; LAYER_LEN],
+) -> Result<&'a [u8], CryptoError> {
+    let (last, inner) = hops.split_last_mut().ok_or(CryptoError::NoHops)?;
+    for h in inner {
+        h.mask_backward(body)?;
+    }
+    last.client_open_backward(body)?;
+    Ok(&body[..LAYER_PLAINTEXT_LEN])
+}
+
+/// A client-local pseudo-random stream for cell padding (ChaCha20 under a secret seed).
+pub struct PaddingStream {
+    key: [u8; 32],
+    cipher: ChaCha20,
+}
+
+impl PaddingStream {
+    /// Seeds the stream; the seed must be secret to the client.
+    pub fn new(seed: [u8; 32]) -> Self {
+        let cipher = ChaCha20::new((&seed).into(), (&[0u8; 12]).into());
+        Self { key: seed, cipher }
+    }
+
+    /// Overwrites `buf` with the next bytes of the stream.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        buf.fill(0);
+        if self.cipher.try_apply_keystream(buf).is_err() {
+            // 256 GiB used: ratchet the key and continue.
+            let (prk, _) = Hkdf::<Sha256>::extract(Some(b"psp-padding-ratchet"), &self.key);
+            self.key.copy_from_slice(&prk);
+            self.cipher = ChaCha20::new((&self.key).into(), (&[0u8; 12]).into());
+            self.cipher.apply_keystream(buf);
+        }
+    }
+}
+
+impl Drop for PaddingStream {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+/// Raw seal with a prepared cipher (the fair baseline: no key schedule per call).
+pub struct RawAead(ChaCha20Poly1305);
+
+impl RawAead {
+    /// Prepares the cipher.
+    pub fn new(key: &[u8; 32]) -> Self {
+        Self(ChaCha20Poly1305::new(key.into()))
+    }
+    /// Seals `buf` in place under nonce `counter`, returning the tag.
+    pub fn seal(&self, counter: u64, buf: &mut [u8]) -> [u8; TAG_LEN] {
+        let mut out = [0u8; TAG_LEN];
+        if let Ok(tag) =
+            self.0
+                .encrypt_in_place_detached(Nonce::from_slice(&nonce(0, counter)), b"", buf)
+        {
+            out.copy_from_slice(&tag);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

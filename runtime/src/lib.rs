@@ -1,0 +1,167 @@
+//! # PSP runtime
+//!
+//! The FRAME runtime of the PeerStream Protocol chain: the public-key infrastructure
+//! (`pallet-psp-identity`) on top of balances, transaction payment, Aura block production and
+//! GRANDPA finality, with sudo for the dev and local networks.
+//!
+//! - [`configs`]: the `Config` of every pallet.
+//! - [`apis`]: the runtime APIs, `PspApi` among them.
+//! - [`genesis_config_presets`]: the `dev` and `local` genesis presets.
+#![cfg_attr(not(feature = "std"), no_std)]
+// `construct_runtime`-style macros expand to items without docs.
+#![allow(missing_docs)]
+
+#[cfg(feature = "std")]
+include!(concat!(env!("OUT_DIR"), "/wasm_binary.rs"));
+
+extern crate alloc;
+
+pub mod apis;
+#[cfg(feature = "runtime-benchmarks")]
+mod benchmarks;
+pub mod configs;
+pub mod genesis_config_presets;
+
+use sp_runtime::{
+    generic, impl_opaque_keys,
+    traits::{BlakeTwo256, IdentifyAccount, Verify},
+    MultiAddress, MultiSignature,
+};
+use sp_version::RuntimeVersion;
+
+pub use frame_system::Call as SystemCall;
+pub use pallet_balances::Call as BalancesCall;
+pub use pallet_timestamp::Call as TimestampCall;
+#[cfg(any(feature = "std", test))]
+pub use sp_runtime::BuildStorage;
+
+/// Opaque types the node uses without knowing the runtime's extrinsic format.
+pub mod opaque {
+    use super::*;
+    pub use sp_runtime::OpaqueExtrinsic as UncheckedExtrinsic;
+
+    /// Block header.
+    pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+    /// Block.
+    pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+    /// Block hash.
+    pub type Hash = <BlakeTwo256 as sp_runtime::traits::Hash>::Output;
+}
+
+impl_opaque_keys! {
+    /// The session keys of an authority.
+    pub struct SessionKeys {
+        pub aura: Aura,
+        pub grandpa: Grandpa,
+    }
+}
+
+/// The runtime version.
+#[sp_version::runtime_version]
+pub const VERSION: RuntimeVersion = RuntimeVersion {
+    spec_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
+    impl_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
+    authoring_version: 1,
+    spec_version: 100,
+    impl_version: 1,
+    apis: apis::RUNTIME_API_VERSIONS,
+    transaction_version: 1,
+    system_version: 1,
+};
+
+/// Target block time. Short, so a dev chain and the tests move in seconds.
+pub const MILLI_SECS_PER_BLOCK: u64 = 3000;
+/// Aura slot duration equals the block time.
+pub const SLOT_DURATION: u64 = MILLI_SECS_PER_BLOCK;
+/// Blocks per minute.
+pub const MINUTES: BlockNumber = 60_000 / (MILLI_SECS_PER_BLOCK as BlockNumber);
+
+/// One PSP token, in its smallest units (12 decimals).
+pub const UNIT: Balance = 1_000_000_000_000;
+/// A thousandth of a token.
+pub const MILLI_UNIT: Balance = UNIT / 1000;
+/// The smallest balance an account may hold.
+pub const EXISTENTIAL_DEPOSIT: Balance = MILLI_UNIT;
+/// The deposit held for each registered identity.
+pub const IDENTITY_DEPOSIT: Balance = UNIT;
+
+/// Signature of transactions.
+pub type Signature = MultiSignature;
+/// Account id: the public key behind a signature.
+pub type AccountId = <<Signature as Verify>::Signer as IdentifyAccount>::AccountId;
+/// Balances.
+pub type Balance = u128;
+/// Transaction nonce.
+pub type Nonce = u32;
+/// Block hash.
+pub type Hash = sp_core::H256;
+/// Block number.
+pub type BlockNumber = u32;
+/// Address format of transactions.
+pub type Address = MultiAddress<AccountId, ()>;
+/// Block header.
+pub type Header = generic::Header<BlockNumber, BlakeTwo256>;
+/// Block.
+pub type Block = generic::Block<Header, UncheckedExtrinsic>;
+
+/// The transaction extensions every signed transaction carries.
+pub type TxExtension = (
+    frame_system::CheckNonZeroSender<Runtime>,
+    frame_system::CheckSpecVersion<Runtime>,
+    frame_system::CheckTxVersion<Runtime>,
+    frame_system::CheckGenesis<Runtime>,
+    frame_system::CheckEra<Runtime>,
+    frame_system::CheckNonce<Runtime>,
+    frame_system::CheckWeight<Runtime>,
+    pallet_transaction_payment::ChargeTransactionPayment<Runtime>,
+    frame_metadata_hash_extension::CheckMetadataHash<Runtime>,
+    frame_system::WeightReclaim<Runtime>,
+);
+
+/// Extrinsic format.
+pub type UncheckedExtrinsic =
+    generic::UncheckedExtrinsic<Address, RuntimeCall, Signature, TxExtension>;
+
+/// Block execution.
+pub type Executive = frame_executive::Executive<
+    Runtime,
+    Block,
+    frame_system::ChainContext<Runtime>,
+    Runtime,
+    AllPalletsWithSystem,
+>;
+
+#[frame_support::runtime]
+mod runtime {
+    #[runtime::runtime]
+    #[runtime::derive(
+        RuntimeCall,
+        RuntimeEvent,
+        RuntimeError,
+        RuntimeOrigin,
+        RuntimeFreezeReason,
+        RuntimeHoldReason,
+        RuntimeSlashReason,
+        RuntimeLockId,
+        RuntimeTask,
+        RuntimeViewFunction
+    )]
+    pub struct Runtime;
+
+    #[runtime::pallet_index(0)]
+    pub type System = frame_system;
+    #[runtime::pallet_index(1)]
+    pub type Timestamp = pallet_timestamp;
+    #[runtime::pallet_index(2)]
+    pub type Aura = pallet_aura;
+    #[runtime::pallet_index(3)]
+    pub type Grandpa = pallet_grandpa;
+    #[runtime::pallet_index(4)]
+    pub type Balances = pallet_balances;
+    #[runtime::pallet_index(5)]
+    pub type TransactionPayment = pallet_transaction_payment;
+    #[runtime::pallet_index(6)]
+    pub type Sudo = pallet_sudo;
+    #[runtime::pallet_index(10)]
+    pub type PspIdentity = pallet_psp_identity;
+}

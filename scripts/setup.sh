@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what a build of this workspace needs and is missing, without prompts:
+# the wasm32 target and rust-src (rustup), and protoc (apt-get). Sourced by dev.sh and test.sh.
+set -euo pipefail
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/psp-target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: cargo is missing; install Rust with rustup first (https://rustup.rs)" >&2
+    exit 1
+fi
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    echo "setup: adding the wasm32-unknown-unknown target (the runtime compiles to wasm)"
+    rustup target add wasm32-unknown-unknown
+fi
+if ! rustup component list --installed | grep -q '^rust-src'; then
+    echo "setup: adding rust-src (needed by the wasm runtime build)"
+    rustup component add rust-src
+fi
+if ! command -v protoc >/dev/null 2>&1; then
+    echo "setup: installing protoc (protobuf-compiler) with apt-get"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
