@@ -10,10 +10,12 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "setup: cargo is missing; install Rust with rustup first (https://rustup.rs)" >&2
     exit 1
 fi
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-    echo "setup: adding the wasm32-unknown-unknown target (the runtime compiles to wasm)"
-    rustup target add wasm32-unknown-unknown
-fi
+for target in wasm32v1-none wasm32-unknown-unknown; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+        echo "setup: adding the $target target (the runtime compiles to wasm)"
+        rustup target add "$target"
+    fi
+done
 if ! rustup component list --installed | grep -q '^rust-src'; then
     echo "setup: adding rust-src (needed by the wasm runtime build)"
     rustup component add rust-src

@@ -14,9 +14,12 @@ use crate::{
     hex0x,
 };
 use codec::Decode;
-use psp_primitives::{registration_message, rotation_message, rpc::IdentityView, Registration, Rotation};
+use psp_primitives::{
+    registration_message, rotation_message, rpc::IdentityView, Registration, Rotation,
+};
 use std::time::Duration;
 use subxt::{
+    config::PolkadotExtrinsicParamsBuilder,
     dynamic::{At, Value},
     error::{DispatchError, TransactionEventsError},
     ext::scale_encode::EncodeAsFields,
@@ -71,7 +74,9 @@ impl std::fmt::Display for Progress {
             Progress::Broadcast => f.write_str("broadcast"),
             Progress::InBlock { block_hash } => write!(f, "in block {}", hex0x(block_hash)),
             Progress::Retracted => f.write_str("block retracted, waiting for re-inclusion"),
-            Progress::Finalized { block_hash } => write!(f, "finalized in block {}", hex0x(block_hash)),
+            Progress::Finalized { block_hash } => {
+                write!(f, "finalized in block {}", hex0x(block_hash))
+            }
         }
     }
 }
@@ -103,11 +108,16 @@ pub struct AccountBalance {
 /// Parses a secret URI (`//Alice`, a mnemonic with optional `//derivation`, `0x` seed) into an
 /// sr25519 key pair; `what` names the option in errors.
 pub fn keypair_from_suri(suri: &str, what: &'static str) -> Result<Keypair> {
-    let uri: SecretUri = suri.parse().map_err(|e: subxt_signer::SecretUriError| Error::BadSuri {
+    let uri: SecretUri =
+        suri.parse()
+            .map_err(|e: subxt_signer::SecretUriError| Error::BadSuri {
+                what,
+                reason: e.to_string(),
+            })?;
+    Keypair::from_uri(&uri).map_err(|e| Error::BadSuri {
         what,
         reason: e.to_string(),
-    })?;
-    Keypair::from_uri(&uri).map_err(|e| Error::BadSuri { what, reason: e.to_string() })
+    })
 }
 
 /// The SS58 (prefix 42) address of a 32-byte account id.
@@ -120,7 +130,10 @@ pub fn parse_ss58(address: &str) -> Result<[u8; 32]> {
     address
         .parse::<AccountId32>()
         .map(|a| a.0)
-        .map_err(|e| Error::InvalidInput { what: "SS58 address", reason: e.to_string() })
+        .map_err(|e| Error::InvalidInput {
+            what: "SS58 address",
+            reason: e.to_string(),
+        })
 }
 
 /// Signs a registration with the identity key: the proof the `register` call carries.
@@ -130,7 +143,9 @@ pub fn registration_proof(
     identity: &Keypair,
     registration: &Registration,
 ) -> [u8; 64] {
-    identity.sign(&registration_message(genesis, owner, registration)).0
+    identity
+        .sign(&registration_message(genesis, owner, registration))
+        .0
 }
 
 /// Signs a rotation with the identity key: the proof the `rotate` call carries.
@@ -160,8 +175,13 @@ impl std::fmt::Debug for Chain {
 impl Chain {
     /// Connects to the node at `url` (`ws://` or `wss://`) and reads its genesis hash and metadata.
     pub async fn connect(url: &str) -> Result<Self> {
-        let connect_err = |reason: String| Error::Connect { url: url.to_string(), reason };
-        let rpc = RpcClient::from_insecure_url(url).await.map_err(|e| connect_err(e.to_string()))?;
+        let connect_err = |reason: String| Error::Connect {
+            url: url.to_string(),
+            reason,
+        };
+        let rpc = RpcClient::from_insecure_url(url)
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
         let client = OnlineClient::<PolkadotConfig>::from_rpc_client(rpc.clone())
             .await
             .map_err(|e| connect_err(e.to_string()))?;
@@ -173,9 +193,15 @@ impl Chain {
             tx_timeout: DEFAULT_TX_TIMEOUT,
         };
         // Fail early, with a clear message, against a node without the identity pallet.
-        let at = chain.client.at_current_block().await.map_err(|e| connect_err(e.to_string()))?;
+        let at = chain
+            .client
+            .at_current_block()
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
         if at.metadata_ref().pallet_by_name(PALLET).is_none() {
-            return Err(connect_err(format!("the chain has no {PALLET} pallet; is this a PSP node?")));
+            return Err(connect_err(format!(
+                "the chain has no {PALLET} pallet; is this a PSP node?"
+            )));
         }
         Ok(chain)
     }
@@ -225,8 +251,14 @@ impl Chain {
         registration: Registration,
         progress: impl FnMut(Progress) + Send,
     ) -> Result<TxOutcome> {
-        let proof = registration_proof(&self.genesis, &payer.public_key().0, identity, &registration);
-        self.register_with_proof(payer, registration, proof, progress).await
+        let proof = registration_proof(
+            &self.genesis,
+            &payer.public_key().0,
+            identity,
+            &registration,
+        );
+        self.register_with_proof(payer, registration, proof, progress)
+            .await
     }
 
     /// Submits `register` with a caller-made proof (for tooling and tests of bad proofs).
@@ -237,9 +269,9 @@ impl Chain {
         proof: [u8; 64],
         progress: impl FnMut(Progress) + Send,
     ) -> Result<TxOutcome> {
-        let payload =
-            subxt::tx::dynamic(PALLET, "register", (Static(registration), Static(proof)));
-        self.submit("PspIdentity.register", payload, payer, progress).await
+        let payload = subxt::tx::dynamic(PALLET, "register", (Static(registration), Static(proof)));
+        self.submit("PspIdentity.register", payload, payer, progress)
+            .await
     }
 
     /// Replaces the identity's X25519 key (and, for nodes, addresses if `addresses` is `Some`).
@@ -258,10 +290,16 @@ impl Chain {
             .identity_by_key(&key, None)
             .await?
             .ok_or_else(|| Error::IdentityNotFound { key: hex0x(&key) })?;
-        let rotation = Rotation { key, x25519, addresses, nonce: current.rotations };
+        let rotation = Rotation {
+            key,
+            x25519,
+            addresses,
+            nonce: current.rotations,
+        };
         let proof = rotation_proof(&self.genesis, identity, &rotation);
         let payload = subxt::tx::dynamic(PALLET, "rotate", (Static(rotation), Static(proof)));
-        self.submit("PspIdentity.rotate", payload, owner, progress).await
+        self.submit("PspIdentity.rotate", payload, owner, progress)
+            .await
     }
 
     /// Revokes the identity under `key`, releasing its deposit to `owner`.
@@ -272,11 +310,16 @@ impl Chain {
         progress: impl FnMut(Progress) + Send,
     ) -> Result<TxOutcome> {
         let payload = subxt::tx::dynamic(PALLET, "revoke", (Static(key),));
-        self.submit("PspIdentity.revoke", payload, owner, progress).await
+        self.submit("PspIdentity.revoke", payload, owner, progress)
+            .await
     }
 
     /// The balances of `account` at the latest finalized block, or at `at`.
-    pub async fn balance(&self, account: &[u8; 32], at: Option<[u8; 32]>) -> Result<AccountBalance> {
+    pub async fn balance(
+        &self,
+        account: &[u8; 32],
+        at: Option<[u8; 32]>,
+    ) -> Result<AccountBalance> {
         let context = || format!("reading the balance of {}", ss58(account));
         let block = match at {
             Some(hash) => self.client.at_block(H256(hash)).await,
@@ -292,12 +335,20 @@ impl Chain {
             .decode()
             .map_err(|e| Error::subxt(context())(e.into()))?;
         let field = |name: &str| -> Result<u128> {
-            value.at("data").at(name).and_then(|v| v.as_u128()).ok_or_else(|| Error::Rpc {
-                method: "state_getStorage",
-                reason: format!("System.Account has no numeric data.{name}"),
-            })
+            value
+                .at("data")
+                .at(name)
+                .and_then(|v| v.as_u128())
+                .ok_or_else(|| Error::Rpc {
+                    method: "state_getStorage",
+                    reason: format!("System.Account has no numeric data.{name}"),
+                })
         };
-        Ok(AccountBalance { free: field("free")?, reserved: field("reserved")?, frozen: field("frozen")? })
+        Ok(AccountBalance {
+            free: field("free")?,
+            reserved: field("reserved")?,
+            frozen: field("frozen")?,
+        })
     }
 
     /// `psp_identityByKey`: the identity under `key` (revoked ones included) at the best block
@@ -311,16 +362,26 @@ impl Chain {
         self.rpc
             .request("psp_identityByKey", rpc_params![hex0x(key), at])
             .await
-            .map_err(|e| Error::Rpc { method: "psp_identityByKey", reason: e.to_string() })
+            .map_err(|e| Error::Rpc {
+                method: "psp_identityByKey",
+                reason: e.to_string(),
+            })
     }
 
     /// `psp_identityById`: the identity an id string names, at the best block or at `at`.
-    pub async fn identity_by_id(&self, id: &str, at: Option<[u8; 32]>) -> Result<Option<IdentityView>> {
+    pub async fn identity_by_id(
+        &self,
+        id: &str,
+        at: Option<[u8; 32]>,
+    ) -> Result<Option<IdentityView>> {
         let at = at.map(|h| hex0x(&h));
         self.rpc
             .request("psp_identityById", rpc_params![id, at])
             .await
-            .map_err(|e| Error::Rpc { method: "psp_identityById", reason: e.to_string() })
+            .map_err(|e| Error::Rpc {
+                method: "psp_identityById",
+                reason: e.to_string(),
+            })
     }
 
     async fn submit<CD: EncodeAsFields>(
@@ -338,7 +399,11 @@ impl Chain {
         .await;
         match waited {
             Ok(result) => result,
-            Err(_) => Err(Error::Timeout { call, waited_secs: self.tx_timeout.as_secs(), last_status: last }),
+            Err(_) => Err(Error::Timeout {
+                call,
+                waited_secs: self.tx_timeout.as_secs(),
+                last_status: last,
+            }),
         }
     }
 
@@ -361,8 +426,22 @@ impl Chain {
             .tx()
             .await
             .map_err(|e| Error::subxt(format!("preparing {call}"))(e.into()))?;
+        // The pool's view of the next nonce: it counts transactions still in the pool, and it
+        // does not lag behind a block we just saw finalized (the client's own finalized-block
+        // view can, which would make back-to-back transactions reuse a nonce).
+        let nonce: u64 = self
+            .rpc
+            .request("system_accountNextIndex", rpc_params![payer.clone()])
+            .await
+            .map_err(|e| Error::Rpc {
+                method: "system_accountNextIndex",
+                reason: e.to_string(),
+            })?;
+        let params = PolkadotExtrinsicParamsBuilder::<PolkadotConfig>::new()
+            .nonce(nonce)
+            .build();
         let mut watch = tx
-            .sign_and_submit_then_watch_default(&payload, signer)
+            .sign_and_submit_then_watch(&payload, signer, params)
             .await
             .map_err(|e| rejected(e.to_string()))?;
         let tx_hash = watch.extrinsic_hash().0;
@@ -377,32 +456,45 @@ impl Chain {
                 TransactionStatus::Validated => emit(Progress::Validated, last),
                 TransactionStatus::Broadcasted => emit(Progress::Broadcast, last),
                 TransactionStatus::NoLongerInBestBlock => emit(Progress::Retracted, last),
-                TransactionStatus::InBestBlock(b) => {
-                    emit(Progress::InBlock { block_hash: b.block_hash().0 }, last)
-                }
+                TransactionStatus::InBestBlock(b) => emit(
+                    Progress::InBlock {
+                        block_hash: b.block_hash().0,
+                    },
+                    last,
+                ),
                 TransactionStatus::InFinalizedBlock(b) => {
                     let block_hash = b.block_hash().0;
                     emit(Progress::Finalized { block_hash }, last);
-                    let events = b
-                        .fetch_events()
-                        .await
-                        .map_err(|e| Error::subxt(format!("fetching the events of {call}"))(e.into()))?;
+                    let events = b.fetch_events().await.map_err(|e| {
+                        Error::subxt(format!("fetching the events of {call}"))(e.into())
+                    })?;
                     let mut names = Vec::new();
                     let mut fee_paid = None;
                     for ev in events.iter().flatten() {
                         names.push(format!("{}.{}", ev.pallet_name(), ev.event_name()));
-                        if ev.pallet_name() == "TransactionPayment" && ev.event_name() == "TransactionFeePaid" {
-                            if let Ok((_who, fee, tip)) = <([u8; 32], u128, u128)>::decode(&mut ev.field_bytes()) {
+                        if ev.pallet_name() == "TransactionPayment"
+                            && ev.event_name() == "TransactionFeePaid"
+                        {
+                            if let Ok((_who, fee, tip)) =
+                                <([u8; 32], u128, u128)>::decode(&mut ev.field_bytes())
+                            {
                                 fee_paid = Some(fee.saturating_add(tip));
                             }
                         }
                     }
                     return match b.wait_for_success().await {
-                        Ok(_) => Ok(TxOutcome { block_hash, tx_hash, fee_paid, events: names }),
+                        Ok(_) => Ok(TxOutcome {
+                            block_hash,
+                            tx_hash,
+                            fee_paid,
+                            events: names,
+                        }),
                         Err(TransactionEventsError::ExtrinsicFailed(err)) => {
                             Err(dispatch_failure(call, &err, block_hash, fee_paid))
                         }
-                        Err(e) => Err(Error::subxt(format!("checking the result of {call}"))(e.into())),
+                        Err(e) => Err(Error::subxt(format!("checking the result of {call}"))(
+                            e.into(),
+                        )),
                     };
                 }
                 TransactionStatus::Error { message }
@@ -410,7 +502,9 @@ impl Chain {
                 | TransactionStatus::Dropped { message } => return Err(rejected(message)),
             }
         }
-        Err(rejected("the node closed the transaction's status stream".into()))
+        Err(rejected(
+            "the node closed the transaction's status stream".into(),
+        ))
     }
 }
 
@@ -422,13 +516,20 @@ fn dispatch_failure(
 ) -> Error {
     let (pallet, name, docs) = match err {
         DispatchError::Module(module) => match module.details() {
-            Ok(d) => (d.pallet.name().to_string(), d.variant.name.clone(), d.variant.docs.join(" ")),
+            Ok(d) => (
+                d.pallet.name().to_string(),
+                d.variant.name.clone(),
+                d.variant.docs.join(" "),
+            ),
             Err(_) => (String::new(), module.to_string(), String::new()),
         },
         other => (String::new(), format!("{other:?}"), other.to_string()),
     };
-    let identity_error =
-        if pallet == PALLET { IdentityError::from_name(&name) } else { None };
+    let identity_error = if pallet == PALLET {
+        IdentityError::from_name(&name)
+    } else {
+        None
+    };
     Error::Dispatch(Box::new(DispatchFailure {
         call,
         hint: dispatch_hint(&pallet, &name, &docs),

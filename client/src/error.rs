@@ -24,7 +24,9 @@ pub enum Error {
     },
 
     /// The supplied passphrase is empty (after removing a trailing newline).
-    #[error("the passphrase is empty: put a non-empty passphrase in the file or in PSP_PASSPHRASE")]
+    #[error(
+        "the passphrase is empty: put a non-empty passphrase in the file or in PSP_PASSPHRASE"
+    )]
     EmptyPassphrase,
 
     /// The keystore file exists and overwriting was not allowed.
@@ -105,7 +107,9 @@ pub enum Error {
     },
 
     /// The node could not be reached or did not behave like a PSP node.
-    #[error("cannot connect to the node at {url}: {reason}. Is psp-node running, and is --url right?")]
+    #[error(
+        "cannot connect to the node at {url}: {reason}. Is psp-node running, and is --url right?"
+    )]
     Connect {
         /// The URL given.
         url: String,
@@ -148,8 +152,17 @@ pub enum Error {
         last_status: String,
     },
 
+    /// An earlier rotation whose outcome is unknown left its staged keystore behind.
+    #[error("an earlier rotation left {pending} behind and its outcome is unknown: if `psp identity show --keystore` reports that file's x25519 key, move it over the keystore, otherwise delete it; then retry")]
+    RotationPending {
+        /// The staged keystore of the earlier rotation.
+        pending: PathBuf,
+    },
+
     /// No identity is registered under the key.
-    #[error("no identity is registered under key {key}; register it first with `psp identity register`")]
+    #[error(
+        "no identity is registered under key {key}; register it first with `psp identity register`"
+    )]
     IdentityNotFound {
         /// The key, `0x` + hex.
         key: String,
@@ -177,7 +190,10 @@ impl Error {
 
     pub(crate) fn subxt(context: impl Into<String>) -> impl FnOnce(subxt::Error) -> Error {
         let context = context.into();
-        move |source| Error::Subxt { context, source: Box::new(source) }
+        move |source| Error::Subxt {
+            context,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -319,7 +335,8 @@ pub fn rejection_hint(reason: &str, payer: &str) -> String {
         format!(
             "another transaction from {payer} is in flight or its nonce is out of date; wait for it and retry"
         )
-    } else if lower.contains("ancient") || lower.contains("outdated") || lower.contains("bad proof") {
+    } else if lower.contains("ancient") || lower.contains("outdated") || lower.contains("bad proof")
+    {
         "the transaction was built against an old block; retry".to_string()
     } else if lower.contains("exhausts the resources") || lower.contains("too large") {
         "the transaction is too large for a block; shorten its inputs".to_string()

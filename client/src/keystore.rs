@@ -91,9 +91,17 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The default: 64 MiB, 3 passes, 1 lane.
-    pub const RECOMMENDED: KdfParams = KdfParams { memory_kib: 64 * 1024, iterations: 3, parallelism: 1 };
+    pub const RECOMMENDED: KdfParams = KdfParams {
+        memory_kib: 64 * 1024,
+        iterations: 3,
+        parallelism: 1,
+    };
     /// For tests only: 64 KiB, 1 pass, 1 lane. Offers no protection against guessing.
-    pub const INSECURE_TEST: KdfParams = KdfParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+    pub const INSECURE_TEST: KdfParams = KdfParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
     /// Largest memory cost a file may ask for (1 GiB): a crafted file must not exhaust memory.
     pub const MAX_MEMORY_KIB: u32 = 1024 * 1024;
     /// Largest pass count a file may ask for.
@@ -150,7 +158,11 @@ impl Keys {
             what: "sr25519 seed",
             reason: e.to_string(),
         })?;
-        Ok(Self { seed, keypair, x25519 })
+        Ok(Self {
+            seed,
+            keypair,
+            x25519,
+        })
     }
 
     /// The sr25519 identity key pair.
@@ -175,12 +187,19 @@ impl Keys {
 
     /// The same identity key with a fresh random X25519 secret.
     pub fn with_new_x25519(&self) -> Keys {
-        Keys { seed: self.seed.clone(), keypair: self.keypair.clone(), x25519: random_x25519() }
+        Keys {
+            seed: self.seed.clone(),
+            keypair: self.keypair.clone(),
+            x25519: random_x25519(),
+        }
     }
 
     /// The public half.
     pub fn public(&self) -> PublicKeys {
-        PublicKeys { sr25519: self.identity_public(), x25519: self.x25519_public() }
+        PublicKeys {
+            sr25519: self.identity_public(),
+            x25519: self.x25519_public(),
+        }
     }
 }
 
@@ -251,16 +270,19 @@ struct VersionOnly {
 /// Reads the passphrase from `file` (one trailing newline removed) or else from
 /// `PSP_PASSPHRASE`. Never prompts.
 pub fn read_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
-    let mut pass = match file {
-        Some(path) => Zeroizing::new(
-            fs::read_to_string(path)
-                .map_err(|source| Error::PassphraseFile { path: path.to_path_buf(), source })?,
-        ),
-        None => match std::env::var(PASSPHRASE_ENV) {
-            Ok(v) => Zeroizing::new(v),
-            Err(_) => return Err(Error::NoPassphrase),
-        },
-    };
+    let mut pass =
+        match file {
+            Some(path) => Zeroizing::new(fs::read_to_string(path).map_err(|source| {
+                Error::PassphraseFile {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?),
+            None => match std::env::var(PASSPHRASE_ENV) {
+                Ok(v) => Zeroizing::new(v),
+                Err(_) => return Err(Error::NoPassphrase),
+            },
+        };
     while pass.ends_with('\n') || pass.ends_with('\r') {
         pass.pop();
     }
@@ -275,12 +297,21 @@ fn derive(
     salt: &[u8],
     params: KdfParams,
 ) -> Result<(Zeroizing<[u8; 32]>, [u8; 32])> {
-    let p = Params::new(params.memory_kib, params.iterations, params.parallelism, Some(64))
-        .map_err(|e| Error::Kdf { reason: e.to_string() })?;
+    let p = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        Some(64),
+    )
+    .map_err(|e| Error::Kdf {
+        reason: e.to_string(),
+    })?;
     let mut out = Zeroizing::new([0u8; 64]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
         .hash_password_into(passphrase.as_bytes(), salt, &mut out[..])
-        .map_err(|e| Error::Kdf { reason: e.to_string() })?;
+        .map_err(|e| Error::Kdf {
+            reason: e.to_string(),
+        })?;
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&out[..32]);
     let mut check = [0u8; 32];
@@ -316,9 +347,14 @@ pub fn encrypt(keys: &Keys, passphrase: &str, params: KdfParams) -> Result<Strin
     let ciphertext = cipher
         .encrypt(
             XNonce::from_slice(&nonce),
-            Payload { msg: &plaintext[..], aad: &aad(&public, params, &salt) },
+            Payload {
+                msg: &plaintext[..],
+                aad: &aad(&public, params, &salt),
+            },
         )
-        .map_err(|_| Error::Kdf { reason: "encryption failed".into() })?;
+        .map_err(|_| Error::Kdf {
+            reason: "encryption failed".into(),
+        })?;
     let file = FileV1 {
         version: KEYSTORE_VERSION,
         public: PublicJson {
@@ -345,7 +381,9 @@ pub fn encrypt(keys: &Keys, passphrase: &str, params: KdfParams) -> Result<Strin
             s.push('\n');
             s
         })
-        .map_err(|e| Error::Kdf { reason: format!("cannot serialise keystore: {e}") })
+        .map_err(|e| Error::Kdf {
+            reason: format!("cannot serialise keystore: {e}"),
+        })
 }
 
 fn bytes<const N: usize>(path: &Path, field: &str, text: &str) -> Result<[u8; N]> {
@@ -377,7 +415,10 @@ fn parse(path: &Path, text: &str) -> Result<FileV1> {
     if file.kdf.algorithm != KDF_NAME || file.kdf.argon2_version != 0x13 {
         return Err(Error::KeystoreFormat {
             path: path.to_path_buf(),
-            reason: format!("unsupported KDF {} v{}", file.kdf.algorithm, file.kdf.argon2_version),
+            reason: format!(
+                "unsupported KDF {} v{}",
+                file.kdf.algorithm, file.kdf.argon2_version
+            ),
         });
     }
     if file.cipher.algorithm != CIPHER_NAME {
@@ -414,18 +455,26 @@ pub fn decrypt(path: &Path, text: &str, passphrase: &str) -> Result<Keys> {
     let salt: [u8; SALT_LEN] = bytes(path, "kdf.salt", &file.kdf.salt)?;
     let stored_check: [u8; 32] = bytes(path, "passphraseCheck", &file.passphrase_check)?;
     let nonce: [u8; NONCE_LEN] = bytes(path, "cipher.nonce", &file.cipher.nonce)?;
-    let ciphertext: [u8; CIPHERTEXT_LEN] = bytes(path, "cipher.ciphertext", &file.cipher.ciphertext)?;
+    let ciphertext: [u8; CIPHERTEXT_LEN] =
+        bytes(path, "cipher.ciphertext", &file.cipher.ciphertext)?;
 
     let (key, check) = derive(passphrase, &salt, params)?;
     if check != stored_check {
-        return Err(Error::WrongPassphrase { path: path.to_path_buf() });
+        return Err(Error::WrongPassphrase {
+            path: path.to_path_buf(),
+        });
     }
-    let tampered = || Error::KeystoreTampered { path: path.to_path_buf() };
+    let tampered = || Error::KeystoreTampered {
+        path: path.to_path_buf(),
+    };
     let plaintext = Zeroizing::new(
         XChaCha20Poly1305::new((&*key).into())
             .decrypt(
                 XNonce::from_slice(&nonce),
-                Payload { msg: &ciphertext[..], aad: &aad(&public, params, &salt) },
+                Payload {
+                    msg: &ciphertext[..],
+                    aad: &aad(&public, params, &salt),
+                },
             )
             .map_err(|_| tampered())?,
     );
@@ -476,7 +525,9 @@ pub fn save(
     overwrite: bool,
 ) -> Result<()> {
     if !overwrite && path.exists() {
-        return Err(Error::KeystoreExists { path: path.to_path_buf() });
+        return Err(Error::KeystoreExists {
+            path: path.to_path_buf(),
+        });
     }
     let text = encrypt(keys, passphrase, params)?;
     write_private(path, text.as_bytes(), overwrite)
@@ -485,7 +536,11 @@ pub fn save(
 /// Writes `contents` to `path` with mode 0600 through a temporary file in the same directory.
 pub(crate) fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Result<()> {
     let io = |action: &'static str| {
-        move |source| Error::KeystoreIo { path: path.to_path_buf(), action, source }
+        move |source| Error::KeystoreIo {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
     };
     let tmp = temp_sibling(path);
     let mut options = fs::OpenOptions::new();
@@ -496,7 +551,9 @@ pub(crate) fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Re
         options.mode(0o600);
     }
     let result = (|| {
-        let mut f = options.open(&tmp).map_err(io("create a temporary file for"))?;
+        let mut f = options
+            .open(&tmp)
+            .map_err(io("create a temporary file for"))?;
         f.write_all(contents).map_err(io("write"))?;
         f.sync_all().map_err(io("sync"))?;
         drop(f);
@@ -507,9 +564,15 @@ pub(crate) fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Re
             // silently replaced.
             fs::hard_link(&tmp, path).map_err(|source| {
                 if source.kind() == std::io::ErrorKind::AlreadyExists {
-                    Error::KeystoreExists { path: path.to_path_buf() }
+                    Error::KeystoreExists {
+                        path: path.to_path_buf(),
+                    }
                 } else {
-                    Error::KeystoreIo { path: path.to_path_buf(), action: "create", source }
+                    Error::KeystoreIo {
+                        path: path.to_path_buf(),
+                        action: "create",
+                        source,
+                    }
                 }
             })
         }
@@ -519,7 +582,10 @@ pub(crate) fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Re
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{:016x}", OsRng.next_u64()))
 }
 
@@ -541,13 +607,20 @@ mod tests {
         save(&path, &keys, PASS, KdfParams::INSECURE_TEST, false).unwrap();
         let back = load(&path, PASS).unwrap();
         assert_eq!(back.public(), keys.public());
-        assert_eq!(back.x25519_secret().to_bytes(), keys.x25519_secret().to_bytes());
+        assert_eq!(
+            back.x25519_secret().to_bytes(),
+            keys.x25519_secret().to_bytes()
+        );
         assert_eq!(*back.seed, *keys.seed);
         assert_eq!(load_public(&path).unwrap(), keys.public());
         // The identity key signs like the original.
         let msg = b"psp";
         let sig = back.identity_keypair().sign(msg);
-        assert!(subxt_signer::sr25519::verify(&sig, msg, &keys.identity_keypair().public_key()));
+        assert!(subxt_signer::sr25519::verify(
+            &sig,
+            msg,
+            &keys.identity_keypair().public_key()
+        ));
     }
 
     #[test]
@@ -565,7 +638,9 @@ mod tests {
         let text = encrypt(&keys, PASS, KdfParams::INSECURE_TEST).unwrap();
         let err = decrypt(Path::new("k.json"), &text, "wrong").unwrap_err();
         assert!(matches!(err, Error::WrongPassphrase { .. }), "{err}");
-        assert!(err.to_string().contains("wrong passphrase for keystore k.json"));
+        assert!(err
+            .to_string()
+            .contains("wrong passphrase for keystore k.json"));
     }
 
     fn edit(text: &str, f: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -592,32 +667,54 @@ mod tests {
             let c = v["cipher"]["ciphertext"].as_str().unwrap().to_string();
             v["cipher"]["ciphertext"] = flip_hex(&c).into();
         });
-        assert!(matches!(decrypt(path, &ct, PASS), Err(Error::KeystoreTampered { .. })));
+        assert!(matches!(
+            decrypt(path, &ct, PASS),
+            Err(Error::KeystoreTampered { .. })
+        ));
 
         let public = edit(&text, |v| {
             v["public"]["sr25519"] = crate::hex0x(&other.identity_public()).into();
         });
-        assert!(matches!(decrypt(path, &public, PASS), Err(Error::KeystoreTampered { .. })));
+        assert!(matches!(
+            decrypt(path, &public, PASS),
+            Err(Error::KeystoreTampered { .. })
+        ));
 
         let nonce = edit(&text, |v| {
             let n = v["cipher"]["nonce"].as_str().unwrap().to_string();
             v["cipher"]["nonce"] = flip_hex(&n).into();
         });
-        assert!(matches!(decrypt(path, &nonce, PASS), Err(Error::KeystoreTampered { .. })));
+        assert!(matches!(
+            decrypt(path, &nonce, PASS),
+            Err(Error::KeystoreTampered { .. })
+        ));
 
         let short = edit(&text, |v| v["cipher"]["ciphertext"] = "00".into());
-        assert!(matches!(decrypt(path, &short, PASS), Err(Error::KeystoreFormat { .. })));
+        assert!(matches!(
+            decrypt(path, &short, PASS),
+            Err(Error::KeystoreFormat { .. })
+        ));
 
         let version = edit(&text, |v| v["version"] = 7.into());
         assert!(matches!(
             decrypt(path, &version, PASS),
-            Err(Error::KeystoreVersion { found: 7, supported: 1, .. })
+            Err(Error::KeystoreVersion {
+                found: 7,
+                supported: 1,
+                ..
+            })
         ));
 
         let greedy = edit(&text, |v| v["kdf"]["memoryKib"] = u32::MAX.into());
-        assert!(matches!(decrypt(path, &greedy, PASS), Err(Error::KeystoreFormat { .. })));
+        assert!(matches!(
+            decrypt(path, &greedy, PASS),
+            Err(Error::KeystoreFormat { .. })
+        ));
 
-        assert!(matches!(decrypt(path, "not json", PASS), Err(Error::KeystoreFormat { .. })));
+        assert!(matches!(
+            decrypt(path, "not json", PASS),
+            Err(Error::KeystoreFormat { .. })
+        ));
     }
 
     #[cfg(unix)]
@@ -652,9 +749,15 @@ mod tests {
         fs::write(&file, "  secret \n").unwrap();
         assert_eq!(&*read_passphrase(Some(&file)).unwrap(), "  secret ");
         fs::write(&file, "\n").unwrap();
-        assert!(matches!(read_passphrase(Some(&file)), Err(Error::EmptyPassphrase)));
+        assert!(matches!(
+            read_passphrase(Some(&file)),
+            Err(Error::EmptyPassphrase)
+        ));
         let missing = dir.path().join("missing");
-        assert!(matches!(read_passphrase(Some(&missing)), Err(Error::PassphraseFile { .. })));
+        assert!(matches!(
+            read_passphrase(Some(&missing)),
+            Err(Error::PassphraseFile { .. })
+        ));
     }
 
     #[test]
@@ -669,7 +772,9 @@ mod tests {
     fn id_string_of_public_keys() {
         let keys = Keys::from_secrets([1; 32], [2; 32]).unwrap();
         let public = keys.public();
-        let id = public.id_string("peerstream", IdentityKind::Client, "account").unwrap();
+        let id = public
+            .id_string("peerstream", IdentityKind::Client, "account")
+            .unwrap();
         let text = id.to_string();
         assert!(text.starts_with("peerstream.client.account."), "{text}");
         let parsed = IdString::parse(&text).unwrap();
@@ -677,7 +782,10 @@ mod tests {
         assert_eq!(parsed.key, public.sr25519);
         assert!(matches!(
             public.id_string("Bad", IdentityKind::Client, "account"),
-            Err(Error::InvalidInput { what: "namespace", .. })
+            Err(Error::InvalidInput {
+                what: "namespace",
+                ..
+            })
         ));
     }
 }

@@ -33,6 +33,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod chain;
 pub mod error;
 pub mod keystore;
@@ -52,14 +54,21 @@ pub fn parse_hex<const N: usize>(text: &str, what: &'static str) -> Result<[u8; 
     let bytes = parse_hex_vec(text, what)?;
     bytes.try_into().map_err(|b: Vec<u8>| Error::InvalidInput {
         what,
-        reason: format!("{} bytes given, expected {N} (0x + {} hex digits)", b.len(), 2 * N),
+        reason: format!(
+            "{} bytes given, expected {N} (0x + {} hex digits)",
+            b.len(),
+            2 * N
+        ),
     })
 }
 
 /// Parses `0x`-prefixed (or bare) hex of any length; `what` names the value in errors.
 pub fn parse_hex_vec(text: &str, what: &'static str) -> Result<Vec<u8>> {
     let digits = text.strip_prefix("0x").unwrap_or(text);
-    hex::decode(digits).map_err(|e| Error::InvalidInput { what, reason: format!("not hex: {e}") })
+    hex::decode(digits).map_err(|e| Error::InvalidInput {
+        what,
+        reason: format!("not hex: {e}"),
+    })
 }
 
 #[cfg(test)]
@@ -72,9 +81,15 @@ mod tests {
         assert_eq!(parse_hex::<2>("0xab01", "--key").unwrap(), [0xab, 0x01]);
         assert_eq!(parse_hex::<2>("ab01", "--key").unwrap(), [0xab, 0x01]);
         let err = parse_hex::<32>("0xab01", "--key").unwrap_err();
-        assert_eq!(err.to_string(), "invalid --key: 2 bytes given, expected 32 (0x + 64 hex digits)");
+        assert_eq!(
+            err.to_string(),
+            "invalid --key: 2 bytes given, expected 32 (0x + 64 hex digits)"
+        );
         let err = parse_hex::<2>("0xzz", "--key").unwrap_err();
-        assert!(err.to_string().starts_with("invalid --key: not hex"), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid --key: not hex"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -117,7 +132,10 @@ mod tests {
             IdentityError::BadProof.hint()
         );
         assert!(dispatch_hint("Balances", "InsufficientBalance", "").contains("--payer"));
-        assert_eq!(dispatch_hint("Other", "Thing", " Explained. "), "The runtime says: Explained.");
+        assert_eq!(
+            dispatch_hint("Other", "Thing", " Explained. "),
+            "The runtime says: Explained."
+        );
         assert!(!dispatch_hint("Other", "Thing", "").is_empty());
     }
 
@@ -133,7 +151,10 @@ mod tests {
             fee_paid: Some(1),
         }));
         let text = err.to_string();
-        assert!(text.starts_with("PspIdentity.register failed in block 0xabab"), "{text}");
+        assert!(
+            text.starts_with("PspIdentity.register failed in block 0xabab"),
+            "{text}"
+        );
         assert!(text.contains("PspIdentity::AlreadyRegistered. this key is already registered"));
         assert_eq!(err.identity_error(), Some(IdentityError::AlreadyRegistered));
         let system = error::DispatchFailure {
@@ -149,13 +170,48 @@ mod tests {
     }
 
     #[test]
+    fn progress_lines_show_block_hashes() {
+        use chain::Progress;
+        let lines = [
+            Progress::Submitted {
+                call: "PspIdentity.revoke",
+                tx_hash: [1; 32],
+            }
+            .to_string(),
+            Progress::Validated.to_string(),
+            Progress::InBlock {
+                block_hash: [2; 32],
+            }
+            .to_string(),
+            Progress::Finalized {
+                block_hash: [3; 32],
+            }
+            .to_string(),
+        ];
+        assert!(
+            lines[0].starts_with("submitted PspIdentity.revoke (tx 0x0101"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[1], "validated by the node");
+        assert_eq!(lines[2], format!("in block 0x{}", "02".repeat(32)));
+        assert_eq!(
+            lines[3],
+            format!("finalized in block 0x{}", "03".repeat(32))
+        );
+    }
+
+    #[test]
     fn rejection_hints_match_the_node_reasons() {
         use error::rejection_hint;
         let fee = rejection_hint(
             "Invalid Transaction: Inability to pay some fees (e.g. account balance too low)",
             "5Grw",
         );
-        assert!(fee.contains("5Grw cannot pay") && fee.contains("--payer"), "{fee}");
+        assert!(
+            fee.contains("5Grw cannot pay") && fee.contains("--payer"),
+            "{fee}"
+        );
         assert!(rejection_hint("Transaction is outdated", "x").contains("retry"));
         assert!(rejection_hint("Transaction has a stale nonce", "x").contains("in flight"));
         assert!(rejection_hint("something else", "x").contains("--url"));

@@ -210,8 +210,22 @@ enum NewX25519 {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    // Usage errors exit 1 like every other error (clap's default is 2); --help exits 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -229,19 +243,34 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Key(KeyCommand::Generate { out, pass, force, id, insecure_test_kdf }) => {
+        Command::Key(KeyCommand::Generate {
+            out,
+            pass,
+            force,
+            id,
+            insecure_test_kdf,
+        }) => {
             let passphrase = keystore::read_passphrase(pass.passphrase_file.as_deref())?;
-            let params =
-                if insecure_test_kdf { KdfParams::INSECURE_TEST } else { KdfParams::from_env() };
+            let params = if insecure_test_kdf {
+                KdfParams::INSECURE_TEST
+            } else {
+                KdfParams::from_env()
+            };
             // Validate the printed id's namespaces before writing anything.
             let keys = Keys::generate()?;
-            let id_string = keys.public().id_string(&id.namespace, id.kind.into(), &id.app)?;
+            let id_string = keys
+                .public()
+                .id_string(&id.namespace, id.kind.into(), &id.app)?;
             keystore::save(&out, &keys, &passphrase, params, force)?;
             eprintln!("wrote keystore {}", out.display());
             print_public(&keys.public(), &id_string.to_string());
             Ok(())
         }
-        Command::Key(KeyCommand::Show { keystore: path, passphrase_file, id }) => {
+        Command::Key(KeyCommand::Show {
+            keystore: path,
+            passphrase_file,
+            id,
+        }) => {
             let public = keystore::load_public(&path)?;
             let passphrase = match keystore::read_passphrase(passphrase_file.as_deref()) {
                 Ok(p) => Some(p),
@@ -336,24 +365,26 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
                 x25519: keys.x25519_public(),
                 node: node_details,
             };
-            eprintln!("registering {id_string}, paid by {}", ss58(&payer.public_key().0));
-            let outcome = chain.register(&payer, keys.identity_keypair(), registration, report).await?;
-            eprintln!("registered in finalized block {}", hex0x(&outcome.block_hash));
+            eprintln!(
+                "registering {id_string}, paid by {}",
+                ss58(&payer.public_key().0)
+            );
+            let outcome = chain
+                .register(&payer, keys.identity_keypair(), registration, report)
+                .await?;
+            eprintln!(
+                "registered in finalized block {}",
+                hex0x(&outcome.block_hash)
+            );
             println!("{id_string}");
             Ok(())
         }
         IdentityCommand::Show { which, node } => {
-            let chain = connect(&node.url).await?;
-            let (found, what) = match (which.key, which.id, which.keystore) {
-                (Some(key), _, _) => {
-                    let key = parse_hex::<32>(&key, "--key")?;
-                    (chain.identity_by_key(&key, None).await?, hex0x(&key))
-                }
-                (None, Some(id), _) => (chain.identity_by_id(&id, None).await?, id),
-                (None, None, Some(path)) => {
-                    let key = keystore::load_public(&path)?.sr25519;
-                    (chain.identity_by_key(&key, None).await?, hex0x(&key))
-                }
+            // Check the input before touching the network.
+            let lookup = match (which.key, which.id, which.keystore) {
+                (Some(key), _, _) => Ok(parse_hex::<32>(&key, "--key")?),
+                (None, Some(id), _) => Err(id),
+                (None, None, Some(path)) => Ok(keystore::load_public(&path)?.sr25519),
                 (None, None, None) => {
                     return Err(Error::InvalidInput {
                         what: "identity",
@@ -361,10 +392,22 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
                     })
                 }
             };
+            let chain = connect(&node.url).await?;
+            let (found, what) = match lookup {
+                Ok(key) => (chain.identity_by_key(&key, None).await?, hex0x(&key)),
+                Err(id) => (chain.identity_by_id(&id, None).await?, id),
+            };
             let view = found.ok_or(Error::IdentityNotFound { key: what })?;
             print_view(&view)
         }
-        IdentityCommand::Rotate { keystore: path, pass, new_x25519, addresses, payer, node } => {
+        IdentityCommand::Rotate {
+            keystore: path,
+            pass,
+            new_x25519,
+            addresses,
+            payer,
+            node,
+        } => {
             let passphrase = keystore::read_passphrase(pass.passphrase_file.as_deref())?;
             let keys = keystore::load(&path, &passphrase)?;
             let NewX25519::Auto = new_x25519;
@@ -372,21 +415,42 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
             let addresses = if addresses.is_empty() {
                 None
             } else {
-                Some(addresses.iter().map(|a| parse_hex_vec(a, "--address")).collect::<Result<_>>()?)
+                Some(
+                    addresses
+                        .iter()
+                        .map(|a| parse_hex_vec(a, "--address"))
+                        .collect::<Result<_>>()?,
+                )
             };
             let payer = payer_or(&payer, &keys)?;
             let chain = connect(&node.url).await?;
             // Keep the new secret on disk before the chain learns its public key, so a crash
             // after finalization cannot lose it.
             let pending = pending_path(&path);
-            keystore::save(&pending, &rotated, &passphrase, KdfParams::from_env(), true)?;
+            keystore::save(
+                &pending,
+                &rotated,
+                &passphrase,
+                KdfParams::from_env(),
+                false,
+            )
+            .map_err(|e| match e {
+                Error::KeystoreExists { path } => Error::RotationPending { pending: path },
+                other => other,
+            })?;
             eprintln!(
                 "rotating X25519 key to {} (new keystore staged at {})",
                 hex0x(&rotated.x25519_public()),
                 pending.display()
             );
             let result = chain
-                .rotate(&payer, keys.identity_keypair(), rotated.x25519_public(), addresses, report)
+                .rotate(
+                    &payer,
+                    keys.identity_keypair(),
+                    rotated.x25519_public(),
+                    addresses,
+                    report,
+                )
                 .await;
             match result {
                 Ok(outcome) => {
@@ -395,11 +459,24 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
                         action: "replace (the rotated keystore is in the .rotating file; move it into place)",
                         source,
                     })?;
-                    eprintln!("rotated in finalized block {}; keystore {} updated", hex0x(&outcome.block_hash), path.display());
+                    eprintln!(
+                        "rotated in finalized block {}; keystore {} updated",
+                        hex0x(&outcome.block_hash),
+                        path.display()
+                    );
                     println!("x25519 public key: {}", hex0x(&rotated.x25519_public()));
                     Ok(())
                 }
-                Err(e @ (Error::Timeout { .. } | Error::Subxt { .. })) => {
+                // These say for sure that the chain does not have the new key.
+                Err(
+                    e @ (Error::Dispatch(_)
+                    | Error::TxRejected { .. }
+                    | Error::IdentityNotFound { .. }),
+                ) => {
+                    let _ = std::fs::remove_file(&pending);
+                    Err(e)
+                }
+                Err(e) => {
                     eprintln!(
                         "the rotation's outcome is unknown: if `psp identity show` reports x25519 {}, move {} over {}; otherwise delete it",
                         hex0x(&rotated.x25519_public()),
@@ -408,16 +485,20 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
                     );
                     Err(e)
                 }
-                Err(e) => {
-                    let _ = std::fs::remove_file(&pending);
-                    Err(e)
-                }
             }
         }
-        IdentityCommand::Revoke { keystore: path, pass, payer, node } => {
+        IdentityCommand::Revoke {
+            keystore: path,
+            pass,
+            payer,
+            node,
+        } => {
             // With --payer the identity key is not needed, so neither is the passphrase.
             let (key, payer) = match &payer.payer {
-                Some(suri) => (keystore::load_public(&path)?.sr25519, keypair_from_suri(suri, "--payer")?),
+                Some(suri) => (
+                    keystore::load_public(&path)?.sr25519,
+                    keypair_from_suri(suri, "--payer")?,
+                ),
                 None => {
                     let keys = load_keys(&path, &pass)?;
                     (keys.identity_public(), keys.identity_keypair().clone())
@@ -433,7 +514,10 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
 }
 
 fn pending_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".rotating");
     path.with_file_name(name)
 }

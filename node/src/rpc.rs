@@ -103,6 +103,7 @@ where
     C: Send + Sync + 'static,
     C::Api: substrate_frame_rpc_system::AccountNonceApi<Block, AccountId, Nonce>,
     C::Api: pallet_transaction_payment_rpc::TransactionPaymentRuntimeApi<Block, Balance>,
+    C::Api: sp_block_builder::BlockBuilder<Block>,
     C::Api: PspRuntimeApi<Block, AccountId, Balance, BlockNumber>,
     P: TransactionPool + 'static,
 {

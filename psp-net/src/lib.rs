@@ -1,8 +1,9 @@
 //! # psp-net: the PSP overlay
 //!
-//! Sans-IO protocol cores of the PeerStream Protocol overlay. This crate takes bytes and time
-//! in and gives bytes and events out; it owns no socket, no task and no clock, so multi-node
-//! tests run in one process, deterministically, in milliseconds.
+//! Sans-IO protocol cores of the PeerStream Protocol overlay, and their async driver. The cores
+//! take bytes and time in and give bytes and events out; they own no socket, no task and no
+//! clock, so multi-node tests run in one process, deterministically, in milliseconds. The
+//! driver puts them on libp2p links.
 //!
 //! Modules, lowest first (the order of arti's crates):
 //! * [`crypto`]: the only module naming primitive crates: ntor X25519 handshake, layer crypto.
@@ -10,6 +11,9 @@
 //! * [`cell`]: fixed 512-byte cells and relay messages.
 //! * [`circuit`]: onion circuits: the relay and client state machines, limits, services, and
 //!   the chain directory trait.
+//! * [`driver`]: the async driver: libp2p links (TCP + Noise + Yamux) carrying the cells, the
+//!   relay [`driver::Node`] task and the [`driver::ClientHandle`] API. The only module with
+//!   tokio, sockets and a clock.
 //!
 //! See the crate README for the wire format, the handshake, the integrity design and the
 //! limits.
@@ -21,3 +25,4 @@ pub mod bytes;
 pub mod cell;
 pub mod circuit;
 pub mod crypto;
+pub mod driver;

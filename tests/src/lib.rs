@@ -9,6 +9,8 @@
 //! `$HOME/.cache/psp-target/debug/psp-node`. A missing binary is a test failure with a message
 //! saying how to build it, never a skip.
 
+#![warn(missing_docs)]
+
 use anyhow::{bail, Context, Result};
 use psp_client::chain::Chain;
 use std::{
@@ -51,7 +53,11 @@ pub fn node_binary() -> Result<PathBuf> {
         "psp-node binary not found (tried: {}). Build it first: \
          `CARGO_TARGET_DIR=$HOME/.cache/psp-target cargo build -p psp-node`, \
          or point PSP_NODE_BIN at an existing binary",
-        if tried.is_empty() { "nothing: set PSP_NODE_BIN".to_string() } else { tried.join(", ") }
+        if tried.is_empty() {
+            "nothing: set PSP_NODE_BIN".to_string()
+        } else {
+            tried.join(", ")
+        }
     )
 }
 
@@ -83,15 +89,31 @@ impl DevNode {
         let log = File::create(&log_path).context("creating the node log")?;
         let log_err = log.try_clone().context("duplicating the node log handle")?;
         let child = Command::new(&bin)
-            .args(["--dev", "--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"])
-            .args(["--rpc-port", &rpc_port.to_string(), "--port", &p2p_port.to_string()])
+            .args([
+                "--dev",
+                "--tmp",
+                "--no-prometheus",
+                "--no-telemetry",
+                "--no-mdns",
+            ])
+            .args([
+                "--rpc-port",
+                &rpc_port.to_string(),
+                "--port",
+                &p2p_port.to_string(),
+            ])
             .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut node = DevNode { child, rpc_port, log_path, _log_dir: log_dir };
+        let mut node = DevNode {
+            child,
+            rpc_port,
+            log_path,
+            _log_dir: log_dir,
+        };
         if let Err(e) = node.wait_ready().await {
             let tail = node.log_tail(LOG_TAIL_LINES);
             bail!("{e:#}\n--- last {LOG_TAIL_LINES} lines of the psp-node log ---\n{tail}");

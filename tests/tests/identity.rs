@@ -57,9 +57,15 @@ fn expect_identity_error<T: std::fmt::Debug>(
 ) -> Result<([u8; 32], u128)> {
     match result {
         Err(Error::Dispatch(failure)) if failure.identity_error == Some(want) => {
-            ensure!(failure.hint == want.hint(), "hint for {want}: {}", failure.hint);
+            ensure!(
+                failure.hint == want.hint(),
+                "hint for {want}: {}",
+                failure.hint
+            );
             ensure!(failure.pallet == "PspIdentity", "pallet {}", failure.pallet);
-            let fee = failure.fee_paid.context("the block's events did not report the fee")?;
+            let fee = failure
+                .fee_paid
+                .context("the block's events did not report the fee")?;
             ensure!(fee > 0, "a failed transaction still pays a fee");
             Ok((failure.block_hash, fee))
         }
@@ -81,7 +87,10 @@ async fn only_fee_paid(
     (block, fee): ([u8; 32], u128),
 ) -> Result<[u8; 32]> {
     let after = balance_at(chain, who, block).await?;
-    ensure!(after.reserved == before.reserved, "reserved changed: {before:?} -> {after:?}");
+    ensure!(
+        after.reserved == before.reserved,
+        "reserved changed: {before:?} -> {after:?}"
+    );
     ensure!(
         before.free - after.free == fee,
         "free fell by {} but the fee was {fee}",
@@ -91,14 +100,35 @@ async fn only_fee_paid(
 }
 
 fn check_view(view: &IdentityView, keys: &Keys, owner: &[u8; 32]) -> Result<()> {
-    let id = IdString::new("peerstream", IdentityKind::Client, "account", keys.identity_public())?;
+    let id = IdString::new(
+        "peerstream",
+        IdentityKind::Client,
+        "account",
+        keys.identity_public(),
+    )?;
     ensure!(view.id == id.to_string(), "id {} != {id}", view.id);
     ensure!(parse_ss58(&view.owner)? == *owner, "owner {}", view.owner);
     ensure!(view.kind == IdentityKind::Client, "kind {:?}", view.kind);
-    ensure!(view.namespace == "peerstream", "namespace {}", view.namespace);
-    ensure!(view.app_namespace == "account", "app namespace {}", view.app_namespace);
-    ensure!(view.key == hex0x(&keys.identity_public()), "key {}", view.key);
-    ensure!(view.x25519 == hex0x(&keys.x25519_public()), "x25519 {}", view.x25519);
+    ensure!(
+        view.namespace == "peerstream",
+        "namespace {}",
+        view.namespace
+    );
+    ensure!(
+        view.app_namespace == "account",
+        "app namespace {}",
+        view.app_namespace
+    );
+    ensure!(
+        view.key == hex0x(&keys.identity_public()),
+        "key {}",
+        view.key
+    );
+    ensure!(
+        view.x25519 == hex0x(&keys.x25519_public()),
+        "x25519 {}",
+        view.x25519
+    );
     ensure!(view.node.is_none(), "node {:?}", view.node);
     Ok(())
 }
@@ -106,7 +136,11 @@ fn check_view(view: &IdentityView, keys: &Keys, owner: &[u8; 32]) -> Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_life_cycle_and_refusals() -> Result<()> {
     let node = DevNode::start().await?;
-    eprintln!("psp-node up at {} (log {})", node.url(), node.log_path().display());
+    eprintln!(
+        "psp-node up at {} (log {})",
+        node.url(),
+        node.log_path().display()
+    );
     match tokio::time::timeout(TEST_TIMEOUT, scenario(&node.url())).await {
         Ok(result) => result.map_err(|e| {
             anyhow::anyhow!("{e:#}\n--- psp-node log tail ---\n{}", node.log_tail(40))
@@ -120,7 +154,9 @@ async fn identity_life_cycle_and_refusals() -> Result<()> {
 }
 
 async fn scenario(url: &str) -> Result<()> {
-    let chain = Chain::connect(url).await?.with_tx_timeout(Duration::from_secs(120));
+    let chain = Chain::connect(url)
+        .await?
+        .with_tx_timeout(Duration::from_secs(120));
     let alice = keypair_from_suri("//Alice", "--payer")?;
     let bob = keypair_from_suri("//Bob", "--payer")?;
     let alice_id = alice.public_key().0;
@@ -134,18 +170,43 @@ async fn scenario(url: &str) -> Result<()> {
     };
     let initial = balance_at(&chain, &alice_id, start_block).await?;
     let (seen, progress) = recorder();
-    let outcome = chain.register(&alice, keys.identity_keypair(), registration(&keys), progress).await?;
+    let outcome = chain
+        .register(
+            &alice,
+            keys.identity_keypair(),
+            registration(&keys),
+            progress,
+        )
+        .await?;
     {
-        let seen = seen.lock().map_err(|_| anyhow::anyhow!("progress lock poisoned"))?;
-        ensure!(matches!(seen.first(), Some(Progress::Submitted { .. })), "progress {seen:?}");
-        ensure!(seen.iter().any(|p| matches!(p, Progress::InBlock { .. })), "no InBlock: {seen:?}");
+        let seen = seen
+            .lock()
+            .map_err(|_| anyhow::anyhow!("progress lock poisoned"))?;
         ensure!(
-            seen.last() == Some(&Progress::Finalized { block_hash: outcome.block_hash }),
+            matches!(seen.first(), Some(Progress::Submitted { .. })),
+            "progress {seen:?}"
+        );
+        ensure!(
+            seen.contains(&Progress::Validated),
+            "no Validated: {seen:?}"
+        );
+        ensure!(
+            seen.iter().any(|p| matches!(p, Progress::InBlock { .. })),
+            "no InBlock: {seen:?}"
+        );
+        ensure!(
+            seen.last()
+                == Some(&Progress::Finalized {
+                    block_hash: outcome.block_hash
+                }),
             "progress {seen:?}"
         );
     }
     ensure!(
-        outcome.events.iter().any(|e| e == "PspIdentity.IdentityRegistered"),
+        outcome
+            .events
+            .iter()
+            .any(|e| e == "PspIdentity.IdentityRegistered"),
         "events {:?}",
         outcome.events
     );
@@ -157,7 +218,10 @@ async fn scenario(url: &str) -> Result<()> {
         registered.reserved
     );
     let fee = outcome.fee_paid.context("no fee reported for register")?;
-    ensure!(initial.free - registered.free == DEPOSIT + fee, "free fell by deposit + fee only");
+    ensure!(
+        initial.free - registered.free == DEPOSIT + fee,
+        "free fell by deposit + fee only"
+    );
 
     // --- read it back by key and by id
     let view = chain
@@ -165,21 +229,49 @@ async fn scenario(url: &str) -> Result<()> {
         .await?
         .context("psp_identityByKey found nothing after register")?;
     check_view(&view, &keys, &alice_id)?;
-    ensure!(view.deposit == DEPOSIT.to_string(), "deposit {}", view.deposit);
+    ensure!(
+        view.deposit == DEPOSIT.to_string(),
+        "deposit {}",
+        view.deposit
+    );
     ensure!(view.rotations == 0, "rotations {}", view.rotations);
-    ensure!(view.status == IdentityStatus::Active, "status {:?}", view.status);
-    ensure!(view.registered_at >= 1, "registered_at {}", view.registered_at);
-    let by_id = chain.identity_by_id(&view.id, Some(outcome.block_hash)).await?;
-    ensure!(by_id.as_ref() == Some(&view), "by id {by_id:?} != by key {view:?}");
+    ensure!(
+        view.status == IdentityStatus::Active,
+        "status {:?}",
+        view.status
+    );
+    ensure!(
+        view.registered_at >= 1,
+        "registered_at {}",
+        view.registered_at
+    );
+    let by_id = chain
+        .identity_by_id(&view.id, Some(outcome.block_hash))
+        .await?;
+    ensure!(
+        by_id.as_ref() == Some(&view),
+        "by id {by_id:?} != by key {view:?}"
+    );
     // Best-block look-ups (no `at`) see it too.
-    ensure!(chain.identity_by_key(&key, None).await?.is_some(), "best-block lookup");
+    ensure!(
+        chain.identity_by_key(&key, None).await?.is_some(),
+        "best-block lookup"
+    );
     // An id under another namespace names nothing; a key never registered is null.
     let other_id = IdString::new("peerstream", IdentityKind::Client, "other", key)?.to_string();
-    ensure!(chain.identity_by_id(&other_id, None).await?.is_none(), "wrong-namespace id found");
-    ensure!(chain.identity_by_key(&[7; 32], None).await?.is_none(), "unknown key found");
+    ensure!(
+        chain.identity_by_id(&other_id, None).await?.is_none(),
+        "wrong-namespace id found"
+    );
+    ensure!(
+        chain.identity_by_key(&[7; 32], None).await?.is_none(),
+        "unknown key found"
+    );
     // Malformed key hex is refused with invalid params (-32602).
-    let raw: std::result::Result<Option<IdentityView>, _> =
-        chain.rpc().request("psp_identityByKey", rpc_params!["0x1234"]).await;
+    let raw: std::result::Result<Option<IdentityView>, _> = chain
+        .rpc()
+        .request("psp_identityByKey", rpc_params!["0x1234"])
+        .await;
     match raw {
         Err(psp_client::subxt::rpcs::Error::User(e)) if e.code == -32602 => {}
         other => bail!("expected JSON-RPC error -32602 for a short key, got {other:?}"),
@@ -187,22 +279,33 @@ async fn scenario(url: &str) -> Result<()> {
 
     // --- the same key again: AlreadyRegistered, only the fee paid
     let failed = expect_identity_error(
-        chain.register(&alice, keys.identity_keypair(), registration(&keys), print).await,
+        chain
+            .register(&alice, keys.identity_keypair(), registration(&keys), print)
+            .await,
         IdentityError::AlreadyRegistered,
     )?;
     let mut state = only_fee_paid(&chain, &alice_id, registered, failed).await?;
 
     // --- a proof by the wrong key: BadProof, only the fee paid
     let fresh = Keys::generate()?;
-    let wrong_proof =
-        registration_proof(&chain.genesis_hash(), &alice_id, keys.identity_keypair(), &registration(&fresh));
+    let wrong_proof = registration_proof(
+        &chain.genesis_hash(),
+        &alice_id,
+        keys.identity_keypair(),
+        &registration(&fresh),
+    );
     let before = balance_at(&chain, &alice_id, state).await?;
     let failed = expect_identity_error(
-        chain.register_with_proof(&alice, registration(&fresh), wrong_proof, print).await,
+        chain
+            .register_with_proof(&alice, registration(&fresh), wrong_proof, print)
+            .await,
         IdentityError::BadProof,
     )?;
     state = only_fee_paid(&chain, &alice_id, before, failed).await?;
-    ensure!(chain.identity_by_key(&fresh.identity_public(), Some(state)).await?.is_none());
+    ensure!(chain
+        .identity_by_key(&fresh.identity_public(), Some(state))
+        .await?
+        .is_none());
 
     // --- a proof made for another payer (Bob) but submitted by Alice: BadProof too
     let for_bob = registration_proof(
@@ -213,7 +316,9 @@ async fn scenario(url: &str) -> Result<()> {
     );
     let before = balance_at(&chain, &alice_id, state).await?;
     let failed = expect_identity_error(
-        chain.register_with_proof(&alice, registration(&fresh), for_bob, print).await,
+        chain
+            .register_with_proof(&alice, registration(&fresh), for_bob, print)
+            .await,
         IdentityError::BadProof,
     )?;
     state = only_fee_paid(&chain, &alice_id, before, failed).await?;
@@ -223,30 +328,74 @@ async fn scenario(url: &str) -> Result<()> {
     let rotated = keys.with_new_x25519();
     let bob_before = balance_at(&chain, &bob_id, state).await?;
     let failed = expect_identity_error(
-        chain.rotate(&bob, keys.identity_keypair(), rotated.x25519_public(), None, print).await,
+        chain
+            .rotate(
+                &bob,
+                keys.identity_keypair(),
+                rotated.x25519_public(),
+                None,
+                print,
+            )
+            .await,
         IdentityError::NotOwner,
     )?;
     state = only_fee_paid(&chain, &bob_id, bob_before, failed).await?;
 
     // --- rotate the X25519 key
+    let before = balance_at(&chain, &alice_id, state).await?;
     let outcome = chain
-        .rotate(&alice, keys.identity_keypair(), rotated.x25519_public(), None, print)
+        .rotate(
+            &alice,
+            keys.identity_keypair(),
+            rotated.x25519_public(),
+            None,
+            print,
+        )
         .await?;
-    ensure!(outcome.events.iter().any(|e| e == "PspIdentity.KeysRotated"), "{:?}", outcome.events);
+    ensure!(
+        outcome
+            .events
+            .iter()
+            .any(|e| e == "PspIdentity.KeysRotated"),
+        "{:?}",
+        outcome.events
+    );
     let view = chain
         .identity_by_key(&key, Some(outcome.block_hash))
         .await?
         .context("identity vanished after rotate")?;
     check_view(&view, &rotated, &alice_id)?;
-    ensure!(view.x25519 != hex0x(&keys.x25519_public()), "x25519 did not change");
+    ensure!(
+        view.x25519 != hex0x(&keys.x25519_public()),
+        "x25519 did not change"
+    );
     ensure!(view.rotations == 1, "rotations {}", view.rotations);
-    ensure!(view.deposit == DEPOSIT.to_string(), "deposit {}", view.deposit);
+    ensure!(
+        view.deposit == DEPOSIT.to_string(),
+        "deposit {}",
+        view.deposit
+    );
     let after_rotate = balance_at(&chain, &alice_id, outcome.block_hash).await?;
-    ensure!(after_rotate.reserved == initial.reserved + DEPOSIT, "rotation moved the deposit");
+    ensure!(
+        after_rotate.reserved == initial.reserved + DEPOSIT,
+        "rotation moved the deposit"
+    );
+    let fee = outcome.fee_paid.context("no fee reported for rotate")?;
+    ensure!(
+        before.free - after_rotate.free == fee,
+        "rotation cost more than its fee"
+    );
 
     // --- revoke: status revoked, deposit back
     let outcome = chain.revoke(&alice, key, print).await?;
-    ensure!(outcome.events.iter().any(|e| e == "PspIdentity.IdentityRevoked"), "{:?}", outcome.events);
+    ensure!(
+        outcome
+            .events
+            .iter()
+            .any(|e| e == "PspIdentity.IdentityRevoked"),
+        "{:?}",
+        outcome.events
+    );
     let view = chain
         .identity_by_key(&key, Some(outcome.block_hash))
         .await?
@@ -269,7 +418,14 @@ async fn scenario(url: &str) -> Result<()> {
     // --- the revoked identity is dead: register, rotate, revoke all say IdentityRevoked
     let before = balance_at(&chain, &alice_id, state).await?;
     let failed = expect_identity_error(
-        chain.register(&alice, keys.identity_keypair(), registration(&rotated), print).await,
+        chain
+            .register(
+                &alice,
+                keys.identity_keypair(),
+                registration(&rotated),
+                print,
+            )
+            .await,
         IdentityError::IdentityRevoked,
     )?;
     state = only_fee_paid(&chain, &alice_id, before, failed).await?;
@@ -277,17 +433,30 @@ async fn scenario(url: &str) -> Result<()> {
     let before = balance_at(&chain, &alice_id, state).await?;
     let again = rotated.with_new_x25519();
     let failed = expect_identity_error(
-        chain.rotate(&alice, keys.identity_keypair(), again.x25519_public(), None, print).await,
+        chain
+            .rotate(
+                &alice,
+                keys.identity_keypair(),
+                again.x25519_public(),
+                None,
+                print,
+            )
+            .await,
         IdentityError::IdentityRevoked,
     )?;
     state = only_fee_paid(&chain, &alice_id, before, failed).await?;
 
     let before = balance_at(&chain, &alice_id, state).await?;
-    let failed =
-        expect_identity_error(chain.revoke(&alice, key, print).await, IdentityError::IdentityRevoked)?;
+    let failed = expect_identity_error(
+        chain.revoke(&alice, key, print).await,
+        IdentityError::IdentityRevoked,
+    )?;
     state = only_fee_paid(&chain, &alice_id, before, failed).await?;
 
     let last = balance_at(&chain, &alice_id, state).await?;
-    ensure!(last.reserved == initial.reserved, "reserved drifted: {last:?} vs {initial:?}");
+    ensure!(
+        last.reserved == initial.reserved,
+        "reserved drifted: {last:?} vs {initial:?}"
+    );
     Ok(())
 }

@@ -85,9 +85,7 @@ pub mod pallet {
     }
 
     #[pallet::config]
-    pub trait Config: frame_system::Config {
-        /// The overarching event type.
-        type RuntimeEvent: From<Event<Self>> + IsType<<Self as frame_system::Config>::RuntimeEvent>;
+    pub trait Config: frame_system::Config<RuntimeEvent: From<Event<Self>>> {
         /// The currency that holds deposits.
         type Currency: MutateHold<Self::AccountId, Reason = Self::RuntimeHoldReason>
             + InspectHold<Self::AccountId>;

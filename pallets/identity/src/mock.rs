@@ -40,7 +40,6 @@ parameter_types! {
 }
 
 impl pallet_psp_identity::Config for Test {
-    type RuntimeEvent = RuntimeEvent;
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type IdentityDeposit = IdentityDeposit;

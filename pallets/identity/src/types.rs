@@ -2,7 +2,7 @@
 
 use crate::{BalanceOf, Config};
 use frame_support::{
-    pallet_prelude::*, CloneNoBound, EqNoBound, PartialEqNoBound, RuntimeDebugNoBound,
+    pallet_prelude::*, CloneNoBound, EqNoBound, PartialEqNoBound, DebugNoBound,
 };
 use frame_system::pallet_prelude::BlockNumberFor;
 use psp_primitives::{id_string::MAX_LABEL_LEN, IdentityKind, IdentityStatus, X25519Key};
@@ -19,7 +19,7 @@ pub type Label = BoundedVec<u8, ConstU32<{ MAX_LABEL_LEN as u32 }>>;
     CloneNoBound,
     PartialEqNoBound,
     EqNoBound,
-    RuntimeDebugNoBound,
+    DebugNoBound,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]
@@ -39,7 +39,7 @@ pub struct NodeInfo<T: Config> {
     CloneNoBound,
     PartialEqNoBound,
     EqNoBound,
-    RuntimeDebugNoBound,
+    DebugNoBound,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]

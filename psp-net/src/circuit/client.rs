@@ -252,6 +252,25 @@ impl Client {
             .map(|c| c.path.as_slice())
     }
 
+    /// Open circuits (built or being built) whose entry is `entry`.
+    pub fn circuits_via(&self, entry: NodeId) -> usize {
+        self.circuits.keys().filter(|(e, _)| *e == entry).count()
+    }
+
+    /// The link to `entry` is gone: every circuit through it is closed (no DESTROY can be
+    /// sent), each with a [`ClientEvent::Closed`] with reason `LinkClosed`.
+    pub fn handle_link_closed(&mut self, entry: NodeId) {
+        let gone: Vec<CircuitHandle> = self
+            .circuits
+            .keys()
+            .filter(|(e, _)| *e == entry)
+            .map(|&(entry, id)| CircuitHandle { entry, id })
+            .collect();
+        for h in gone {
+            self.close(h, DestroyReason::LinkClosed, false, None);
+        }
+    }
+
     /// Next cell to write.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()

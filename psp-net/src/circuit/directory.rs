@@ -12,7 +12,10 @@ use crate::crypto::{NodeId, OnionPublic};
 pub struct NodeRecord {
     /// The X25519 onion key registered for the node.
     pub onion_key: OnionPublic,
-    /// Where to reach it (a multiaddr string for the driver; opaque to the core).
+    /// Where to reach it: opaque to the core. The libp2p driver reads it as a multiaddr that
+    /// ends in the node's libp2p peer id, e.g. `/ip4/192.0.2.7/tcp/30444/p2p/12D3KooW...`
+    /// (build one with `driver::node_address`). The peer id is what the link layer
+    /// authenticates (Noise), so a node id maps to (onion key, peer id, address).
     pub address: String,
 }
 

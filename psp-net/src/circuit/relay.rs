@@ -177,6 +177,12 @@ impl Relay {
         self.circuits.len()
     }
 
+    /// Circuits with `peer` at either end (0 if none); the driver keeps a link open while
+    /// this is non-zero.
+    pub fn peer_circuits(&self, peer: &Peer) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.circuits)
+    }
+
     /// Cells queued over all circuits.
     pub fn queued_cells(&self) -> usize {
         self.queued_total

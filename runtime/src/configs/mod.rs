@@ -34,7 +34,7 @@ parameter_types! {
         NORMAL_DISPATCH_RATIO,
     );
     pub RuntimeBlockLength: BlockLength =
-        BlockLength::max_with_normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO);
+        BlockLength::builder().normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO).build();
     pub const SS58Prefix: u8 = 42;
 }
 
@@ -118,7 +118,6 @@ impl pallet_sudo::Config for Runtime {
 }
 
 impl pallet_psp_identity::Config for Runtime {
-    type RuntimeEvent = RuntimeEvent;
     type Currency = Balances;
     type RuntimeHoldReason = RuntimeHoldReason;
     type IdentityDeposit = ConstU128<IDENTITY_DEPOSIT>;

@@ -1,0 +1,222 @@
+//! The `psp` binary as a user meets it: outputs, exit codes, and error messages that say what
+//! to do. Nothing here needs a node; unreachable URLs stand in for one.
+
+use std::{path::Path, process::Command};
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn psp(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_psp"));
+    cmd.args(args)
+        .env_remove("PSP_PASSPHRASE")
+        .env_remove("PSP_PAYER")
+        .env_remove("PSP_URL")
+        .env("PSP_KEYSTORE_TEST_KDF", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run psp");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+#[test]
+fn generate_prints_keys_and_id_then_show_reads_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = dir.path().join("id.json");
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "hunter2\n").unwrap();
+
+    let gen = psp(
+        &[
+            "key",
+            "generate",
+            "--out",
+            path(&ks),
+            "--passphrase-file",
+            path(&pass),
+        ],
+        &[],
+    );
+    assert_eq!(gen.code, Some(0), "stderr: {}", gen.stderr);
+    assert!(
+        gen.stdout.contains("sr25519 public key: 0x"),
+        "{}",
+        gen.stdout
+    );
+    assert!(
+        gen.stdout.contains("x25519 public key:  0x"),
+        "{}",
+        gen.stdout
+    );
+    let id_line = gen
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("id:"))
+        .expect("id line");
+    assert!(id_line.contains("peerstream.client.account."), "{id_line}");
+
+    // Without a passphrase: public data only, same output.
+    let show = psp(&["key", "show", "--keystore", path(&ks)], &[]);
+    assert_eq!(show.code, Some(0), "stderr: {}", show.stderr);
+    assert_eq!(show.stdout, gen.stdout);
+
+    // With the right passphrase from the environment: verified.
+    let show = psp(
+        &["key", "show", "--keystore", path(&ks)],
+        &[("PSP_PASSPHRASE", "hunter2")],
+    );
+    assert_eq!(show.code, Some(0), "stderr: {}", show.stderr);
+    assert!(show.stderr.contains("verified"), "{}", show.stderr);
+
+    // Another id kind and namespace for the same key.
+    let show = psp(
+        &[
+            "key",
+            "show",
+            "--keystore",
+            path(&ks),
+            "--kind",
+            "device",
+            "--app",
+            "chat",
+        ],
+        &[],
+    );
+    assert!(
+        show.stdout
+            .contains("id:                 peerstream.device.chat."),
+        "{}",
+        show.stdout
+    );
+}
+
+#[test]
+fn errors_exit_1_and_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = dir.path().join("id.json");
+    let ks_s = path(&ks);
+
+    let no_pass = psp(&["key", "generate", "--out", ks_s], &[]);
+    assert_eq!(no_pass.code, Some(1));
+    assert!(
+        no_pass
+            .stderr
+            .contains("--passphrase-file FILE or set PSP_PASSPHRASE"),
+        "{}",
+        no_pass.stderr
+    );
+    assert!(!ks.exists(), "nothing written without a passphrase");
+
+    let env = [("PSP_PASSPHRASE", "right")];
+    assert_eq!(psp(&["key", "generate", "--out", ks_s], &env).code, Some(0));
+
+    let again = psp(&["key", "generate", "--out", ks_s], &env);
+    assert_eq!(again.code, Some(1));
+    assert!(
+        again.stderr.contains("already exists: pass --force"),
+        "{}",
+        again.stderr
+    );
+    let forced = psp(&["key", "generate", "--out", ks_s, "--force"], &env);
+    assert_eq!(forced.code, Some(0), "{}", forced.stderr);
+
+    let wrong = psp(
+        &["key", "show", "--keystore", ks_s],
+        &[("PSP_PASSPHRASE", "wrong")],
+    );
+    assert_eq!(wrong.code, Some(1));
+    assert!(
+        wrong.stderr.contains("wrong passphrase for keystore"),
+        "{}",
+        wrong.stderr
+    );
+
+    let bad_ns = psp(
+        &[
+            "identity",
+            "register",
+            "--keystore",
+            ks_s,
+            "--kind",
+            "client",
+            "--namespace",
+            "Bad!",
+            "--app",
+            "a",
+        ],
+        &env,
+    );
+    assert_eq!(bad_ns.code, Some(1));
+    assert!(
+        bad_ns.stderr.contains("namespaces are 1-32 characters"),
+        "{}",
+        bad_ns.stderr
+    );
+
+    let bad_key = psp(
+        &[
+            "identity",
+            "show",
+            "--key",
+            "0x12",
+            "--url",
+            "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_key.code, Some(1));
+    let unreachable = psp(
+        &[
+            "identity",
+            "show",
+            "--keystore",
+            ks_s,
+            "--url",
+            "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(unreachable.code, Some(1));
+    assert!(
+        unreachable.stderr.contains("Is psp-node running"),
+        "{}",
+        unreachable.stderr
+    );
+
+    let usage = psp(&["identity", "show", "--url", "ws://127.0.0.1:1"], &[]);
+    assert_eq!(usage.code, Some(1), "usage errors exit 1 too");
+    assert!(usage.stderr.contains("--keystore"), "{}", usage.stderr);
+    assert_eq!(psp(&["--help"], &[]).code, Some(0));
+
+    let bad_payer = psp(
+        &[
+            "identity",
+            "revoke",
+            "--keystore",
+            ks_s,
+            "--payer",
+            "not a uri at all",
+            "--url",
+            "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_payer.code, Some(1));
+    assert!(
+        bad_payer.stderr.contains("invalid secret URI for --payer"),
+        "{}",
+        bad_payer.stderr
+    );
+}

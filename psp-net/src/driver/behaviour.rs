@@ -1,0 +1,233 @@
+//! The libp2p side of a link: a `NetworkBehaviour` whose only job is to hand the driver the
+//! `/psp/cells/1` substream of each connection.
+//!
+//! libp2p 0.54.1 has no `libp2p-stream`, so this is the smallest behaviour that does it: the
+//! dialer of a connection opens one outbound substream; the listener accepts one inbound
+//! substream per connection (more are dropped). Until its substream is handed over, a
+//! connection is kept alive for at most `setup_timeout`; after that the substream itself keeps
+//! it alive, and dropping the substream lets it close.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use libp2p::core::transport::PortUse;
+use libp2p::core::upgrade::ReadyUpgrade;
+use libp2p::core::Endpoint;
+use libp2p::swarm::handler::{
+    ConnectionEvent, DialUpgradeError, FullyNegotiatedInbound, FullyNegotiatedOutbound,
+};
+use libp2p::swarm::{
+    ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId, FromSwarm,
+    NetworkBehaviour, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::{Multiaddr, PeerId, Stream};
+
+use super::PROTOCOL;
+
+/// Events waiting for the driver; the swarm drains them on every poll, so this only
+/// overflows if the driver stops polling (then new substreams are dropped).
+const MAX_EVENTS: usize = 1_024;
+
+/// What the behaviour reports to the driver task.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A cell substream is open on a connection to `peer`.
+    Stream {
+        /// The remote peer (authenticated by Noise).
+        peer: PeerId,
+        /// The substream.
+        stream: Stream,
+    },
+    /// The peer does not speak `/psp/cells/1` (or opening the substream failed).
+    Failed {
+        /// The remote peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The cell-substream behaviour.
+pub(crate) struct Behaviour {
+    setup_timeout: Duration,
+    events: VecDeque<Event>,
+    waker: Option<Waker>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(setup_timeout: Duration) -> Self {
+        Self {
+            setup_timeout,
+            events: VecDeque::new(),
+            waker: None,
+        }
+    }
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _peer: PeerId,
+        _local_addr: &Multiaddr,
+        _remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(Handler::new(false, self.setup_timeout))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _peer: PeerId,
+        _addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(Handler::new(true, self.setup_timeout))
+    }
+
+    fn on_swarm_event(&mut self, _event: FromSwarm) {}
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        _connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        if self.events.len() >= MAX_EVENTS {
+            tracing::warn!(%peer, "psp link: behaviour event queue full, dropping a substream");
+            return;
+        }
+        self.events.push_back(match event {
+            HandlerOut::Stream(stream) => Event::Stream { peer, stream },
+            HandlerOut::Failed(reason) => Event::Failed { peer, reason },
+        });
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        match self.events.pop_front() {
+            Some(e) => Poll::Ready(ToSwarm::GenerateEvent(e)),
+            None => {
+                self.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// What a connection handler reports.
+#[derive(Debug)]
+pub(crate) enum HandlerOut {
+    Stream(Stream),
+    Failed(String),
+}
+
+/// One connection's handler: opens (dialer) or accepts (listener) the cell substream.
+pub(crate) struct Handler {
+    /// Dialer side, and the substream not yet requested.
+    open_outbound: bool,
+    /// A substream has been handed over (or the one allowed inbound was taken).
+    handed_over: bool,
+    /// Keep-alive for the set-up phase ends here.
+    setup_deadline: Pin<Box<tokio::time::Sleep>>,
+    setup_expired: bool,
+    out: VecDeque<HandlerOut>,
+}
+
+impl Handler {
+    fn new(dialer: bool, setup_timeout: Duration) -> Self {
+        Self {
+            open_outbound: dialer,
+            handed_over: false,
+            setup_deadline: Box::pin(tokio::time::sleep(setup_timeout)),
+            setup_expired: false,
+            out: VecDeque::new(),
+        }
+    }
+}
+
+impl ConnectionHandler for Handler {
+    type FromBehaviour = Infallible;
+    type ToBehaviour = HandlerOut;
+    type InboundProtocol = ReadyUpgrade<libp2p::StreamProtocol>;
+    type OutboundProtocol = ReadyUpgrade<libp2p::StreamProtocol>;
+    type InboundOpenInfo = ();
+    type OutboundOpenInfo = ();
+
+    fn listen_protocol(&self) -> SubstreamProtocol<Self::InboundProtocol, ()> {
+        SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), ())
+    }
+
+    fn connection_keep_alive(&self) -> bool {
+        // Once handed over, the open substream keeps the connection alive by itself.
+        !self.handed_over && !self.setup_expired
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ConnectionHandlerEvent<Self::OutboundProtocol, (), Self::ToBehaviour>> {
+        if let Some(e) = self.out.pop_front() {
+            return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(e));
+        }
+        if self.open_outbound {
+            self.open_outbound = false;
+            return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                protocol: SubstreamProtocol::new(ReadyUpgrade::new(PROTOCOL), ()),
+            });
+        }
+        if !self.handed_over
+            && !self.setup_expired
+            && self.setup_deadline.as_mut().poll(cx).is_ready()
+        {
+            self.setup_expired = true;
+        }
+        Poll::Pending
+    }
+
+    fn on_behaviour_event(&mut self, event: Infallible) {
+        match event {}
+    }
+
+    fn on_connection_event(
+        &mut self,
+        event: ConnectionEvent<Self::InboundProtocol, Self::OutboundProtocol, (), ()>,
+    ) {
+        match event {
+            ConnectionEvent::FullyNegotiatedInbound(FullyNegotiatedInbound {
+                protocol: stream,
+                ..
+            }) => {
+                if self.handed_over {
+                    tracing::debug!("psp link: extra inbound cell substream dropped");
+                    return;
+                }
+                self.handed_over = true;
+                self.out.push_back(HandlerOut::Stream(stream));
+            }
+            ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
+                protocol: stream,
+                ..
+            }) => {
+                self.handed_over = true;
+                self.out.push_back(HandlerOut::Stream(stream));
+            }
+            ConnectionEvent::DialUpgradeError(DialUpgradeError { error, .. }) => {
+                self.setup_expired = true;
+                self.out
+                    .push_back(HandlerOut::Failed(format!("cell substream: {error}")));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The relay node task: a [`Relay`] core driven over libp2p links.
+//!
+//! Embedding (the host program, e.g. psp-node):
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use psp_net::driver::{Node, NodeConfig, NodeSecrets, NodeEvent};
+//! # use psp_net::circuit::NodeDirectory;
+//! # async fn embed(secrets: NodeSecrets, dir: Arc<dyn NodeDirectory + Send + Sync>)
+//! #     -> Result<(), psp_net::driver::DriverError> {
+//! let Node { handle, mut events, task } = Node::new(NodeConfig::default(), secrets, dir)?;
+//! let join = tokio::spawn(task.run());
+//! println!("listening on {:?}", handle.listen_addrs().await?);
+//! while let Some(event) = events.recv().await {
+//!     if let NodeEvent::Relay(e) = event { println!("{e:?}") }
+//! }
+//! handle.shutdown().await;
+//! let _ = join.await;
+//! # Ok(()) }
+//! ```
+//!
+//! The task stops on [`NodeHandle::shutdown`] or when every [`NodeHandle`] is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::{Multiaddr, PeerId};
+use rand_core::OsRng;
+use tokio::sync::{mpsc, oneshot};
+
+use super::link::{Hello, LinkEvent, Links};
+use super::{
+    build_swarm, require_runtime, resolve, Clock, DriverError, Keypair, LinkConfig, NodeDescriptor,
+};
+use crate::circuit::{self, NodeDirectory, NodeRecord, Peer, Relay, RelayEvent, Services};
+use crate::circuit::{ServiceRegistry, Timestamp};
+use crate::crypto::{NodeId, OnionPublic, OnionSecret};
+
+/// Configuration of a relay node. Defaults are documented per field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Where to listen. Default `/ip4/0.0.0.0/tcp/0` (every interface, an ephemeral port):
+    /// a real node sets the address it registered on chain.
+    pub listen: Multiaddr,
+    /// Links: idle timeout (180 s), dial and hello timeouts (10 s), queue bounds.
+    pub link: LinkConfig,
+    /// The relay core's limits (rates, caps, queues): [`circuit::Config`] defaults.
+    pub limits: circuit::Config,
+    /// Capacity of the event channel. Default 1 024; when full, events are dropped and
+    /// counted ([`NodeStats::events_dropped`]), the node never waits for its host.
+    pub events: usize,
+    /// Capacity of the command channel from [`NodeHandle`]s. Default 64.
+    pub commands: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "/ip4/0.0.0.0/tcp/0"
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty()),
+            link: LinkConfig::default(),
+            limits: circuit::Config::default(),
+            events: 1_024,
+            commands: 64,
+        }
+    }
+}
+
+/// The secrets of a node.
+pub struct NodeSecrets {
+    /// The node's identity (its registered sr25519 public key).
+    pub id: NodeId,
+    /// The X25519 onion secret whose public part is registered on chain.
+    pub onion: OnionSecret,
+    /// The libp2p key (its peer id is registered on chain in the node's address).
+    pub link_key: Keypair,
+}
+
+impl std::fmt::Debug for NodeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSecrets")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a node reports to its host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NodeEvent {
+    /// Now listening on this address.
+    Listening(Multiaddr),
+    /// An event of the relay core (circuits created and closed, refused extends, ...).
+    Relay(RelayEvent),
+    /// A link passed its hello.
+    LinkUp {
+        /// The core's name for the other end.
+        peer: Peer,
+        /// Its libp2p peer id.
+        peer_id: PeerId,
+    },
+    /// A link closed; every circuit through it was closed.
+    LinkClosed {
+        /// The other end.
+        peer: Peer,
+        /// Its libp2p peer id.
+        peer_id: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A substream was refused before it became a link (bad hello, unregistered node, ...).
+    LinkRefused {
+        /// The libp2p peer.
+        peer_id: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// Dialling a next hop failed; the circuits waiting for it were closed.
+    DialFailed {
+        /// The next hop.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Counters of a running node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    /// Usable links.
+    pub links: usize,
+    /// Open circuits.
+    pub circuits: usize,
+    /// Cells queued in the core.
+    pub queued_cells: usize,
+    /// Events dropped because the event channel was full (driver and core).
+    pub events_dropped: u64,
+}
+
+enum Command {
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    Stats(oneshot::Sender<NodeStats>),
+    CloseLink(NodeId, oneshot::Sender<bool>),
+    Shutdown,
+}
+
+/// Controls a running node; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    cmd: mpsc::Sender<Command>,
+    id: NodeId,
+    onion_key: OnionPublic,
+    peer_id: PeerId,
+}
+
+impl NodeHandle {
+    /// The node's identity.
+    pub fn node_id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(make(tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// The addresses the node listens on; waits until there is at least one.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, DriverError> {
+        self.ask(Command::ListenAddrs).await
+    }
+
+    /// This node as a client or a directory sees it, at its first listen address (waits for
+    /// one). With a `0.0.0.0` listen address that is the first interface libp2p reports.
+    pub async fn descriptor(&self) -> Result<NodeDescriptor, DriverError> {
+        let addrs = self.listen_addrs().await?;
+        Ok(NodeDescriptor {
+            id: self.id,
+            onion_key: self.onion_key,
+            peer_id: self.peer_id,
+            address: addrs.first().cloned().unwrap_or_else(Multiaddr::empty),
+        })
+    }
+
+    /// Counters.
+    pub async fn stats(&self) -> Result<NodeStats, DriverError> {
+        self.ask(Command::Stats).await
+    }
+
+    /// Closes the link to `node` (and every circuit on it). `false` if there was none.
+    pub async fn close_link(&self, node: NodeId) -> Result<bool, DriverError> {
+        self.ask(|tx| Command::CloseLink(node, tx)).await
+    }
+
+    /// Stops the node: every link and circuit closes.
+    pub async fn shutdown(&self) {
+        let _ = self.cmd.send(Command::Shutdown).await;
+    }
+}
+
+/// A node just created: its handle, its event stream, and the task to spawn.
+pub struct Node {
+    /// Controls the node.
+    pub handle: NodeHandle,
+    /// What the node reports (bounded; see [`NodeConfig::events`]).
+    pub events: mpsc::Receiver<NodeEvent>,
+    /// The task: `tokio::spawn(task.run())`.
+    pub task: NodeTask,
+}
+
+impl Node {
+    /// A node serving the built-in services (`echo`). Call from inside a tokio runtime; the
+    /// listen address is bound here.
+    pub fn new(
+        config: NodeConfig,
+        secrets: NodeSecrets,
+        directory: Arc<dyn NodeDirectory + Send + Sync>,
+    ) -> Result<Self, DriverError> {
+        Self::with_services(config, secrets, directory, Box::new(Services::default()))
+    }
+
+    /// A node serving `services`.
+    pub fn with_services(
+        config: NodeConfig,
+        secrets: NodeSecrets,
+        directory: Arc<dyn NodeDirectory + Send + Sync>,
+        services: Box<dyn ServiceRegistry>,
+    ) -> Result<Self, DriverError> {
+        require_runtime()?;
+        let peer_id = secrets.link_key.public().to_peer_id();
+        let mut swarm = build_swarm(secrets.link_key, &config.link)?;
+        swarm
+            .listen_on(config.listen.clone())
+            .map_err(|e| DriverError::Listen {
+                addr: config.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        let onion_key = secrets.onion.public();
+        let relay = Relay::new(
+            secrets.id,
+            secrets.onion,
+            config.limits.clone(),
+            Box::new(SharedDirectory(directory.clone())),
+            services,
+            Box::new(OsRng),
+        );
+        let (cmd_tx, cmd_rx) = mpsc::channel(config.commands.max(1));
+        let (ev_tx, ev_rx) = mpsc::channel(config.events.max(1));
+        let links = Links::new(swarm, config.link.clone(), Hello::Node(secrets.id), true);
+        let sweep =
+            (config.link.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        Ok(Self {
+            handle: NodeHandle {
+                cmd: cmd_tx,
+                id: secrets.id,
+                onion_key,
+                peer_id,
+            },
+            events: ev_rx,
+            task: NodeTask {
+                relay,
+                links,
+                directory,
+                clock: Clock::new(),
+                commands: cmd_rx,
+                events: ev_tx,
+                events_dropped: 0,
+                listen: Vec::new(),
+                waiting: Vec::new(),
+                sweep,
+            },
+        })
+    }
+}
+
+/// The [`NodeDirectory`] the core owns, sharing the host's.
+struct SharedDirectory(Arc<dyn NodeDirectory + Send + Sync>);
+
+impl NodeDirectory for SharedDirectory {
+    fn onion_key(&self, node: &NodeId) -> Option<NodeRecord> {
+        self.0.onion_key(node)
+    }
+}
+
+/// The node's task; run it with `tokio::spawn(task.run())`.
+pub struct NodeTask {
+    relay: Relay,
+    links: Links,
+    directory: Arc<dyn NodeDirectory + Send + Sync>,
+    clock: Clock,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NodeEvent>,
+    events_dropped: u64,
+    listen: Vec<Multiaddr>,
+    waiting: Vec<oneshot::Sender<Vec<Multiaddr>>>,
+    sweep: Duration,
+}
+
+/// Link messages handled per wake-up before the core's output is flushed.
+const BATCH: usize = 64;
+
+impl NodeTask {
+    /// Runs the node until it is shut down.
+    pub async fn run(mut self) {
+        let mut sweep = tokio::time::interval(self.sweep);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tracing::info!(node = ?self.relay.id(), "psp node: started");
+        loop {
+            self.flush();
+            let deadline = self.relay.poll_timeout().map(|t| {
+                self.clock
+                    .instant(Timestamp(t.0.max(self.clock.now().0 + 1)))
+            });
+            tokio::select! {
+                cmd = self.commands.recv() => match cmd {
+                    None | Some(Command::Shutdown) => break,
+                    Some(cmd) => self.on_command(cmd),
+                },
+                Some(msg) = self.links.from_links.recv() => {
+                    let dir = self.directory.clone();
+                    let resolve = |n: &NodeId| resolve(&*dir, n);
+                    self.links.on_link_msg(msg, &resolve);
+                    for _ in 1..BATCH {
+                        match self.links.from_links.try_recv() {
+                            Ok(msg) => self.links.on_link_msg(msg, &resolve),
+                            Err(_) => break,
+                        }
+                        self.on_link_events();
+                    }
+                }
+                ev = self.links.swarm.select_next_some() => self.links.on_swarm_event(ev),
+                () = sleep_until(deadline) => {}
+                _ = sweep.tick() => {
+                    let relay = &self.relay;
+                    self.links.sweep(&|p| relay.peer_circuits(p) > 0);
+                }
+            }
+            self.on_link_events();
+        }
+        tracing::info!(node = ?self.relay.id(), "psp node: stopped");
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::ListenAddrs(tx) => {
+                if self.listen.is_empty() {
+                    self.waiting.push(tx);
+                } else {
+                    let _ = tx.send(self.listen.clone());
+                }
+            }
+            Command::Stats(tx) => {
+                let _ = tx.send(NodeStats {
+                    links: self.links.link_count(),
+                    circuits: self.relay.circuit_count(),
+                    queued_cells: self.relay.queued_cells(),
+                    events_dropped: self
+                        .events_dropped
+                        .saturating_add(self.relay.events_dropped()),
+                });
+            }
+            Command::CloseLink(node, tx) => {
+                let peer = Peer::Node(node);
+                let up = self.links.is_up(&peer);
+                if up {
+                    self.links.close(peer, "closed by the host".to_owned());
+                }
+                let _ = tx.send(up);
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Handles what the links report; `true` if there was anything.
+    fn on_link_events(&mut self) -> bool {
+        let mut any = false;
+        while let Some(e) = self.links.poll_event() {
+            any = true;
+            let now = self.clock.now();
+            match e {
+                LinkEvent::Cell { peer, cell } => self.relay.handle_cell(now, peer, &cell[..]),
+                LinkEvent::Up { peer, peer_id } => {
+                    tracing::debug!(?peer, %peer_id, "psp node: link up");
+                    self.report(NodeEvent::LinkUp { peer, peer_id });
+                }
+                LinkEvent::Down {
+                    peer,
+                    peer_id,
+                    reason,
+                } => {
+                    tracing::info!(?peer, %peer_id, %reason, "psp node: link closed");
+                    self.relay.handle_link_closed(now, peer);
+                    self.report(NodeEvent::LinkClosed {
+                        peer,
+                        peer_id,
+                        reason,
+                    });
+                }
+                LinkEvent::Refused { peer_id, reason } => {
+                    tracing::warn!(%peer_id, %reason, "psp node: link refused");
+                    self.report(NodeEvent::LinkRefused { peer_id, reason });
+                }
+                LinkEvent::DialFailed { node, reason } => {
+                    tracing::info!(?node, %reason, "psp node: dial failed");
+                    self.relay.handle_link_closed(now, Peer::Node(node));
+                    self.report(NodeEvent::DialFailed { node, reason });
+                }
+                LinkEvent::Listening(addr) => {
+                    tracing::info!(%addr, "psp node: listening");
+                    self.listen.push(addr.clone());
+                    for tx in self.waiting.drain(..) {
+                        let _ = tx.send(self.listen.clone());
+                    }
+                    self.report(NodeEvent::Listening(addr));
+                }
+            }
+        }
+        any
+    }
+
+    /// Sends what the core has to send now and reports its events.
+    fn flush(&mut self) {
+        loop {
+            let now = self.clock.now();
+            let mut progress = false;
+            let dir = self.directory.clone();
+            let resolve = |n: &NodeId| resolve(&*dir, n);
+            while let Some(t) = self.relay.poll_transmit(now) {
+                self.links.send(t.to, t.cell, &resolve);
+                progress = true;
+            }
+            while let Some(e) = self.relay.poll_event() {
+                log_relay_event(&e);
+                self.report(NodeEvent::Relay(e));
+                progress = true;
+            }
+            // Sending may have failed a dial or closed a link: the core must hear it, and
+            // may then have more to send.
+            if !self.on_link_events() && !progress {
+                break;
+            }
+        }
+    }
+
+    fn report(&mut self, e: NodeEvent) {
+        if self.events.try_send(e).is_err() {
+            self.events_dropped = self.events_dropped.saturating_add(1);
+        }
+    }
+}
+
+fn log_relay_event(e: &RelayEvent) {
+    match e {
+        RelayEvent::ExtendRefused { target, error } => {
+            tracing::warn!(?target, %error, "psp node: extend refused")
+        }
+        RelayEvent::CreateRefused { peer, error } => {
+            tracing::info!(?peer, %error, "psp node: create refused")
+        }
+        RelayEvent::BadCell { peer, error } => {
+            tracing::info!(?peer, %error, "psp node: bad cell")
+        }
+        RelayEvent::CircuitClosed {
+            peer,
+            reason,
+            cause: Some(cause),
+            ..
+        } => tracing::debug!(?peer, ?reason, %cause, "psp node: circuit closed"),
+        other => tracing::trace!(event = ?other, "psp node"),
+    }
+}
+
+/// Sleeps until `deadline`, or forever.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => futures::future::pending().await,
+    }
+}
