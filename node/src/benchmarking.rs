@@ -10,8 +10,9 @@ use sc_cli::SubstrateCli;
 pub fn run(cli: &Cli, cmd: &BenchmarkCmd) -> sc_cli::Result<()> {
     let runner = cli.create_runner(cmd)?;
     runner.sync_run(|config| match cmd {
-        BenchmarkCmd::Pallet(cmd) => cmd
-            .run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(config.chain_spec)),
+        BenchmarkCmd::Pallet(cmd) => {
+            cmd.run_with_spec::<sp_runtime::traits::HashingFor<Block>, ()>(Some(config.chain_spec))
+        }
         _ => Err("only `benchmark pallet` is wired up in psp-node".into()),
     })
 }

@@ -7,7 +7,8 @@ use sc_service::ChainType;
 pub type ChainSpec = sc_service::GenericChainSpec;
 
 fn build(name: &str, id: &str, chain_type: ChainType, preset: &str) -> Result<ChainSpec, String> {
-    let wasm = WASM_BINARY.ok_or("the runtime wasm was not built (build without SKIP_WASM_BUILD)")?;
+    let wasm =
+        WASM_BINARY.ok_or("the runtime wasm was not built (build without SKIP_WASM_BUILD)")?;
     let mut properties = sc_service::Properties::new();
     properties.insert("tokenSymbol".into(), "PSP".into());
     properties.insert("tokenDecimals".into(), 12.into());

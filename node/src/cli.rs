@@ -10,6 +10,10 @@ pub struct Cli {
     /// Options of a running node (see `--help`): `--dev`, `--chain`, `--alice`, ports ...
     #[clap(flatten)]
     pub run: sc_cli::RunCmd,
+
+    /// Options of the PSP overlay started beside the chain.
+    #[clap(flatten)]
+    pub overlay: crate::overlay::OverlayParams,
 }
 
 /// Maintenance subcommands.

@@ -8,6 +8,7 @@
 //! - [`command`]: what each subcommand does.
 //! - [`chain_spec`]: the `dev` and `local` chains.
 //! - [`service`]: assembling the chain's services.
+//! - [`overlay`]: the PSP overlay started beside the chain, checked against chain state.
 //! - [`rpc`]: JSON-RPC, the standard methods plus `psp_*`.
 #![warn(missing_docs)]
 
@@ -16,6 +17,7 @@ mod benchmarking;
 mod chain_spec;
 mod cli;
 mod command;
+mod overlay;
 mod rpc;
 mod service;
 

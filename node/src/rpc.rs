@@ -22,6 +22,8 @@ pub struct FullDeps<C, P> {
     pub client: Arc<C>,
     /// The transaction pool.
     pub pool: Arc<P>,
+    /// The overlay started beside the chain (empty with `--no-overlay`).
+    pub overlay: Arc<crate::overlay::OverlayState>,
 }
 
 type Hash = <Block as BlockT>::Hash;
@@ -38,11 +40,133 @@ pub trait PspRpc {
     /// match, or nothing matching is registered.
     #[method(name = "psp_identityById")]
     fn identity_by_id(&self, id: String, at: Option<Hash>) -> RpcResult<Option<IdentityView>>;
+
+    /// Active node identities at the latest finalized block, at most `limit` (default and
+    /// maximum 256), after the node key `startAfter` (hex) for paging.
+    #[method(name = "psp_nodes")]
+    fn nodes(
+        &self,
+        start_after: Option<String>,
+        limit: Option<u32>,
+    ) -> RpcResult<Vec<IdentityView>>;
 }
 
-/// Serves `psp_*` from the runtime API.
+/// The overlay of this node, as `psp_overlayInfo` returns it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlayInfo {
+    /// Node id (sr25519 identity key), hex.
+    pub node_id: String,
+    /// X25519 onion key, hex.
+    pub onion_key: String,
+    /// libp2p peer id of the overlay links.
+    pub peer_id: String,
+    /// The address registered on chain (ends in `/p2p/<peer id>`).
+    pub address: String,
+    /// Addresses the overlay listens on (empty until it has started).
+    pub listen_addrs: Vec<String>,
+}
+
+/// A node registration signed by the node's identity key, as `psp_overlayRegistration`
+/// returns it: submit it with `PspIdentity::register(registration, proof)`.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignedRegistration {
+    /// SCALE-encoded `psp_primitives::Registration`, hex.
+    pub registration: String,
+    /// The identity key's proof of possession for the given owner, hex.
+    pub proof: String,
+}
+
+/// The overlay methods.
+#[rpc(server)]
+pub trait OverlayRpc {
+    /// This node's overlay identity and addresses; an error with `--no-overlay`.
+    #[method(name = "psp_overlayInfo")]
+    async fn overlay_info(&self) -> RpcResult<OverlayInfo>;
+
+    /// This node's registration, signed for `owner` (SS58) to submit and pay the deposit.
+    /// `namespace` defaults to `peerstream`, `app` to `relay`.
+    #[method(name = "psp_overlayRegistration")]
+    fn overlay_registration(
+        &self,
+        owner: String,
+        namespace: Option<String>,
+        app: Option<String>,
+    ) -> RpcResult<SignedRegistration>;
+}
+
+/// Serves `psp_*` from the runtime API and the overlay.
 pub struct Psp<C> {
     client: Arc<C>,
+    overlay: Arc<crate::overlay::OverlayState>,
+}
+
+impl<C> Psp<C> {
+    fn identity(&self) -> Result<&Arc<crate::overlay::OverlayIdentity>, ErrorObjectOwned> {
+        self.overlay.identity.get().ok_or_else(|| {
+            ErrorObjectOwned::owned(
+                ErrorCode::InternalError.code(),
+                "the overlay is not running on this node (started with --no-overlay)",
+                None::<()>,
+            )
+        })
+    }
+}
+
+#[jsonrpsee::core::async_trait]
+impl<C> OverlayRpcServer for Psp<C>
+where
+    C: HeaderBackend<Block> + Send + Sync + 'static,
+{
+    async fn overlay_info(&self) -> RpcResult<OverlayInfo> {
+        let identity = self.identity()?;
+        let listen_addrs = match self.overlay.handle.get() {
+            Some(handle) => handle
+                .listen_addrs()
+                .await
+                .map(|addrs| addrs.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(OverlayInfo {
+            node_id: format!("0x{}", hex::encode(identity.node_id())),
+            onion_key: format!("0x{}", hex::encode(identity.onion_public)),
+            peer_id: identity.link_key.public().to_peer_id().to_string(),
+            address: identity.address.clone(),
+            listen_addrs,
+        })
+    }
+
+    fn overlay_registration(
+        &self,
+        owner: String,
+        namespace: Option<String>,
+        app: Option<String>,
+    ) -> RpcResult<SignedRegistration> {
+        use codec::Encode;
+        use sp_core::crypto::Ss58Codec;
+        let identity = self.identity()?;
+        let owner = AccountId::from_ss58check(&owner)
+            .map_err(|e| invalid_params(format!("owner is not an SS58 account ({e:?})")))?;
+        let genesis = self.client.hash(0).ok().flatten().ok_or_else(|| {
+            ErrorObjectOwned::owned(
+                ErrorCode::InternalError.code(),
+                "no genesis block",
+                None::<()>,
+            )
+        })?;
+        let (registration, proof) = identity.registration(
+            &genesis.0,
+            &owner,
+            namespace.as_deref().unwrap_or("peerstream"),
+            app.as_deref().unwrap_or("relay"),
+        );
+        Ok(SignedRegistration {
+            registration: format!("0x{}", hex::encode(registration.encode())),
+            proof: format!("0x{}", hex::encode(proof)),
+        })
+    }
 }
 
 fn invalid_params(message: String) -> ErrorObjectOwned {
@@ -59,8 +183,9 @@ fn runtime_error(err: sp_api::ApiError) -> ErrorObjectOwned {
 
 fn parse_key(key: &str) -> Result<IdentityKey, ErrorObjectOwned> {
     let digits = key.strip_prefix("0x").unwrap_or(key);
-    let bytes = hex::decode(digits)
-        .map_err(|e| invalid_params(format!("key is not hex ({e}); expected 0x + 64 hex digits")))?;
+    let bytes = hex::decode(digits).map_err(|e| {
+        invalid_params(format!("key is not hex ({e}); expected 0x + 64 hex digits"))
+    })?;
     bytes
         .try_into()
         .map_err(|b: Vec<u8>| invalid_params(format!("key has {} bytes; expected 32", b.len())))
@@ -78,18 +203,43 @@ where
     fn identity_by_key(&self, key: String, at: Option<Hash>) -> RpcResult<Option<IdentityView>> {
         let key = parse_key(&key)?;
         let at = at.unwrap_or_else(|| self.client.info().best_hash);
-        let info = self.client.runtime_api().identity_by_key(at, key).map_err(runtime_error)?;
+        let info = self
+            .client
+            .runtime_api()
+            .identity_by_key(at, key)
+            .map_err(runtime_error)?;
         Ok(info.map(view))
     }
 
     fn identity_by_id(&self, id: String, at: Option<Hash>) -> RpcResult<Option<IdentityView>> {
         if id.len() > psp_primitives::id_string::MAX_ID_STRING_LEN {
-            return Err(invalid_params("id string is longer than any valid id".into()));
+            return Err(invalid_params(
+                "id string is longer than any valid id".into(),
+            ));
         }
         let at = at.unwrap_or_else(|| self.client.info().best_hash);
-        let info =
-            self.client.runtime_api().identity_by_id(at, id.into_bytes()).map_err(runtime_error)?;
+        let info = self
+            .client
+            .runtime_api()
+            .identity_by_id(at, id.into_bytes())
+            .map_err(runtime_error)?;
         Ok(info.map(view))
+    }
+
+    fn nodes(
+        &self,
+        start_after: Option<String>,
+        limit: Option<u32>,
+    ) -> RpcResult<Vec<IdentityView>> {
+        let start_after = start_after.as_deref().map(parse_key).transpose()?;
+        let limit = limit.unwrap_or(psp_primitives::api::MAX_NODES_PER_PAGE);
+        let at = self.client.info().finalized_hash;
+        let nodes = self
+            .client
+            .runtime_api()
+            .nodes(at, start_after, limit)
+            .map_err(runtime_error)?;
+        Ok(nodes.into_iter().map(view).collect())
     }
 }
 
@@ -111,9 +261,17 @@ where
     use substrate_frame_rpc_system::{System, SystemApiServer};
 
     let mut module = RpcModule::new(());
-    let FullDeps { client, pool } = deps;
+    let FullDeps {
+        client,
+        pool,
+        overlay,
+    } = deps;
     module.merge(System::new(client.clone(), pool).into_rpc())?;
     module.merge(TransactionPayment::new(client.clone()).into_rpc())?;
-    module.merge(Psp { client }.into_rpc())?;
+    module.merge(PspRpcServer::into_rpc(Psp {
+        client: client.clone(),
+        overlay: overlay.clone(),
+    }))?;
+    module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;
     Ok(module)
 }

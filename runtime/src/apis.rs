@@ -206,6 +206,13 @@ impl_runtime_apis! {
         fn identity_by_id(id: Vec<u8>) -> Option<IdentityInfo<AccountId, Balance, BlockNumber>> {
             PspIdentity::identity_by_id(&id)
         }
+
+        fn nodes(
+            start_after: Option<IdentityKey>,
+            limit: u32,
+        ) -> Vec<IdentityInfo<AccountId, Balance, BlockNumber>> {
+            PspIdentity::nodes(start_after, limit)
+        }
     }
 
     #[cfg(feature = "runtime-benchmarks")]

@@ -17,15 +17,25 @@ const ENDOWMENT: u128 = 1_000_000 * UNIT;
 type Authority = (Sr25519Keyring, Ed25519Keyring);
 
 fn genesis(authorities: &[Authority], endowed: Vec<AccountId>, root: AccountId) -> Value {
-    let aura: Vec<AuraId> = authorities.iter().map(|(aura, _)| aura.public().into()).collect();
-    let grandpa: Vec<(GrandpaId, u64)> =
-        authorities.iter().map(|(_, grandpa)| (grandpa.public().into(), 1)).collect();
+    let aura: Vec<AuraId> = authorities
+        .iter()
+        .map(|(aura, _)| aura.public().into())
+        .collect();
+    let grandpa: Vec<(GrandpaId, u64)> = authorities
+        .iter()
+        .map(|(_, grandpa)| (grandpa.public().into(), 1))
+        .collect();
     build_struct_json_patch!(RuntimeGenesisConfig {
         balances: BalancesConfig {
-            balances: endowed.into_iter().map(|who| (who, ENDOWMENT)).collect::<Vec<_>>(),
+            balances: endowed
+                .into_iter()
+                .map(|who| (who, ENDOWMENT))
+                .collect::<Vec<_>>(),
         },
         aura: pallet_aura::GenesisConfig { authorities: aura },
-        grandpa: pallet_grandpa::GenesisConfig { authorities: grandpa },
+        grandpa: pallet_grandpa::GenesisConfig {
+            authorities: grandpa
+        },
         sudo: SudoConfig { key: Some(root) },
     })
 }

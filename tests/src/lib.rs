@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests: starting and stopping real `psp-node` processes.
 //!
-//! [`DevNode::start`] runs `psp-node --dev --tmp` on free loopback ports, with its log in a
+//! [`DevNode::start`] runs `psp-node --dev --tmp` on free loopback ports (`--rpc-port`, and
+//! `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p), with its log in a
 //! temporary file, waits until its RPC answers and a first block is finalized, and kills the
 //! process when dropped. If a test panics while the node is alive, the tail of the node's log
 //! is printed, because that is usually where the reason is.
@@ -22,8 +23,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// How long a fresh dev node may take to answer RPC and finalize a block.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a fresh dev node may take to answer RPC and finalize a block (a debug build on
+/// two busy cores needs about two minutes).
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Lines of node log printed when a test fails.
 pub const LOG_TAIL_LINES: usize = 60;
 
@@ -96,12 +98,8 @@ impl DevNode {
                 "--no-telemetry",
                 "--no-mdns",
             ])
-            .args([
-                "--rpc-port",
-                &rpc_port.to_string(),
-                "--port",
-                &p2p_port.to_string(),
-            ])
+            .args(["--rpc-port", &rpc_port.to_string()])
+            // `--listen-addr` replaces `--port` (the node refuses both) and keeps p2p on loopback.
             .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

@@ -20,7 +20,9 @@ fn identity_key() -> sr25519::Public {
 }
 
 fn sign(key: &sr25519::Public, message: &[u8]) -> [u8; 64] {
-    sp_io::crypto::sr25519_sign(KEY_TYPE, key, message).map(|s| s.0).unwrap_or([0; 64])
+    sp_io::crypto::sr25519_sign(KEY_TYPE, key, message)
+        .map(|s| s.0)
+        .unwrap_or([0; 64])
 }
 
 fn worst_case_node<T: Config>(key: &sr25519::Public) -> Registration {
@@ -33,7 +35,10 @@ fn worst_case_node<T: Config>(key: &sr25519::Public) -> Registration {
         app_namespace: vec![b'a'; 32],
         key: key.0,
         x25519: [1; 32],
-        node: Some(NodeDetails { peer_id: vec![3; T::MaxPeerIdLen::get() as usize], addresses }),
+        node: Some(NodeDetails {
+            peer_id: vec![3; T::MaxPeerIdLen::get() as usize],
+            addresses,
+        }),
     }
 }
 
@@ -53,7 +58,10 @@ where
     let owner = funded::<T>();
     let key = identity_key();
     let registration = worst_case_node::<T>(&key);
-    let proof = sign(&key, &registration_message(&Identity::<T>::genesis_hash(), &owner, &registration));
+    let proof = sign(
+        &key,
+        &registration_message(&Identity::<T>::genesis_hash(), &owner, &registration),
+    );
     if Identity::<T>::do_register(owner.clone(), registration, proof).is_err() {
         panic!("benchmark setup: registration failed");
     }
@@ -69,8 +77,10 @@ mod benchmarks {
         let owner = funded::<T>();
         let key = identity_key();
         let registration = worst_case_node::<T>(&key);
-        let proof =
-            sign(&key, &registration_message(&Identity::<T>::genesis_hash(), &owner, &registration));
+        let proof = sign(
+            &key,
+            &registration_message(&Identity::<T>::genesis_hash(), &owner, &registration),
+        );
 
         #[extrinsic_call]
         _(RawOrigin::Signed(owner), registration, proof);
@@ -84,8 +94,16 @@ mod benchmarks {
         let addresses = (0..T::MaxAddresses::get())
             .map(|_| vec![9u8; T::MaxAddressLen::get() as usize])
             .collect::<Vec<_>>();
-        let rotation = Rotation { key: key.0, x25519: [2; 32], addresses: Some(addresses), nonce: 0 };
-        let proof = sign(&key, &rotation_message(&Identity::<T>::genesis_hash(), &rotation));
+        let rotation = Rotation {
+            key: key.0,
+            x25519: [2; 32],
+            addresses: Some(addresses),
+            nonce: 0,
+        };
+        let proof = sign(
+            &key,
+            &rotation_message(&Identity::<T>::genesis_hash(), &rotation),
+        );
 
         #[extrinsic_call]
         _(RawOrigin::Signed(owner), rotation, proof);

@@ -50,7 +50,10 @@ impl<T: Config> Pallet<T> {
 
         let deposit = T::IdentityDeposit::get();
         let reason = HoldReason::IdentityDeposit.into();
-        ensure!(T::Currency::can_hold(&reason, &owner, deposit), Error::<T>::InsufficientBalance);
+        ensure!(
+            T::Currency::can_hold(&reason, &owner, deposit),
+            Error::<T>::InsufficientBalance
+        );
         T::Currency::hold(&reason, &owner, deposit)?;
 
         IdentityOf::<T>::insert(
@@ -83,7 +86,10 @@ impl<T: Config> Pallet<T> {
         proof: IdentitySignature,
     ) -> DispatchResult {
         let mut record = Self::active_owned(&who, &rotation.key)?;
-        ensure!(rotation.nonce == record.rotations, Error::<T>::StaleRotation);
+        ensure!(
+            rotation.nonce == record.rotations,
+            Error::<T>::StaleRotation
+        );
         let node = match (&record.node, &rotation.addresses) {
             (Some(current), Some(addresses)) => Some(Self::node_info(&NodeDetails {
                 peer_id: current.peer_id.to_vec(),
@@ -92,14 +98,21 @@ impl<T: Config> Pallet<T> {
             (None, Some(_)) => return Err(Error::<T>::NodeDetailsNotAllowed.into()),
             (current, None) => current.clone(),
         };
-        Self::verify(&rotation.key, &rotation_message(&Self::genesis_hash(), &rotation), &proof)?;
+        Self::verify(
+            &rotation.key,
+            &rotation_message(&Self::genesis_hash(), &rotation),
+            &proof,
+        )?;
 
         record.x25519 = rotation.x25519;
         record.node = node;
         record.rotations = record.rotations.saturating_add(1);
         let rotations = record.rotations;
         IdentityOf::<T>::insert(rotation.key, record);
-        Self::deposit_event(Event::KeysRotated { key: rotation.key, rotations });
+        Self::deposit_event(Event::KeysRotated {
+            key: rotation.key,
+            rotations,
+        });
         Ok(())
     }
 
@@ -129,8 +142,16 @@ impl<T: Config> Pallet<T> {
         };
         IdentityOf::<T>::insert(key, record);
         Self::deposit_event(match by {
-            Some(_) => Event::IdentityRevoked { key, owner, released: moved },
-            None => Event::IdentityForceRevoked { key, owner, slashed: moved },
+            Some(_) => Event::IdentityRevoked {
+                key,
+                owner,
+                released: moved,
+            },
+            None => Event::IdentityForceRevoked {
+                key,
+                owner,
+                slashed: moved,
+            },
         });
         Ok(())
     }
@@ -143,12 +164,28 @@ impl<T: Config> Pallet<T> {
     /// The identity an id string names, if it parses, its checksum holds, and it matches the
     /// registered kind and namespaces.
     pub fn identity_by_id(id: &[u8]) -> Option<IdentityInfoOf<T>> {
-        let parsed = IdString::parse_bytes(id).ok().filter(IdString::checksum_ok)?;
+        let parsed = IdString::parse_bytes(id)
+            .ok()
+            .filter(IdString::checksum_ok)?;
         let record = IdentityOf::<T>::get(parsed.key)?;
         let matches = record.kind == parsed.kind
             && record.namespace.as_slice() == parsed.namespace.as_bytes()
             && record.app_namespace.as_slice() == parsed.app_namespace.as_bytes();
         matches.then(|| Self::to_info(parsed.key, record))
+    }
+
+    /// Active node identities after `start_after` in storage order, at most `limit` (capped at
+    /// `MAX_NODES_PER_PAGE`). For the runtime API only: it iterates storage.
+    pub fn nodes(start_after: Option<IdentityKey>, limit: u32) -> Vec<IdentityInfoOf<T>> {
+        let limit = limit.min(psp_primitives::api::MAX_NODES_PER_PAGE) as usize;
+        let iter = match start_after {
+            Some(key) => IdentityOf::<T>::iter_from(IdentityOf::<T>::hashed_key_for(key)),
+            None => IdentityOf::<T>::iter(),
+        };
+        iter.filter(|(_, r)| r.kind == IdentityKind::Node && r.status == IdentityStatus::Active)
+            .take(limit)
+            .map(|(key, record)| Self::to_info(key, record))
+            .collect()
     }
 
     /// The genesis hash every proof binds to, so proofs cannot be replayed on another chain.
@@ -188,7 +225,10 @@ impl<T: Config> Pallet<T> {
 
     fn active(key: &IdentityKey) -> Result<IdentityRecord<T>, DispatchError> {
         let record = IdentityOf::<T>::get(key).ok_or(Error::<T>::NotRegistered)?;
-        ensure!(record.status == IdentityStatus::Active, Error::<T>::IdentityRevoked);
+        ensure!(
+            record.status == IdentityStatus::Active,
+            Error::<T>::IdentityRevoked
+        );
         Ok(record)
     }
 
@@ -223,7 +263,8 @@ impl<T: Config> Pallet<T> {
                 BoundedVec::try_from(a.clone()).map_err(|_| Error::<T>::BadAddress)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let addresses = BoundedVec::try_from(addresses).map_err(|_| Error::<T>::TooManyAddresses)?;
+        let addresses =
+            BoundedVec::try_from(addresses).map_err(|_| Error::<T>::TooManyAddresses)?;
         Ok(NodeInfo { peer_id, addresses })
     }
 
@@ -237,4 +278,3 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 }
-

@@ -52,7 +52,9 @@ impl pallet_psp_identity::Config for Test {
 
 /// Genesis: ALICE and BOB hold 10_000, POOR holds 50 (below the deposit).
 pub fn new_test_ext() -> sp_io::TestExternalities {
-    let mut storage = frame_system::GenesisConfig::<Test>::default().build_storage().unwrap();
+    let mut storage = frame_system::GenesisConfig::<Test>::default()
+        .build_storage()
+        .unwrap();
     pallet_balances::GenesisConfig::<Test> {
         balances: vec![(ALICE, 10_000), (BOB, 10_000), (POOR, 50)],
         ..Default::default()
@@ -60,7 +62,9 @@ pub fn new_test_ext() -> sp_io::TestExternalities {
     .assimilate_storage(&mut storage)
     .unwrap();
     let mut ext = sp_io::TestExternalities::new(storage);
-    ext.register_extension(sp_keystore::KeystoreExt::new(sp_keystore::testing::MemoryKeystore::new()));
+    ext.register_extension(sp_keystore::KeystoreExt::new(
+        sp_keystore::testing::MemoryKeystore::new(),
+    ));
     ext.execute_with(|| System::set_block_number(1));
     ext
 }

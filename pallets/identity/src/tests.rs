@@ -32,24 +32,46 @@ fn node(key: &sr25519::Pair, addresses: usize) -> Registration {
         kind: IdentityKind::Node,
         node: Some(NodeDetails {
             peer_id: vec![0x12; 38],
-            addresses: (0..addresses).map(|i| vec![4, 127, 0, 0, 1, i as u8]).collect(),
+            addresses: (0..addresses)
+                .map(|i| vec![4, 127, 0, 0, 1, i as u8])
+                .collect(),
         }),
         ..client(key)
     }
 }
 
 fn prove(key: &sr25519::Pair, owner: u64, registration: &Registration) -> [u8; 64] {
-    key.sign(&registration_message(&Identity::genesis_hash(), &owner, registration)).0
+    key.sign(&registration_message(
+        &Identity::genesis_hash(),
+        &owner,
+        registration,
+    ))
+    .0
 }
 
-fn register(owner: u64, key: &sr25519::Pair, registration: Registration) -> Result<(), DispatchError> {
+fn register(
+    owner: u64,
+    key: &sr25519::Pair,
+    registration: Registration,
+) -> Result<(), DispatchError> {
     let proof = prove(key, owner, &registration);
     Identity::register(RuntimeOrigin::signed(owner), registration, proof)
 }
 
-fn rotation(key: &sr25519::Pair, nonce: u32, addresses: Option<Vec<Vec<u8>>>) -> (Rotation, [u8; 64]) {
-    let rotation = Rotation { key: key.public().0, x25519: [nonce as u8 + 50; 32], addresses, nonce };
-    let proof = key.sign(&rotation_message(&Identity::genesis_hash(), &rotation)).0;
+fn rotation(
+    key: &sr25519::Pair,
+    nonce: u32,
+    addresses: Option<Vec<Vec<u8>>>,
+) -> (Rotation, [u8; 64]) {
+    let rotation = Rotation {
+        key: key.public().0,
+        x25519: [nonce as u8 + 50; 32],
+        addresses,
+        nonce,
+    };
+    let proof = key
+        .sign(&rotation_message(&Identity::genesis_hash(), &rotation))
+        .0;
     (rotation, proof)
 }
 
@@ -84,7 +106,10 @@ fn one_account_registers_identities_for_several_devices() {
     new_test_ext().execute_with(|| {
         for seed in 1..=3 {
             let key = pair(seed);
-            let registration = Registration { kind: IdentityKind::Device, ..client(&key) };
+            let registration = Registration {
+                kind: IdentityKind::Device,
+                ..client(&key)
+            };
             assert_ok!(register(ALICE, &key, registration));
         }
         assert_eq!(held(ALICE), 3 * DEPOSIT);
@@ -111,12 +136,18 @@ fn lookup_by_id_string_requires_matching_checksum_and_names() {
         let info = Identity::identity_info(key.public().0).unwrap();
         let id = core::str::from_utf8(&info.id).unwrap().to_string();
         assert!(id.starts_with("peerstream.client.account."));
-        assert_eq!(Identity::identity_by_id(id.as_bytes()).unwrap().key, key.public().0);
+        assert_eq!(
+            Identity::identity_by_id(id.as_bytes()).unwrap().key,
+            key.public().0
+        );
         // Same key under another kind: grammatical, checksum computed, but not registered so.
-        let other = IdString::new("peerstream", IdentityKind::Node, "account", key.public().0).unwrap();
+        let other =
+            IdString::new("peerstream", IdentityKind::Node, "account", key.public().0).unwrap();
         assert!(Identity::identity_by_id(other.to_string().as_bytes()).is_none());
         // A typo in the key part breaks the checksum or the grammar.
-        assert!(Identity::identity_by_id(id.replace("peerstream", "peerstreem").as_bytes()).is_none());
+        assert!(
+            Identity::identity_by_id(id.replace("peerstream", "peerstreem").as_bytes()).is_none()
+        );
         assert!(Identity::identity_by_id(b"not an id").is_none());
     });
 }
@@ -164,13 +195,28 @@ fn proof_must_verify_for_this_owner_and_registration() {
 fn namespaces_are_validated() {
     new_test_ext().execute_with(|| {
         let key = pair(1);
-        let long = Registration { namespace: vec![b'a'; 33], ..client(&key) };
+        let long = Registration {
+            namespace: vec![b'a'; 33],
+            ..client(&key)
+        };
         assert_noop!(register(ALICE, &key, long), Error::<Test>::NamespaceTooLong);
-        let long_app = Registration { app_namespace: vec![b'a'; 33], ..client(&key) };
-        assert_noop!(register(ALICE, &key, long_app), Error::<Test>::NamespaceTooLong);
+        let long_app = Registration {
+            app_namespace: vec![b'a'; 33],
+            ..client(&key)
+        };
+        assert_noop!(
+            register(ALICE, &key, long_app),
+            Error::<Test>::NamespaceTooLong
+        );
         for bad in [&b""[..], b"Upper", b"-dash", b"dot.ted", b"sp ace"] {
-            let registration = Registration { namespace: bad.to_vec(), ..client(&key) };
-            assert_noop!(register(ALICE, &key, registration), Error::<Test>::InvalidNamespace);
+            let registration = Registration {
+                namespace: bad.to_vec(),
+                ..client(&key)
+            };
+            assert_noop!(
+                register(ALICE, &key, registration),
+                Error::<Test>::InvalidNamespace
+            );
         }
     });
 }
@@ -179,7 +225,10 @@ fn namespaces_are_validated() {
 fn node_details_are_bounded_and_only_for_nodes() {
     new_test_ext().execute_with(|| {
         let key = pair(2);
-        assert_noop!(register(BOB, &key, node(&key, 5)), Error::<Test>::TooManyAddresses);
+        assert_noop!(
+            register(BOB, &key, node(&key, 5)),
+            Error::<Test>::TooManyAddresses
+        );
         let mut long_peer = node(&key, 1);
         long_peer.node.as_mut().unwrap().peer_id = vec![1; 65];
         assert_noop!(register(BOB, &key, long_peer), Error::<Test>::PeerIdTooLong);
@@ -189,10 +238,22 @@ fn node_details_are_bounded_and_only_for_nodes() {
         let mut empty_addr = node(&key, 1);
         empty_addr.node.as_mut().unwrap().addresses = vec![vec![]];
         assert_noop!(register(BOB, &key, empty_addr), Error::<Test>::BadAddress);
-        let bare = Registration { node: None, ..node(&key, 1) };
-        assert_noop!(register(BOB, &key, bare), Error::<Test>::NodeDetailsRequired);
-        let client_with_node = Registration { kind: IdentityKind::Client, ..node(&key, 1) };
-        assert_noop!(register(BOB, &key, client_with_node), Error::<Test>::NodeDetailsNotAllowed);
+        let bare = Registration {
+            node: None,
+            ..node(&key, 1)
+        };
+        assert_noop!(
+            register(BOB, &key, bare),
+            Error::<Test>::NodeDetailsRequired
+        );
+        let client_with_node = Registration {
+            kind: IdentityKind::Client,
+            ..node(&key, 1)
+        };
+        assert_noop!(
+            register(BOB, &key, client_with_node),
+            Error::<Test>::NodeDetailsNotAllowed
+        );
     });
 }
 
@@ -200,7 +261,10 @@ fn node_details_are_bounded_and_only_for_nodes() {
 fn balance_below_deposit_is_refused() {
     new_test_ext().execute_with(|| {
         let key = pair(3);
-        assert_noop!(register(POOR, &key, client(&key)), Error::<Test>::InsufficientBalance);
+        assert_noop!(
+            register(POOR, &key, client(&key)),
+            Error::<Test>::InsufficientBalance
+        );
         assert_eq!(Balances::balance(&POOR), 50);
     });
 }
@@ -217,7 +281,13 @@ fn rotate_replaces_keys_once_per_nonce() {
         assert_eq!(info.x25519, [50; 32]);
         assert_eq!(info.node.unwrap().addresses, new_addresses);
         assert_eq!(info.rotations, 1);
-        System::assert_last_event(Event::KeysRotated { key: key.public().0, rotations: 1 }.into());
+        System::assert_last_event(
+            Event::KeysRotated {
+                key: key.public().0,
+                rotations: 1,
+            }
+            .into(),
+        );
         // Replaying the same rotation is refused.
         assert_noop!(
             Identity::rotate(RuntimeOrigin::signed(BOB), r0, p0),
@@ -243,7 +313,9 @@ fn rotate_error_paths() {
             Identity::rotate(RuntimeOrigin::signed(BOB), r.clone(), p),
             Error::<Test>::NotOwner
         );
-        let forged = pair(9).sign(&rotation_message(&Identity::genesis_hash(), &r)).0;
+        let forged = pair(9)
+            .sign(&rotation_message(&Identity::genesis_hash(), &r))
+            .0;
         assert_noop!(
             Identity::rotate(RuntimeOrigin::signed(ALICE), r, forged),
             Error::<Test>::BadProof
@@ -272,14 +344,28 @@ fn revoke_releases_deposit_and_leaves_a_tombstone() {
             Identity::revoke(RuntimeOrigin::signed(BOB), key.public().0),
             Error::<Test>::NotOwner
         );
-        assert_ok!(Identity::revoke(RuntimeOrigin::signed(ALICE), key.public().0));
+        assert_ok!(Identity::revoke(
+            RuntimeOrigin::signed(ALICE),
+            key.public().0
+        ));
         assert_eq!(held(ALICE), 0);
         assert_eq!(Balances::balance(&ALICE), 10_000);
         System::assert_last_event(
-            Event::IdentityRevoked { key: key.public().0, owner: ALICE, released: DEPOSIT }.into(),
+            Event::IdentityRevoked {
+                key: key.public().0,
+                owner: ALICE,
+                released: DEPOSIT,
+            }
+            .into(),
         );
         let info = Identity::identity_info(key.public().0).unwrap();
-        assert_eq!(info.status, IdentityStatus::Revoked { at: 1, forced: false });
+        assert_eq!(
+            info.status,
+            IdentityStatus::Revoked {
+                at: 1,
+                forced: false
+            }
+        );
         assert_eq!(info.deposit, 0);
     });
 }
@@ -289,7 +375,10 @@ fn a_revoked_identity_cannot_be_used_again() {
     new_test_ext().execute_with(|| {
         let key = pair(1);
         assert_ok!(register(ALICE, &key, client(&key)));
-        assert_ok!(Identity::revoke(RuntimeOrigin::signed(ALICE), key.public().0));
+        assert_ok!(Identity::revoke(
+            RuntimeOrigin::signed(ALICE),
+            key.public().0
+        ));
         assert_noop!(
             Identity::revoke(RuntimeOrigin::signed(ALICE), key.public().0),
             Error::<Test>::IdentityRevoked
@@ -299,7 +388,10 @@ fn a_revoked_identity_cannot_be_used_again() {
             Identity::rotate(RuntimeOrigin::signed(ALICE), r, p),
             Error::<Test>::IdentityRevoked
         );
-        assert_noop!(register(ALICE, &key, client(&key)), Error::<Test>::IdentityRevoked);
+        assert_noop!(
+            register(ALICE, &key, client(&key)),
+            Error::<Test>::IdentityRevoked
+        );
         assert_noop!(
             Identity::force_revoke(RuntimeOrigin::root(), key.public().0),
             Error::<Test>::IdentityRevoked
@@ -317,16 +409,27 @@ fn force_revoke_slashes_the_deposit() {
             Identity::force_revoke(RuntimeOrigin::signed(ALICE), key.public().0),
             BadOrigin
         );
-        assert_ok!(Identity::force_revoke(RuntimeOrigin::root(), key.public().0));
+        assert_ok!(Identity::force_revoke(
+            RuntimeOrigin::root(),
+            key.public().0
+        ));
         assert_eq!(held(ALICE), 0);
         assert_eq!(Balances::balance(&ALICE), 10_000 - DEPOSIT);
         assert_eq!(Balances::total_issuance(), issuance - DEPOSIT);
         System::assert_last_event(
-            Event::IdentityForceRevoked { key: key.public().0, owner: ALICE, slashed: DEPOSIT }.into(),
+            Event::IdentityForceRevoked {
+                key: key.public().0,
+                owner: ALICE,
+                slashed: DEPOSIT,
+            }
+            .into(),
         );
         assert_eq!(
             Identity::identity_info(key.public().0).unwrap().status,
-            IdentityStatus::Revoked { at: 1, forced: true }
+            IdentityStatus::Revoked {
+                at: 1,
+                forced: true
+            }
         );
         assert_noop!(
             Identity::force_revoke(RuntimeOrigin::root(), [0; 32]),
@@ -340,7 +443,41 @@ fn unsigned_origins_are_refused() {
     new_test_ext().execute_with(|| {
         let key = pair(1);
         let proof = prove(&key, ALICE, &client(&key));
-        assert_noop!(Identity::register(RuntimeOrigin::none(), client(&key), proof), BadOrigin);
-        assert_noop!(Identity::revoke(RuntimeOrigin::root(), key.public().0), BadOrigin);
+        assert_noop!(
+            Identity::register(RuntimeOrigin::none(), client(&key), proof),
+            BadOrigin
+        );
+        assert_noop!(
+            Identity::revoke(RuntimeOrigin::root(), key.public().0),
+            BadOrigin
+        );
+    });
+}
+
+#[test]
+fn nodes_lists_active_nodes_page_by_page() {
+    new_test_ext().execute_with(|| {
+        for seed in 1..=5 {
+            let key = pair(seed);
+            assert_ok!(register(ALICE, &key, node(&key, 1)));
+        }
+        let client_key = pair(9);
+        assert_ok!(register(ALICE, &client_key, client(&client_key)));
+        assert_ok!(Identity::revoke(
+            RuntimeOrigin::signed(ALICE),
+            pair(3).public().0
+        ));
+
+        let first = Identity::nodes(None, 2);
+        assert_eq!(first.len(), 2);
+        let rest = Identity::nodes(Some(first[1].key), 10);
+        let mut all: Vec<_> = first.iter().chain(rest.iter()).map(|i| i.key).collect();
+        all.sort();
+        let mut want: Vec<_> = [1u8, 2, 4, 5].iter().map(|s| pair(*s).public().0).collect();
+        want.sort();
+        assert_eq!(
+            all, want,
+            "active nodes only, each once, no clients, no revoked"
+        );
     });
 }

@@ -1,9 +1,7 @@
 //! Storage types of the identity pallet.
 
 use crate::{BalanceOf, Config};
-use frame_support::{
-    pallet_prelude::*, CloneNoBound, EqNoBound, PartialEqNoBound, DebugNoBound,
-};
+use frame_support::{pallet_prelude::*, CloneNoBound, DebugNoBound, EqNoBound, PartialEqNoBound};
 use frame_system::pallet_prelude::BlockNumberFor;
 use psp_primitives::{id_string::MAX_LABEL_LEN, IdentityKind, IdentityStatus, X25519Key};
 
@@ -12,14 +10,7 @@ pub type Label = BoundedVec<u8, ConstU32<{ MAX_LABEL_LEN as u32 }>>;
 
 /// Network details of a node identity, bounded.
 #[derive(
-    Encode,
-    Decode,
-    MaxEncodedLen,
-    TypeInfo,
-    CloneNoBound,
-    PartialEqNoBound,
-    EqNoBound,
-    DebugNoBound,
+    Encode, Decode, MaxEncodedLen, TypeInfo, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]
@@ -32,14 +23,7 @@ pub struct NodeInfo<T: Config> {
 
 /// A registered identity.
 #[derive(
-    Encode,
-    Decode,
-    MaxEncodedLen,
-    TypeInfo,
-    CloneNoBound,
-    PartialEqNoBound,
-    EqNoBound,
-    DebugNoBound,
+    Encode, Decode, MaxEncodedLen, TypeInfo, CloneNoBound, PartialEqNoBound, EqNoBound, DebugNoBound,
 )]
 #[scale_info(skip_type_params(T))]
 #[codec(mel_bound())]

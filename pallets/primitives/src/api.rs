@@ -6,6 +6,9 @@ use crate::identity::{IdentityInfo, IdentityKey};
 use alloc::vec::Vec;
 use codec::Codec;
 
+/// Most node identities one `PspApi::nodes` call returns.
+pub const MAX_NODES_PER_PAGE: u32 = 256;
+
 sp_api::decl_runtime_apis! {
     /// Identity look-ups for the overlay and clients.
     pub trait PspApi<AccountId, Balance, BlockNumber>
@@ -19,5 +22,8 @@ sp_api::decl_runtime_apis! {
         /// The identity an id string names: `None` if it does not parse, its check bytes do not
         /// match, or no identity with that key, kind and namespaces is registered.
         fn identity_by_id(id: Vec<u8>) -> Option<IdentityInfo<AccountId, Balance, BlockNumber>>;
+        /// Active node identities in storage order, at most `limit` (capped at
+        /// [`MAX_NODES_PER_PAGE`]), starting after the node key `start_after`.
+        fn nodes(start_after: Option<IdentityKey>, limit: u32) -> Vec<IdentityInfo<AccountId, Balance, BlockNumber>>;
     }
 }

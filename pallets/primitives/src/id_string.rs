@@ -50,9 +50,13 @@ impl fmt::Display for IdStringError {
                 "an id string has four dot-separated parts: namespace.kind.app-namespace.key"
             }
             Self::TooLong => "the id string is longer than any valid id",
-            Self::BadLabel => "namespaces are 1-32 characters of a-z, 0-9 and '-', not starting with '-'",
+            Self::BadLabel => {
+                "namespaces are 1-32 characters of a-z, 0-9 and '-', not starting with '-'"
+            }
             Self::UnknownKind => "the kind must be one of client, node, group, device",
-            Self::BadKey => "the key part must be base58 of exactly 36 bytes (32-byte key + 4 check bytes)",
+            Self::BadKey => {
+                "the key part must be base58 of exactly 36 bytes (32-byte key + 4 check bytes)"
+            }
         })
     }
 }
@@ -80,11 +84,18 @@ pub fn is_valid_label(label: &[u8]) -> bool {
     !label.is_empty()
         && label.len() <= MAX_LABEL_LEN
         && label[0] != b'-'
-        && label.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && label
+            .iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// The four check bytes of an identity.
-pub fn checksum(namespace: &str, kind: IdentityKind, app_namespace: &str, key: &IdentityKey) -> [u8; 4] {
+pub fn checksum(
+    namespace: &str,
+    kind: IdentityKind,
+    app_namespace: &str,
+    key: &IdentityKey,
+) -> [u8; 4] {
     let mut input = Vec::with_capacity(6 + namespace.len() + app_namespace.len() + 8 + 32);
     input.extend_from_slice(b"psp-id");
     input.extend_from_slice(namespace.as_bytes());
@@ -125,9 +136,13 @@ impl IdString {
             return Err(IdStringError::TooLong);
         }
         let mut parts = s.split('.');
-        let (Some(ns), Some(kind), Some(app), Some(key58), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(ns), Some(kind), Some(app), Some(key58), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
             return Err(IdStringError::WrongPartCount);
         };
         if !is_valid_label(ns.as_bytes()) || !is_valid_label(app.as_bytes()) {
@@ -143,7 +158,13 @@ impl IdString {
         key.copy_from_slice(&raw[..32]);
         let mut check = [0u8; 4];
         check.copy_from_slice(&raw[32..]);
-        let parsed = Self { namespace: ns.into(), kind, app_namespace: app.into(), key, check };
+        let parsed = Self {
+            namespace: ns.into(),
+            kind,
+            app_namespace: app.into(),
+            key,
+            check,
+        };
         // base58 has several spellings with leading '1's; only the canonical one is an id.
         if parsed.key58() != key58 {
             return Err(IdStringError::BadKey);
@@ -153,7 +174,9 @@ impl IdString {
 
     /// Parses an id string given as bytes.
     pub fn parse_bytes(s: &[u8]) -> Result<Self, IdStringError> {
-        core::str::from_utf8(s).map_err(|_| IdStringError::BadLabel).and_then(Self::parse)
+        core::str::from_utf8(s)
+            .map_err(|_| IdStringError::BadLabel)
+            .and_then(Self::parse)
     }
 
     /// Whether the check bytes match the rest of the id.
@@ -171,7 +194,14 @@ impl IdString {
 
 impl fmt::Display for IdString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}.{}", self.namespace, self.kind.as_str(), self.app_namespace, self.key58())
+        write!(
+            f,
+            "{}.{}.{}.{}",
+            self.namespace,
+            self.kind.as_str(),
+            self.app_namespace,
+            self.key58()
+        )
     }
 }
 
@@ -180,7 +210,8 @@ mod tests {
     use super::*;
     use alloc::string::ToString;
 
-    const SEED_EXAMPLE: &str = "peerstream.client.account.2Kny61ghn2upK8ttFwVoeHmicHEA6SfQjXC1HDUtuTGVdea2FF";
+    const SEED_EXAMPLE: &str =
+        "peerstream.client.account.2Kny61ghn2upK8ttFwVoeHmicHEA6SfQjXC1HDUtuTGVdea2FF";
 
     #[test]
     fn seed_example_round_trips() {
@@ -218,21 +249,55 @@ mod tests {
     fn malformed_ids_are_refused_with_reasons() {
         let key58 = SEED_EXAMPLE.rsplit('.').next().unwrap();
         let cases = [
-            ("peerstream.client.account".to_string(), IdStringError::WrongPartCount),
-            (format!("a.client.b.{key58}.x"), IdStringError::WrongPartCount),
-            (format!("Peer.client.account.{key58}"), IdStringError::BadLabel),
+            (
+                "peerstream.client.account".to_string(),
+                IdStringError::WrongPartCount,
+            ),
+            (
+                format!("a.client.b.{key58}.x"),
+                IdStringError::WrongPartCount,
+            ),
+            (
+                format!("Peer.client.account.{key58}"),
+                IdStringError::BadLabel,
+            ),
             (format!(".client.account.{key58}"), IdStringError::BadLabel),
-            (format!("-p.client.account.{key58}"), IdStringError::BadLabel),
-            (format!("{}.client.account.{key58}", "a".repeat(33)), IdStringError::BadLabel),
-            (format!("peerstream.robot.account.{key58}"), IdStringError::UnknownKind),
-            ("peerstream.client.account.0OIl".to_string(), IdStringError::BadKey),
-            ("peerstream.client.account.2Kny61".to_string(), IdStringError::BadKey),
-            (format!("peerstream.client.account.1{key58}"), IdStringError::BadKey),
+            (
+                format!("-p.client.account.{key58}"),
+                IdStringError::BadLabel,
+            ),
+            (
+                format!("{}.client.account.{key58}", "a".repeat(33)),
+                IdStringError::BadLabel,
+            ),
+            (
+                format!("peerstream.robot.account.{key58}"),
+                IdStringError::UnknownKind,
+            ),
+            (
+                "peerstream.client.account.0OIl".to_string(),
+                IdStringError::BadKey,
+            ),
+            (
+                "peerstream.client.account.2Kny61".to_string(),
+                IdStringError::BadKey,
+            ),
+            (
+                format!("peerstream.client.account.1{key58}"),
+                IdStringError::BadKey,
+            ),
             ("x".repeat(MAX_ID_STRING_LEN + 1), IdStringError::TooLong),
         ];
         for (input, want) in cases {
-            assert_eq!(IdString::parse(&input), Err(want.clone()), "input {input:?}");
+            assert_eq!(
+                IdString::parse(&input),
+                Err(want.clone()),
+                "input {input:?}"
+            );
         }
-        assert_eq!(IdString::parse_bytes(&[0xff, 0xfe]), Err(IdStringError::BadLabel));
+        assert_eq!(
+            IdString::parse_bytes(&[0xff, 0xfe]),
+            Err(IdStringError::BadLabel)
+        );
     }
 }

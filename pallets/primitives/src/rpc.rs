@@ -62,9 +62,10 @@ impl IdentityView {
     ) -> Self {
         let status = match info.status {
             IdentityStatus::Active => IdentityStatus::Active,
-            IdentityStatus::Revoked { at, forced } => {
-                IdentityStatus::Revoked { at: at.into(), forced }
-            }
+            IdentityStatus::Revoked { at, forced } => IdentityStatus::Revoked {
+                at: at.into(),
+                forced,
+            },
         };
         Self {
             id: String::from_utf8_lossy(&info.id).into_owned(),

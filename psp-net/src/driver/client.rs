@@ -190,7 +190,6 @@ pub struct Circuit {
     path: Vec<NodeId>,
     cmd: mpsc::Sender<Command>,
     closed: watch::Receiver<Option<CircuitClosed>>,
-    pacer: Arc<Pacer>,
 }
 
 impl std::fmt::Debug for Circuit {
@@ -480,6 +479,10 @@ impl ClientTask {
         };
         self.entries
             .insert(entry.id, (entry.peer_id, entry.address.clone()));
+        // The descriptor is authoritative: a link to this node id at another peer id is
+        // closed first (and the core told, before the new circuit exists).
+        self.links.retarget(entry.id, entry.peer_id);
+        self.flush();
         match self.core.build(entry.id, entry.onion_key) {
             Ok(h) => {
                 let deadline = Instant::now() + self.config.build_timeout;
@@ -686,7 +689,6 @@ impl ClientTask {
             path: b.path.iter().map(|d| d.id).collect(),
             cmd,
             closed: closed_rx,
-            pacer: pacer.clone(),
         };
         if b.reply.send(Ok(c)).is_ok() {
             self.circuits.insert(

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{DialError, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Stream, Swarm};
@@ -240,6 +240,33 @@ impl Links {
         self.by_peer.len()
     }
 
+    /// Makes sure the link to `node` (up or being dialled) goes to `peer_id`: one that goes
+    /// elsewhere (a stale or wrong descriptor) is closed, or its dial failed.
+    pub(crate) fn retarget(&mut self, node: NodeId, peer_id: PeerId) {
+        let peer = Peer::Node(node);
+        let up = self
+            .by_peer
+            .get(&peer)
+            .and_then(|id| self.links.get(id))
+            .map(|l| l.peer_id);
+        if up.is_some_and(|p| p != peer_id) {
+            self.close(
+                peer,
+                format!("{node:?} is now expected at peer id {peer_id}"),
+            );
+        }
+        if self
+            .pending
+            .get(&node)
+            .is_some_and(|p| p.peer_id != peer_id)
+        {
+            self.fail_dial(
+                node,
+                format!("{node:?} is now expected at peer id {peer_id}"),
+            );
+        }
+    }
+
     /// Whether a usable link to `peer` exists.
     pub(crate) fn is_up(&self, peer: &Peer) -> bool {
         self.by_peer.contains_key(peer)
@@ -372,15 +399,13 @@ impl Links {
                     reason,
                 });
             }
+            // Another connection may still be on its way; only give up if none is open.
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 error,
                 ..
-            } => {
-                // Another connection may still be on its way; only give up if none is open.
-                if !self.swarm.is_connected(&peer) {
-                    self.fail_dials_to(peer, &format!("connect: {error}"));
-                }
+            } if !self.swarm.is_connected(&peer) => {
+                self.fail_dials_to(peer, &format!("connect: {error}"));
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 self.events.push_back(LinkEvent::Listening(address))
@@ -550,15 +575,6 @@ impl Links {
         for n in late {
             let reason = format!("no link within {:?}", self.config.dial_timeout);
             self.fail_dial(n, reason);
-        }
-    }
-
-    /// The next swarm event (cancel-safe).
-    pub(crate) async fn next_swarm_event(&mut self) -> SwarmEvent<behaviour::Event> {
-        loop {
-            if let Some(e) = self.swarm.next().await {
-                return e;
-            }
         }
     }
 }

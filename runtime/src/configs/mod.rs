@@ -1,7 +1,9 @@
 //! The configuration of every pallet in the runtime.
 
 use frame_support::{
-    derive_impl, parameter_types,
+    derive_impl,
+    dispatch::DispatchClass,
+    parameter_types,
     traits::{ConstBool, ConstU128, ConstU32, ConstU64, ConstU8, VariantCountOf},
     weights::{
         constants::{ParityDbWeight, WEIGHT_REF_TIME_PER_SECOND},
@@ -34,7 +36,10 @@ parameter_types! {
         NORMAL_DISPATCH_RATIO,
     );
     pub RuntimeBlockLength: BlockLength =
-        BlockLength::builder().normal_ratio(5 * 1024 * 1024, NORMAL_DISPATCH_RATIO).build();
+        BlockLength::builder()
+            .max_length(5 * 1024 * 1024)
+            .modify_max_length_for_class(DispatchClass::Normal, |max| *max = NORMAL_DISPATCH_RATIO * *max)
+            .build();
     pub const SS58Prefix: u8 = 42;
 }
 
@@ -128,4 +133,3 @@ impl pallet_psp_identity::Config for Runtime {
     type ForceOrigin = EnsureRoot<AccountId>;
     type WeightInfo = pallet_psp_identity::weights::SubstrateWeight<Runtime>;
 }
-
