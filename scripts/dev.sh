@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "dev: building psp-node and psp (debug; the first build takes 20-30 minutes on 2 cores)"
-cargo build -p psp-node -p psp-client
+# One build of the whole workspace with every target: the same feature set as `cargo test
+# --workspace`, so dev runs and test runs share every compiled crate.
+echo "dev: building the workspace (debug; a clean build takes about 30 minutes on 2 cores)"
+cargo build --workspace --all-targets
 echo "dev: starting psp-node --dev; RPC on ws://127.0.0.1:9944. Ctrl-C stops it."
 exec "$CARGO_TARGET_DIR/debug/psp-node" --dev --tmp "$@"

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 start=$(date +%s)
-echo "test: building psp-node and psp (debug)"
-cargo build -p psp-node -p psp-client
+# One build of the whole workspace with every target: the same feature set as `cargo test
+# --workspace`, so dev runs and test runs share every compiled crate.
+echo "test: building the workspace (debug; a clean build takes about 30 minutes on 2 cores)"
+cargo build --workspace --all-targets
 export PSP_NODE_BIN="$CARGO_TARGET_DIR/debug/psp-node"
 echo "test: running cargo test --workspace"
 cargo test --workspace

@@ -168,6 +168,96 @@ pub enum Error {
         key: String,
     },
 
+    /// The chain has no usable registered overlay node.
+    #[error("no overlay nodes are registered on the chain at {url} ({unusable} node records at the finalized block, none usable): register relays with `psp identity register-node --node-url ws://NODE:RPC --payer SURI` and wait for finality")]
+    NoRegisteredNodes {
+        /// The chain's URL.
+        url: String,
+        /// Node records seen but unusable (bad address, ...).
+        unusable: usize,
+    },
+
+    /// Fewer distinct registered nodes than the circuit needs.
+    #[error("a {hops}-hop circuit needs {hops} distinct nodes but only {registered} are registered (finalized) and usable ({named} named with --via); lower --hops or register more relays")]
+    NotEnoughNodes {
+        /// Hops asked for.
+        hops: usize,
+        /// Usable registered nodes.
+        registered: usize,
+        /// Hops named with `--via`.
+        named: usize,
+    },
+
+    /// A `--via` hop is not among the registered nodes.
+    #[error("--via {hop} is not an active node registered at the latest finalized block ({registered} are): register it with `psp identity register-node`, wait for finality, or pass its RPC URL (ws://...) to use it unregistered")]
+    UnknownHop {
+        /// The node key asked for.
+        hop: String,
+        /// How many nodes are registered.
+        registered: usize,
+    },
+
+    /// A node record (on chain or from a node's RPC) cannot be used as a hop.
+    #[error("node {node} cannot be used as a hop: {reason}")]
+    BadNodeRecord {
+        /// The node's id string or key.
+        node: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A relay refused to extend the circuit (the chain check of the next hop).
+    #[error("circuit build refused: hop {hop} ({by}) refused to extend the circuit to hop {next} ({target}): {reason}", next = hop + 1)]
+    ExtendRefused {
+        /// Position (1-based) of the refusing hop on the path.
+        hop: usize,
+        /// The refusing node.
+        by: String,
+        /// The node it refused to extend to.
+        target: String,
+        /// Why (from the chain's view of the target).
+        reason: String,
+    },
+
+    /// An onion circuit operation failed.
+    #[error("{what}: {source}")]
+    Circuit {
+        /// What was being done.
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: psp_net::driver::DriverError,
+    },
+
+    /// An onion circuit operation took too long.
+    #[error("{what}: no progress within {secs} s; check that the relays run and are reachable")]
+    CircuitTimeout {
+        /// What was being done.
+        what: String,
+        /// How long we waited.
+        secs: u64,
+    },
+
+    /// The echo service sent back other bytes than were sent.
+    #[error("echo check failed at byte {offset}: {detail}")]
+    EchoMismatch {
+        /// Offset of the first wrong byte.
+        offset: usize,
+        /// What differed.
+        detail: String,
+    },
+
+    /// The echo stream ended before every byte came back.
+    #[error("echo incomplete: {received} of {expected} bytes came back ({reason}); if the circuit closed with QueueOverflow, lower --rate below the relays' circuit rate")]
+    EchoIncomplete {
+        /// Bytes received.
+        received: usize,
+        /// Bytes sent.
+        expected: usize,
+        /// Why it ended.
+        reason: String,
+    },
+
     /// A lower-level subxt error (metadata, storage decoding, transport).
     #[error("{context}: {source}")]
     Subxt {

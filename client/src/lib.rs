@@ -7,6 +7,8 @@
 //!   passphrase-encrypted file (Argon2id + XChaCha20-Poly1305).
 //! - [`chain`]: a connection to a PSP node: `register` / `rotate` / `revoke` with progress
 //!   reports and finality, balances, and the `psp_identityByKey` / `psp_identityById` look-ups.
+//! - [`overlay`]: onion routing: register relay nodes, choose hops from the chain's
+//!   finalized node list, build circuits, echo bytes through them.
 //! - [`error`]: the one error type, whose messages say what to do next, and the identity
 //!   pallet's errors with hints.
 //!
@@ -38,8 +40,10 @@
 pub mod chain;
 pub mod error;
 pub mod keystore;
+pub mod overlay;
 
 pub use error::{DispatchFailure, Error, IdentityError, Result};
+pub use psp_net;
 pub use psp_primitives;
 pub use subxt;
 pub use subxt_signer::sr25519::Keypair;

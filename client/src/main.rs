@@ -1,4 +1,5 @@
-//! `psp`: keys and identities of the PeerStream Protocol from the command line.
+//! `psp`: keys, identities and onion circuits of the PeerStream Protocol from the command
+//! line.
 //!
 //! Results go to stdout, progress and errors to stderr. Exit code 0 means success, 1 an error
 //! whose message says what to do. `psp` never prompts: passphrases come from
@@ -9,12 +10,16 @@ use psp_client::{
     chain::{keypair_from_suri, ss58, Chain, Progress},
     hex0x,
     keystore::{self, KdfParams, Keys, PublicKeys},
-    parse_hex, parse_hex_vec, Error, Keypair, Result,
+    overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
+    parse_hex, parse_hex_vec,
+    psp_net::circuit::Rate,
+    Error, Keypair, Result,
 };
 use psp_primitives::{rpc::IdentityView, IdentityKind, NodeDetails, Registration};
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
+    time::Duration,
 };
 
 /// Keys and identities of the PeerStream Protocol.
@@ -33,6 +38,61 @@ enum Command {
     /// Register, show, rotate and revoke on-chain identities.
     #[command(subcommand)]
     Identity(IdentityCommand),
+    /// Build onion circuits through registered relay nodes and echo bytes through them.
+    #[command(subcommand)]
+    Circuit(CircuitCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CircuitCommand {
+    /// Build a circuit, print its path and build time, then destroy it.
+    Build {
+        #[command(flatten)]
+        path: PathArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Build a circuit and echo bytes through the `echo` service on its last hop, checking
+    /// every byte; print the throughput.
+    Echo {
+        #[command(flatten)]
+        path: PathArgs,
+        /// How many bytes to echo.
+        #[arg(long, default_value_t = 4096)]
+        bytes: usize,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct PathArgs {
+    /// Number of hops.
+    #[arg(long, default_value_t = 3)]
+    hops: usize,
+    /// A hop to use, in path order before the randomly chosen ones: a node key (0x + 64 hex),
+    /// a node id string, or a node's RPC URL (ws://...; the node describes itself, registered
+    /// or not). Repeat for several.
+    #[arg(long = "via", value_name = "ID_OR_KEY_OR_URL")]
+    via: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Cells per second this client sends on the circuit; must not exceed the relays'
+    /// circuit rate (psp-node --overlay-circuit-rate, default 10).
+    #[arg(long, value_name = "CELLS_PER_SEC", default_value_t = 10)]
+    rate: u32,
+    /// Largest burst of cells (must not exceed the relays' --overlay-circuit-burst, default 100).
+    #[arg(long, value_name = "CELLS", default_value_t = 100)]
+    burst: u32,
+    /// Seconds to wait for the circuit build, and for each echoed reply.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +153,25 @@ enum IdentityCommand {
         addresses: Vec<String>,
         #[command(flatten)]
         payer: PayerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Register a psp-node's overlay (relay) identity: the node signs its registration for the
+    /// payer, who submits it and pays the deposit. Prints the node's id string.
+    RegisterNode {
+        /// The node's WebSocket RPC endpoint (it must run with the overlay on).
+        #[arg(long, value_name = "URL")]
+        node_url: String,
+        /// Network namespace.
+        #[arg(long, default_value = overlay::DEFAULT_NODE_NAMESPACE)]
+        namespace: String,
+        /// Application namespace.
+        #[arg(long, default_value = overlay::DEFAULT_NODE_APP)]
+        app: String,
+        /// The account that signs, pays the fee and deposit, and owns the node identity, as a
+        /// secret URI such as //Alice.
+        #[arg(long, env = "PSP_PAYER", hide_env_values = true)]
+        payer: String,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -291,7 +370,128 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Identity(cmd) => identity(cmd).await,
+        Command::Circuit(cmd) => circuit(cmd).await,
     }
+}
+
+fn circuit_options(args: &ClientArgs) -> Result<CircuitOptions> {
+    if args.rate == 0 || args.burst == 0 {
+        return Err(Error::InvalidInput {
+            what: "--rate / --burst",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if args.timeout == 0 {
+        return Err(Error::InvalidInput {
+            what: "--timeout",
+            reason: "must be at least 1 second".into(),
+        });
+    }
+    Ok(CircuitOptions {
+        send_rate: Rate {
+            cells_per_sec: args.rate,
+            burst: args.burst,
+        },
+        build_timeout: Duration::from_secs(args.timeout),
+        idle_timeout: Duration::from_secs(args.timeout),
+    })
+}
+
+/// Resolves `--via` and chooses the rest of the path from the chain's registered nodes.
+async fn choose_path(chain: &Chain, args: &PathArgs) -> Result<Vec<RelayNode>> {
+    // Parse every --via before touching the network.
+    let mut via = Vec::with_capacity(args.via.len());
+    for text in &args.via {
+        if text.starts_with("ws://") || text.starts_with("wss://") {
+            via.push(Err(text.clone()));
+        } else {
+            via.push(Ok(Hop::parse(text)?));
+        }
+    }
+    let mut hops = Vec::with_capacity(via.len());
+    for v in via {
+        hops.push(match v {
+            Ok(hop) => hop,
+            Err(url) => Hop::from_node_url(&url).await?,
+        });
+    }
+    let needs_chain_nodes = hops
+        .iter()
+        .any(|h| matches!(h, Hop::Registered(_)))
+        || hops.len() < args.hops;
+    let registered = if needs_chain_nodes {
+        overlay::registered_nodes_with(chain, |e| eprintln!("skipping: {e}")).await?
+    } else {
+        Vec::new()
+    };
+    overlay::select_path(&registered, hops, args.hops, &mut rand::thread_rng())
+}
+
+fn print_path(path: &[RelayNode]) {
+    println!("path ({} hops):", path.len());
+    for (i, n) in path.iter().enumerate() {
+        println!(
+            "  {}. {} {} {}",
+            i + 1,
+            n.id,
+            hex0x(&n.key()),
+            n.descriptor.address
+        );
+    }
+}
+
+fn millis(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn circuit(cmd: CircuitCommand) -> Result<()> {
+    let (path_args, client_args, node, bytes) = match &cmd {
+        CircuitCommand::Build { path, client, node } => (path, client, node, None),
+        CircuitCommand::Echo {
+            path,
+            bytes,
+            client,
+            node,
+        } => (path, client, node, Some(*bytes)),
+    };
+    let options = circuit_options(client_args)?;
+    let chain = connect(&node.url).await?;
+    let path = choose_path(&chain, path_args).await?;
+    let client = OverlayClient::new(options.clone())?;
+    eprintln!("building a {}-hop circuit {}", path.len(), overlay::describe(&path));
+    let built = client.build(&path, Some(&chain)).await?;
+    print_path(&built.path);
+    println!("built in {}", millis(built.build_time));
+    let result = match bytes {
+        None => Ok(()),
+        Some(n) => {
+            eprintln!(
+                "echoing {n} bytes at {} cells/s (burst {})",
+                options.send_rate.cells_per_sec, options.send_rate.burst
+            );
+            overlay::echo(&built.circuit, n, options.idle_timeout)
+                .await
+                .map(|r| {
+                    println!(
+                        "echoed {} bytes ({} cells) in {:.3} s, every byte checked: {:.1} KiB/s each way (stream opened in {})",
+                        r.bytes,
+                        r.cells,
+                        r.elapsed.as_secs_f64(),
+                        r.throughput() / 1024.0,
+                        millis(r.open_time)
+                    );
+                })
+        }
+    };
+    let destroyed = built.circuit.destroy().await;
+    client.shutdown().await;
+    result?;
+    destroyed.map_err(|source| Error::Circuit {
+        what: "destroying the circuit".into(),
+        source,
+    })?;
+    eprintln!("circuit destroyed");
+    Ok(())
 }
 
 fn print_public(public: &PublicKeys, id: &str) {
@@ -377,6 +577,32 @@ async fn identity(cmd: IdentityCommand) -> Result<()> {
                 hex0x(&outcome.block_hash)
             );
             println!("{id_string}");
+            Ok(())
+        }
+        IdentityCommand::RegisterNode {
+            node_url,
+            namespace,
+            app,
+            payer,
+            node,
+        } => {
+            let payer = keypair_from_suri(&payer, "--payer")?;
+            let chain = connect(&node.url).await?;
+            eprintln!("asking {node_url} for its signed overlay registration");
+            let relay = NodeRpc::connect(&node_url).await?;
+            eprintln!(
+                "registering the node at {node_url}, paid by {}",
+                ss58(&payer.public_key().0)
+            );
+            let registered =
+                overlay::register_node(&chain, &relay, &payer, &namespace, &app, report).await?;
+            eprintln!(
+                "registered node {} ({}) in finalized block {}",
+                hex0x(&registered.key),
+                registered.address,
+                hex0x(&registered.outcome.block_hash)
+            );
+            println!("{}", registered.id);
             Ok(())
         }
         IdentityCommand::Show { which, node } => {

@@ -220,3 +220,70 @@ fn errors_exit_1_and_say_what_to_do() {
         bad_payer.stderr
     );
 }
+
+#[test]
+fn circuit_and_register_node_errors_say_what_to_do() {
+    // Bad input is refused before any connection.
+    let bad_via = psp(
+        &[
+            "circuit", "build", "--via", "alice", "--url", "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_via.code, Some(1));
+    assert!(
+        bad_via.stderr.contains("invalid --via") && bad_via.stderr.contains("node key"),
+        "{}",
+        bad_via.stderr
+    );
+    let zero_rate = psp(
+        &[
+            "circuit", "echo", "--rate", "0", "--bytes", "10", "--url", "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(zero_rate.code, Some(1));
+    assert!(zero_rate.stderr.contains("--rate"), "{}", zero_rate.stderr);
+
+    // An unreachable chain is named.
+    let unreachable = psp(&["circuit", "build", "--url", "ws://127.0.0.1:1"], &[]);
+    assert_eq!(unreachable.code, Some(1));
+    assert!(
+        unreachable.stderr.contains("Is psp-node running"),
+        "{}",
+        unreachable.stderr
+    );
+
+    // register-node needs a payer and a node URL; a bad payer is caught before connecting.
+    let no_payer = psp(
+        &["identity", "register-node", "--node-url", "ws://127.0.0.1:1"],
+        &[],
+    );
+    assert_eq!(no_payer.code, Some(1));
+    assert!(no_payer.stderr.contains("--payer"), "{}", no_payer.stderr);
+    let bad_payer = psp(
+        &[
+            "identity",
+            "register-node",
+            "--node-url",
+            "ws://127.0.0.1:1",
+            "--payer",
+            "not a suri //",
+            "--url",
+            "ws://127.0.0.1:1",
+        ],
+        &[],
+    );
+    assert_eq!(bad_payer.code, Some(1));
+    assert!(
+        bad_payer.stderr.contains("invalid secret URI for --payer"),
+        "{}",
+        bad_payer.stderr
+    );
+
+    let help = psp(&["circuit", "echo", "--help"], &[]);
+    assert_eq!(help.code, Some(0));
+    for flag in ["--hops", "--via", "--bytes", "--rate", "--url"] {
+        assert!(help.stdout.contains(flag), "{flag} missing: {}", help.stdout);
+    }
+}

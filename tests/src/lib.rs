@@ -1,10 +1,16 @@
 //! Shared helpers of the end-to-end tests: starting and stopping real `psp-node` processes.
 //!
-//! [`DevNode::start`] runs `psp-node --dev --tmp` on free loopback ports (`--rpc-port`, and
-//! `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p), with its log in a
-//! temporary file, waits until its RPC answers and a first block is finalized, and kills the
-//! process when dropped. If a test panics while the node is alive, the tail of the node's log
-//! is printed, because that is usually where the reason is.
+//! [`PspNode::start_with`] runs `psp-node --tmp` with [`NodeOptions`]: the chain (`--dev` or
+//! `--chain local`), an authority name (`--alice` ...), a fixed `--node-key` (so the peer id,
+//! and with it the bootnode address, is known in advance: [`peer_id_of_node_key`]),
+//! `--bootnodes`, and the overlay (`--overlay-port` on a free port, `--overlay-seed`,
+//! `--overlay-circuit-rate` / `-burst`) or `--no-overlay`. Every node gets free loopback ports
+//! (`--rpc-port`, `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log in a temporary
+//! file. It waits until the RPC answers (and, if asked, until a first block is finalized: a
+//! lone dev node finalizes by itself, a local-chain authority only once the others are up),
+//! and kills the process when dropped. If a test panics while the node is alive, the tail of
+//! the node's log is printed, because that is usually where the reason is.
+//! [`PspNode::start`] is the plain dev node (`--dev`, no overlay).
 //!
 //! The binary is `$PSP_NODE_BIN`, else `$CARGO_TARGET_DIR/debug/psp-node`, else
 //! `$HOME/.cache/psp-target/debug/psp-node`. A missing binary is a test failure with a message
@@ -13,7 +19,7 @@
 #![warn(missing_docs)]
 
 use anyhow::{bail, Context, Result};
-use psp_client::chain::Chain;
+use psp_client::{chain::Chain, subxt::rpcs::rpc_params};
 use std::{
     fs::File,
     io::{Read, Seek, SeekFrom},
@@ -23,8 +29,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// How long a fresh dev node may take to answer RPC and finalize a block (a debug build on
-/// two busy cores needs about two minutes).
+/// How long a fresh node may take to answer RPC (and finalize a block, if asked); a debug
+/// build on two busy cores needs about two minutes in the worst case.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(300);
 /// Lines of node log printed when a test fails.
 pub const LOG_TAIL_LINES: usize = 60;
@@ -69,57 +75,220 @@ pub fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// A running `psp-node --dev --tmp`, killed on drop.
-pub struct DevNode {
+/// `n` distinct free ports.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    // Hold every listener until all are chosen, so the OS cannot hand out one port twice.
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0"))
+        .collect::<Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// The libp2p peer id of a node started with `--node-key <hex of key>` (an ed25519 secret).
+pub fn peer_id_of_node_key(key: &[u8; 32]) -> Result<String> {
+    let keypair = psp_client::psp_net::driver::Keypair::ed25519_from_bytes(*key)
+        .context("the node key is not an ed25519 secret")?;
+    Ok(keypair.public().to_peer_id().to_string())
+}
+
+/// Which built-in chain a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainKind {
+    /// `--dev`: Alice alone authors and finalizes.
+    Dev,
+    /// `--chain local`: Alice, Bob and Charlie are the authorities.
+    Local,
+}
+
+/// The overlay settings of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OverlayOptions {
+    /// `--overlay-seed`: a deterministic dev identity.
+    pub seed: Option<String>,
+    /// `--overlay-circuit-rate`, cells per second per circuit.
+    pub circuit_rate: Option<u32>,
+    /// `--overlay-circuit-burst`, cells.
+    pub circuit_burst: Option<u32>,
+}
+
+/// How to start a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// A short name for messages (`alice`, `dave`, ...).
+    pub name: String,
+    /// The chain.
+    pub chain: ChainKind,
+    /// `--alice`, `--bob`, ... (an authority of the local chain); `None` for a plain node.
+    pub authority: Option<String>,
+    /// `--node-key` (hex of this ed25519 secret): fixes the p2p peer id.
+    pub node_key: Option<[u8; 32]>,
+    /// `--bootnodes`, full multiaddrs ending in `/p2p/<peer id>`.
+    pub bootnodes: Vec<String>,
+    /// The overlay on a free port with these settings, or `--no-overlay`.
+    pub overlay: Option<OverlayOptions>,
+    /// Also wait for a finalized block #1 before [`PspNode::start_with`] returns.
+    pub wait_finalized: bool,
+}
+
+impl NodeOptions {
+    /// A lone `--dev` node without the overlay, ready once block 1 is finalized.
+    pub fn dev() -> Self {
+        Self {
+            name: "dev".into(),
+            chain: ChainKind::Dev,
+            authority: None,
+            node_key: None,
+            bootnodes: Vec::new(),
+            overlay: None,
+            wait_finalized: true,
+        }
+    }
+
+    /// A `--chain local` node named `name`, with a node key derived from the name; an
+    /// authority if `name` is alice, bob or charlie. Ready once its RPC answers.
+    pub fn local(name: &str) -> Self {
+        let authority = matches!(name, "alice" | "bob" | "charlie").then(|| name.to_string());
+        Self {
+            name: name.into(),
+            chain: ChainKind::Local,
+            authority,
+            node_key: Some(node_key_for(name)),
+            bootnodes: Vec::new(),
+            overlay: None,
+            wait_finalized: false,
+        }
+    }
+}
+
+/// A fixed, name-derived node key (distinct per name; never all zero).
+pub fn node_key_for(name: &str) -> [u8; 32] {
+    let mut key = [0x5a_u8; 32];
+    for (i, b) in name.bytes().enumerate() {
+        key[i % 32] ^= b;
+        key[(i * 7 + 3) % 32] = key[(i * 7 + 3) % 32].wrapping_add(b.rotate_left(3));
+    }
+    key
+}
+
+/// A running `psp-node --tmp`, killed on drop.
+pub struct PspNode {
     child: Child,
+    name: String,
     rpc_port: u16,
+    p2p_port: u16,
+    overlay_port: Option<u16>,
+    peer_id: Option<String>,
     log_path: PathBuf,
     _log_dir: tempfile::TempDir,
 }
 
-impl DevNode {
-    /// Starts a dev node and waits until its RPC answers and block 1 is finalized.
+/// The dev node of the older tests.
+pub type DevNode = PspNode;
+
+impl PspNode {
+    /// Starts a `--dev` node (no overlay) and waits until its RPC answers and block 1 is
+    /// finalized.
     pub async fn start() -> Result<Self> {
+        Self::start_with(NodeOptions::dev()).await
+    }
+
+    /// Starts a node and waits until it is ready (see [`NodeOptions::wait_finalized`]).
+    pub async fn start_with(options: NodeOptions) -> Result<Self> {
+        let wait_finalized = options.wait_finalized;
+        let mut node = Self::spawn(options)?;
+        node.wait_ready(wait_finalized).await?;
+        Ok(node)
+    }
+
+    /// Starts the process without waiting; call [`PspNode::wait_ready`] (several nodes can
+    /// then start at once).
+    pub fn spawn(options: NodeOptions) -> Result<Self> {
         let bin = node_binary()?;
-        let rpc_port = free_port()?;
-        let mut p2p_port = free_port()?;
-        while p2p_port == rpc_port {
-            p2p_port = free_port()?;
-        }
+        let ports = free_ports(3)?;
+        let (rpc_port, p2p_port) = (ports[0], ports[1]);
+        let overlay_port = options.overlay.as_ref().map(|_| ports[2]);
         let log_dir = tempfile::tempdir().context("creating a temp dir for the node log")?;
-        let log_path = log_dir.path().join("psp-node.log");
+        let log_path = log_dir.path().join(format!("psp-node-{}.log", options.name));
         let log = File::create(&log_path).context("creating the node log")?;
         let log_err = log.try_clone().context("duplicating the node log handle")?;
-        let child = Command::new(&bin)
-            .args([
-                "--dev",
-                "--tmp",
-                "--no-prometheus",
-                "--no-telemetry",
-                "--no-mdns",
-            ])
-            .args(["--rpc-port", &rpc_port.to_string()])
-            // `--listen-addr` replaces `--port` (the node refuses both) and keeps p2p on loopback.
-            .args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"]);
+        match options.chain {
+            ChainKind::Dev => cmd.arg("--dev"),
+            ChainKind::Local => cmd.args(["--chain", "local"]),
+        };
+        if let Some(authority) = &options.authority {
+            cmd.arg(format!("--{authority}"));
+        }
+        cmd.args(["--name", &options.name]);
+        cmd.args(["--rpc-port", &rpc_port.to_string()]);
+        // `--listen-addr` replaces `--port` (the node refuses both) and keeps p2p on loopback.
+        cmd.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")]);
+        let mut peer_id = None;
+        if let Some(key) = &options.node_key {
+            cmd.args(["--node-key", &hex_of(key)]);
+            peer_id = Some(peer_id_of_node_key(key)?);
+        }
+        for boot in &options.bootnodes {
+            cmd.args(["--bootnodes", boot]);
+        }
+        match (&options.overlay, overlay_port) {
+            (Some(overlay), Some(port)) => {
+                if overlay.circuit_rate.is_some() || overlay.circuit_burst.is_some() {
+                    require_flag(&bin, "--overlay-circuit-rate")?;
+                }
+                cmd.args(["--overlay-port", &port.to_string()]);
+                if let Some(seed) = &overlay.seed {
+                    cmd.args(["--overlay-seed", seed]);
+                }
+                if let Some(rate) = overlay.circuit_rate {
+                    cmd.args(["--overlay-circuit-rate", &rate.to_string()]);
+                }
+                if let Some(burst) = overlay.circuit_burst {
+                    cmd.args(["--overlay-circuit-burst", &burst.to_string()]);
+                }
+            }
+            _ => {
+                cmd.arg("--no-overlay");
+            }
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut node = DevNode {
+        Ok(PspNode {
             child,
+            name: options.name,
             rpc_port,
+            p2p_port,
+            overlay_port,
+            peer_id,
             log_path,
             _log_dir: log_dir,
-        };
-        if let Err(e) = node.wait_ready().await {
-            let tail = node.log_tail(LOG_TAIL_LINES);
-            bail!("{e:#}\n--- last {LOG_TAIL_LINES} lines of the psp-node log ---\n{tail}");
-        }
-        Ok(node)
+        })
     }
 
-    async fn wait_ready(&mut self) -> Result<()> {
+    /// Waits (bounded by [`STARTUP_TIMEOUT`]) until the RPC answers and, with
+    /// `finalized`, block 1 is finalized. On failure the error carries the log tail.
+    pub async fn wait_ready(&mut self, finalized: bool) -> Result<()> {
+        match self.poll_ready(finalized).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let tail = self.log_tail(LOG_TAIL_LINES);
+                bail!(
+                    "{}: {e:#}\n--- last {LOG_TAIL_LINES} lines of its psp-node log ---\n{tail}",
+                    self.name
+                );
+            }
+        }
+    }
+
+    async fn poll_ready(&mut self, finalized: bool) -> Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let url = self.url();
         let mut last_error = String::from("no attempt yet");
@@ -129,12 +298,13 @@ impl DevNode {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "psp-node did not answer RPC at {url} with a finalized block within {} s \
-                     (last error: {last_error})",
+                    "psp-node did not answer RPC at {url}{} within {} s (last error: {last_error})",
+                    if finalized { " with a finalized block" } else { "" },
                     STARTUP_TIMEOUT.as_secs()
                 );
             }
             match Chain::connect(&url).await {
+                Ok(_) if !finalized => return Ok(()),
                 Ok(chain) => match chain.finalized_number().await {
                     Ok(n) if n >= 1 => return Ok(()),
                     Ok(n) => last_error = format!("finalized block is #{n}"),
@@ -146,9 +316,43 @@ impl DevNode {
         }
     }
 
+    /// The name given in [`NodeOptions::name`].
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The node's WebSocket RPC URL.
     pub fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// The p2p port.
+    pub fn p2p_port(&self) -> u16 {
+        self.p2p_port
+    }
+
+    /// The overlay port, if the overlay is on.
+    pub fn overlay_port(&self) -> Option<u16> {
+        self.overlay_port
+    }
+
+    /// The p2p peer id, if the node key was fixed.
+    pub fn peer_id(&self) -> Option<&str> {
+        self.peer_id.as_deref()
+    }
+
+    /// The address to give other nodes as `--bootnodes` (needs a fixed node key).
+    pub fn bootnode_addr(&self) -> Result<String> {
+        let peer = self
+            .peer_id
+            .as_deref()
+            .with_context(|| format!("{} has no fixed --node-key, so no known peer id", self.name))?;
+        Ok(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p_port))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The node's log file.
@@ -160,6 +364,89 @@ impl DevNode {
     pub fn log_tail(&self, lines: usize) -> String {
         read_tail(&self.log_path, lines)
     }
+
+    /// The log lines containing every one of `needles`.
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        let text = std::fs::read(&self.log_path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        text.lines()
+            .filter(|l| needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// The latest finalized block of the node at `url`: its number and hash.
+pub async fn finalized_head(chain: &Chain) -> Result<(u64, String)> {
+    let rpc = chain.rpc();
+    let hash: String = rpc
+        .request("chain_getFinalizedHead", rpc_params![])
+        .await
+        .context("chain_getFinalizedHead")?;
+    let header: serde_json::Value = rpc
+        .request("chain_getHeader", rpc_params![hash.clone()])
+        .await
+        .context("chain_getHeader")?;
+    let number = header
+        .get("number")
+        .and_then(|n| n.as_str())
+        .context("header without a number")?;
+    let number = u64::from_str_radix(number.trim_start_matches("0x"), 16)
+        .with_context(|| format!("header number {number:?}"))?;
+    Ok((number, hash))
+}
+
+/// The canonical block hash at `height` on the node behind `chain`, if it has one.
+pub async fn block_hash_at(chain: &Chain, height: u64) -> Result<Option<String>> {
+    chain
+        .rpc()
+        .request("chain_getBlockHash", rpc_params![height])
+        .await
+        .context("chain_getBlockHash")
+}
+
+/// Polls `check` every 500 ms until it returns `Some`, or fails after `timeout` with `what`
+/// and the last observation.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last = String::from("not checked yet");
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = e,
+        }
+        if Instant::now() > deadline {
+            bail!("{what}: not within {} s (last: {last})", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Fails with a clear message if `bin --help` does not mention `flag` (an old build).
+fn require_flag(bin: &Path, flag: &str) -> Result<()> {
+    let out = Command::new(bin)
+        .arg("--help")
+        .output()
+        .with_context(|| format!("running {} --help", bin.display()))?;
+    let help = String::from_utf8_lossy(&out.stdout);
+    if !help.contains(flag) {
+        bail!(
+            "{} has no {flag} option: it predates the overlay flags this test needs; rebuild it \
+             (`CARGO_TARGET_DIR=$HOME/.cache/psp-target cargo build -p psp-node`)",
+            bin.display()
+        );
+    }
+    Ok(())
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn read_tail(path: &Path, lines: usize) -> String {
@@ -178,11 +465,12 @@ fn read_tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-impl Drop for DevNode {
+impl Drop for PspNode {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
-                "--- last {LOG_TAIL_LINES} lines of the psp-node log ({}) ---\n{}",
+                "--- last {LOG_TAIL_LINES} lines of the psp-node log of {} ({}) ---\n{}",
+                self.name,
                 self.log_path.display(),
                 self.log_tail(LOG_TAIL_LINES)
             );
@@ -199,6 +487,22 @@ mod tests {
     #[test]
     fn free_ports_are_nonzero() {
         assert_ne!(free_port().unwrap(), 0);
+        let ports = free_ports(3).unwrap();
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
+    }
+
+    #[test]
+    fn node_keys_are_distinct_and_give_peer_ids() {
+        let names = ["alice", "bob", "charlie", "dave"];
+        let keys: Vec<[u8; 32]> = names.iter().map(|n| node_key_for(n)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let peer = peer_id_of_node_key(&keys[0]).unwrap();
+        assert!(peer.starts_with("12D3KooW"), "{peer}");
+        assert_eq!(peer, peer_id_of_node_key(&keys[0]).unwrap());
     }
 
     #[test]
@@ -209,4 +513,35 @@ mod tests {
         assert_eq!(read_tail(&path, 2), "c\nd");
         assert_eq!(read_tail(&path, 10), "a\nb\nc\nd");
     }
+}
+
+/// Starts a `--chain local` network on loopback: the first name is the bootnode of the rest
+/// (alice, bob and charlie are authorities; others are plain nodes). With `overlay`, every
+/// node runs it on its own free port with the overlay seed `psp-e2e-<name>`. Returns once
+/// every node's RPC answers (finality needs all three authorities, so it is not awaited here).
+pub async fn start_local_network(
+    names: &[&str],
+    overlay: Option<OverlayOptions>,
+) -> Result<Vec<PspNode>> {
+    let mut nodes: Vec<PspNode> = Vec::with_capacity(names.len());
+    let mut boot = None;
+    for name in names {
+        let mut options = NodeOptions::local(name);
+        options.overlay = overlay.clone().map(|o| OverlayOptions {
+            seed: Some(o.seed.unwrap_or_else(|| format!("psp-e2e-{name}"))),
+            ..o
+        });
+        if let Some(addr) = &boot {
+            options.bootnodes.push(String::clone(addr));
+        }
+        let node = PspNode::spawn(options)?;
+        if boot.is_none() {
+            boot = Some(node.bootnode_addr()?);
+        }
+        nodes.push(node);
+    }
+    for node in &mut nodes {
+        node.wait_ready(false).await?;
+    }
+    Ok(nodes)
 }

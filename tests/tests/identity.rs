@@ -10,7 +10,7 @@ use psp_client::{
     subxt::rpcs::rpc_params,
     Error, IdentityError,
 };
-use psp_e2e_tests::DevNode;
+use psp_e2e_tests::PspNode;
 use psp_primitives::{rpc::IdentityView, IdString, IdentityKind, IdentityStatus, Registration};
 use std::{
     sync::{Arc, Mutex},
@@ -135,7 +135,7 @@ fn check_view(view: &IdentityView, keys: &Keys, owner: &[u8; 32]) -> Result<()> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_life_cycle_and_refusals() -> Result<()> {
-    let node = DevNode::start().await?;
+    let node = PspNode::start().await?;
     eprintln!(
         "psp-node up at {} (log {})",
         node.url(),

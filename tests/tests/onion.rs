@@ -1,0 +1,283 @@
+//! End to end: onion routing through real `psp-node`s on a `--chain local` network.
+//!
+//! Alice, Bob and Charlie (the authorities) and Dave (a plain fourth node) all run the overlay
+//! with raised circuit rates. The overlay identities of Alice, Bob and Charlie are registered
+//! on chain the way `psp identity register-node` does it (each node signs its registration,
+//! //Alice submits and pays, one at a time, each waiting for finality). Then a client:
+//! - reads the registered nodes from `psp_nodes`, builds a 3-hop circuit through them and
+//!   echoes 1 MiB with every byte checked;
+//! - builds a circuit on a random path of the registered nodes and echoes a little;
+//! - tries a path whose second hop is Dave (unregistered, described by his own
+//!   `psp_overlayInfo`): the first hop refuses to extend, the error names Alice as the refusing
+//!   hop and Dave as the refused node, and Alice's log has the `refused:` warning;
+//! - and still builds a good circuit afterwards.
+
+use anyhow::{bail, ensure, Context, Result};
+use psp_client::{
+    chain::{keypair_from_suri, Chain, Progress},
+    hex0x,
+    overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
+    psp_net::circuit::Rate,
+    psp_primitives::{IdString, IdentityKind},
+    Error,
+};
+use psp_e2e_tests::{finalized_head, start_local_network, wait_for, OverlayOptions, PspNode};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
+
+/// The whole scenario after startup.
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Finality of the first blocks (needs all three authorities connected).
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
+/// A registration's finality reaching every relay.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+/// 1 MiB.
+const MIB: usize = 1 << 20;
+
+fn print(p: Progress) {
+    eprintln!("  {p}");
+}
+
+/// The client's pace: below the relays' raised rate (5000/s, burst 5000) and their per-peer
+/// rate (2000/s, psp-net's default, which psp-node does not change), with room for the
+/// echo's backward cells on the same circuit.
+fn client_options() -> CircuitOptions {
+    CircuitOptions {
+        send_rate: Rate {
+            cells_per_sec: 1_000,
+            burst: 100,
+        },
+        build_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+    }
+}
+
+async fn scenario(nodes: &[PspNode]) -> Result<()> {
+    let [alice, bob, charlie, dave] = nodes else {
+        bail!("expected four nodes");
+    };
+    let chain = Chain::connect(&alice.url()).await?;
+    let t = Instant::now();
+    wait_for("alice finalizing block #1", FINALITY_TIMEOUT, || async {
+        match finalized_head(&chain).await {
+            Ok((n, _)) if n >= 1 => Ok(Some(())),
+            Ok((n, _)) => Err(format!("finalized #{n}")),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    })
+    .await?;
+    eprintln!("network finalizing after {:?}", t.elapsed());
+
+    // Before any registration: no relay to route through, and the client says so.
+    match overlay::registered_nodes(&chain).await {
+        Err(Error::NoRegisteredNodes { .. }) => {}
+        other => bail!("expected NoRegisteredNodes before registering, got {other:?}"),
+    }
+
+    // Register the three relays, one after the other (one payer, one nonce at a time).
+    let payer = keypair_from_suri("//Alice", "--payer")?;
+    let mut keys = Vec::new();
+    for node in [alice, bob, charlie] {
+        let t = Instant::now();
+        let rpc = NodeRpc::connect(&node.url()).await?;
+        let info = rpc.overlay_info().await?;
+        let registered =
+            overlay::register_node(&chain, &rpc, &payer, "peerstream", "relay", print).await?;
+        ensure!(
+            hex0x(&registered.key) == info.node_id,
+            "{} registered {} but its overlay id is {}",
+            node.name(),
+            hex0x(&registered.key),
+            info.node_id
+        );
+        ensure!(registered.address == info.address, "address {}", registered.address);
+        let id = IdString::new("peerstream", IdentityKind::Node, "relay", registered.key)?;
+        ensure!(registered.id == id.to_string(), "id {}", registered.id);
+        eprintln!(
+            "registered {} as {} in {:?}",
+            node.name(),
+            registered.id,
+            t.elapsed()
+        );
+        keys.push(registered.key);
+    }
+    // Registering again is refused by the chain, by name.
+    {
+        let rpc = NodeRpc::connect(&bob.url()).await?;
+        match overlay::register_node(&chain, &rpc, &payer, "peerstream", "relay", print).await {
+            Err(e) if e.identity_error() == Some(psp_client::IdentityError::AlreadyRegistered) => {}
+            other => bail!("expected AlreadyRegistered, got {other:?}"),
+        }
+    }
+
+    // Relays check their own finalized state: wait until every relay lists all three.
+    let want: BTreeSet<String> = keys.iter().map(|k| hex0x(k)).collect();
+    for node in [alice, bob, charlie] {
+        let c = Chain::connect(&node.url()).await?;
+        wait_for(
+            &format!("{} seeing the 3 registrations finalized", node.name()),
+            PROPAGATION_TIMEOUT,
+            || async {
+                match overlay::node_views(&c).await {
+                    Ok(v) => {
+                        let got: BTreeSet<String> = v.into_iter().map(|v| v.key).collect();
+                        if got == want {
+                            Ok(Some(()))
+                        } else {
+                            Err(format!("psp_nodes has {got:?}"))
+                        }
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            },
+        )
+        .await?;
+    }
+
+    let registered = overlay::registered_nodes(&chain).await?;
+    ensure!(registered.len() == 3, "{} registered nodes", registered.len());
+    let mut rng = rand::thread_rng();
+    ensure!(
+        matches!(
+            overlay::select_path(&registered, vec![], 4, &mut rng),
+            Err(Error::NotEnoughNodes { hops: 4, registered: 3, .. })
+        ),
+        "4 hops over 3 nodes must be refused"
+    );
+    let client = OverlayClient::new(client_options())?;
+
+    // 3 hops through Alice, Bob, Charlie: 1 MiB echoed, every byte checked.
+    let via = keys.iter().map(|k| Hop::Registered(*k)).collect();
+    let path = overlay::select_path(&registered, via, 3, &mut rng)?;
+    let built = client.build(&path, Some(&chain)).await?;
+    ensure!(
+        built.circuit.path().iter().map(|n| n.0).collect::<Vec<_>>() == keys,
+        "circuit path differs from the chosen one"
+    );
+    eprintln!("3-hop circuit alice -> bob -> charlie built in {:?}", built.build_time);
+    let report = overlay::echo(&built.circuit, MIB, client.options().idle_timeout).await?;
+    ensure!(report.bytes == MIB, "echoed {} bytes", report.bytes);
+    eprintln!(
+        "1 MiB echoed over 3 hops in {:.2} s ({:.0} KiB/s each way, {} cells, stream opened in {:?})",
+        report.elapsed.as_secs_f64(),
+        report.throughput() / 1024.0,
+        report.cells,
+        report.open_time
+    );
+    built.circuit.destroy().await.context("destroying the circuit")?;
+
+    // A random path over the registered nodes works too.
+    let path = overlay::select_path(&registered, vec![], 3, &mut rng)?;
+    let distinct: BTreeSet<[u8; 32]> = path.iter().map(RelayNode::key).collect();
+    ensure!(distinct.len() == 3, "random path repeats a node");
+    let built = client.build(&path, Some(&chain)).await?;
+    let report = overlay::echo(&built.circuit, 8 * 1024, client.options().idle_timeout).await?;
+    eprintln!(
+        "random path {} built in {:?}, 8 KiB echoed in {:?}",
+        overlay::describe(&path),
+        built.build_time,
+        report.elapsed
+    );
+    built.circuit.destroy().await.context("destroying the circuit")?;
+
+    // Dave is not registered: Alice refuses to extend to him.
+    let dave_info = NodeRpc::connect(&dave.url()).await?.overlay_info().await?;
+    ensure!(!want.contains(&dave_info.node_id), "dave must not be registered");
+    let dave_hop = Hop::from_node_url(&dave.url()).await?;
+    let path = overlay::select_path(
+        &registered,
+        vec![Hop::Registered(keys[0]), dave_hop, Hop::Registered(keys[1])],
+        3,
+        &mut rng,
+    )?;
+    let t = Instant::now();
+    let err = match client.build(&path, Some(&chain)).await {
+        Ok(built) => {
+            let _ = built.circuit.destroy().await;
+            bail!("a circuit through unregistered dave was built");
+        }
+        Err(e) => e,
+    };
+    eprintln!("refused as expected after {:?}: {err}", t.elapsed());
+    match &err {
+        Error::ExtendRefused {
+            hop,
+            by,
+            target,
+            reason,
+        } => {
+            ensure!(*hop == 1, "refusing hop {hop}");
+            ensure!(*by == path[0].id, "refusing node {by}");
+            ensure!(target.contains(&dave_info.node_id), "refused node {target}");
+            ensure!(reason.contains("not registered on chain"), "reason {reason}");
+        }
+        other => bail!("expected ExtendRefused, got {other}"),
+    }
+    let text = err.to_string();
+    ensure!(
+        text.contains("refused") && text.contains(&dave_info.node_id),
+        "the message must name the refusal and dave: {text}"
+    );
+    // Alice's relay logged why (target psp-overlay, warn): NotRegistered(dave).
+    let dave_short = format!("NodeId({}..)", &dave_info.node_id[2..10]);
+    let line = wait_for(
+        "alice logging the refusal",
+        Duration::from_secs(15),
+        || async {
+            let lines = alice.log_lines_with(&["psp-overlay", "refused:", "NotRegistered", &dave_short]);
+            match lines.into_iter().next() {
+                Some(l) => Ok(Some(l)),
+                None => Err("no `refused:` line naming dave yet".into()),
+            }
+        },
+    )
+    .await?;
+    ensure!(line.contains("WARN"), "refusal logged below warn: {line}");
+    eprintln!("alice's log: {line}");
+
+    // The relays keep serving after a refusal.
+    let path = overlay::select_path(
+        &registered,
+        vec![Hop::Registered(keys[1]), Hop::Registered(keys[2])],
+        2,
+        &mut rng,
+    )?;
+    let built = client.build(&path, Some(&chain)).await?;
+    overlay::echo(&built.circuit, 1024, client.options().idle_timeout).await?;
+    built.circuit.destroy().await.context("destroying the circuit")?;
+    client.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onion_circuits_through_registered_nodes() -> Result<()> {
+    let started = Instant::now();
+    let overlay = OverlayOptions {
+        seed: None,
+        circuit_rate: Some(5_000),
+        circuit_burst: Some(5_000),
+    };
+    let nodes = start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
+    eprintln!("four nodes answering RPC after {:?}", started.elapsed());
+    let tails = |nodes: &[PspNode]| {
+        nodes
+            .iter()
+            .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match tokio::time::timeout(TEST_TIMEOUT, scenario(&nodes)).await {
+        Ok(Ok(())) => {
+            eprintln!("onion scenario passed after {:?}", started.elapsed());
+            Ok(())
+        }
+        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}\n{}", tails(&nodes))),
+        Err(_) => Err(anyhow::anyhow!(
+            "scenario did not finish within {} s\n{}",
+            TEST_TIMEOUT.as_secs(),
+            tails(&nodes)
+        )),
+    }
+}
