@@ -397,34 +397,42 @@ fn circuit_options(args: &ClientArgs) -> Result<CircuitOptions> {
     })
 }
 
+/// A `--via` value, parsed before anything touches the network.
+enum ViaArg {
+    Hop(Hop),
+    NodeUrl(String),
+}
+
+fn parse_via(args: &PathArgs) -> Result<Vec<ViaArg>> {
+    args.via
+        .iter()
+        .map(|text| {
+            if text.starts_with("ws://") || text.starts_with("wss://") {
+                Ok(ViaArg::NodeUrl(text.clone()))
+            } else {
+                Hop::parse(text).map(ViaArg::Hop)
+            }
+        })
+        .collect()
+}
+
 /// Resolves `--via` and chooses the rest of the path from the chain's registered nodes.
-async fn choose_path(chain: &Chain, args: &PathArgs) -> Result<Vec<RelayNode>> {
-    // Parse every --via before touching the network.
-    let mut via = Vec::with_capacity(args.via.len());
-    for text in &args.via {
-        if text.starts_with("ws://") || text.starts_with("wss://") {
-            via.push(Err(text.clone()));
-        } else {
-            via.push(Ok(Hop::parse(text)?));
-        }
-    }
-    let mut hops = Vec::with_capacity(via.len());
+async fn choose_path(chain: &Chain, via: Vec<ViaArg>, hops: usize) -> Result<Vec<RelayNode>> {
+    let mut resolved = Vec::with_capacity(via.len());
     for v in via {
-        hops.push(match v {
-            Ok(hop) => hop,
-            Err(url) => Hop::from_node_url(&url).await?,
+        resolved.push(match v {
+            ViaArg::Hop(hop) => hop,
+            ViaArg::NodeUrl(url) => Hop::from_node_url(&url).await?,
         });
     }
-    let needs_chain_nodes = hops
-        .iter()
-        .any(|h| matches!(h, Hop::Registered(_)))
-        || hops.len() < args.hops;
+    let needs_chain_nodes =
+        resolved.iter().any(|h| matches!(h, Hop::Registered(_))) || resolved.len() < hops;
     let registered = if needs_chain_nodes {
         overlay::registered_nodes_with(chain, |e| eprintln!("skipping: {e}")).await?
     } else {
         Vec::new()
     };
-    overlay::select_path(&registered, hops, args.hops, &mut rand::thread_rng())
+    overlay::select_path(&registered, resolved, hops, &mut rand::thread_rng())
 }
 
 fn print_path(path: &[RelayNode]) {
@@ -455,10 +463,15 @@ async fn circuit(cmd: CircuitCommand) -> Result<()> {
         } => (path, client, node, Some(*bytes)),
     };
     let options = circuit_options(client_args)?;
+    let via = parse_via(path_args)?;
     let chain = connect(&node.url).await?;
-    let path = choose_path(&chain, path_args).await?;
+    let path = choose_path(&chain, via, path_args.hops).await?;
     let client = OverlayClient::new(options.clone())?;
-    eprintln!("building a {}-hop circuit {}", path.len(), overlay::describe(&path));
+    eprintln!(
+        "building a {}-hop circuit {}",
+        path.len(),
+        overlay::describe(&path)
+    );
     let built = client.build(&path, Some(&chain)).await?;
     print_path(&built.path);
     println!("built in {}", millis(built.build_time));

@@ -45,9 +45,7 @@ use psp_net::{
         PeerId,
     },
 };
-use psp_primitives::{
-    rpc::IdentityView, IdString, IdentityKind, IdentityStatus, Registration,
-};
+use psp_primitives::{rpc::IdentityView, IdString, IdentityKind, IdentityStatus, Registration};
 use rand::{seq::SliceRandom, Rng, RngCore};
 use std::time::{Duration, Instant};
 use subxt::rpcs::{rpc_params, RpcClient};
@@ -334,8 +332,7 @@ impl RelayNode {
         let address_bytes = parse_hex_vec(first, "node address")?;
         let address = String::from_utf8(address_bytes)
             .map_err(|_| bad("its first address is not UTF-8 text".into()))?;
-        let (peer_id, multiaddr) =
-            parse_node_address(&address).map_err(|e| bad(e.to_string()))?;
+        let (peer_id, multiaddr) = parse_node_address(&address).map_err(|e| bad(e.to_string()))?;
         let peer_bytes = parse_hex_vec(&details.peer_id, "node peer id")?;
         let registered_peer = PeerId::from_bytes(&peer_bytes)
             .map_err(|e| bad(format!("peer id bytes do not decode: {e}")))?;
@@ -707,7 +704,10 @@ async fn refusal_reason(chain: &Chain, node: &RelayNode) -> String {
             "its identity was revoked on chain".into()
         }
         Ok(Some(view)) if view.kind != IdentityKind::Node => {
-            format!("its key is registered as a {:?} identity, not a node", view.kind)
+            format!(
+                "its key is registered as a {:?} identity, not a node",
+                view.kind
+            )
         }
         Ok(Some(view)) if view.x25519 != hex0x(&node.descriptor.onion_key.0) => format!(
             "its onion key {} differs from the one on chain {}",
@@ -723,10 +723,7 @@ async fn refusal_reason(chain: &Chain, node: &RelayNode) -> String {
 
 /// `1:0xab..` style one-line path, for messages.
 pub fn describe(path: &[RelayNode]) -> String {
-    let hops: Vec<String> = path
-        .iter()
-        .map(|n| hex0x(&n.key()))
-        .collect();
+    let hops: Vec<String> = path.iter().map(|n| hex0x(&n.key())).collect();
     format!("[{}]", hops.join(" -> "))
 }
 
@@ -807,18 +804,10 @@ pub async fn echo(circuit: &Circuit, bytes: usize, idle_timeout: Duration) -> Re
                         detail: format!("{} bytes more than were sent came back", end - bytes),
                     });
                 }
-                if let Some(i) = chunk
-                    .iter()
-                    .zip(&data[got..end])
-                    .position(|(a, b)| a != b)
-                {
+                if let Some(i) = chunk.iter().zip(&data[got..end]).position(|(a, b)| a != b) {
                     break Err(Error::EchoMismatch {
                         offset: got + i,
-                        detail: format!(
-                            "sent 0x{:02x}, got 0x{:02x}",
-                            data[got + i],
-                            chunk[i]
-                        ),
+                        detail: format!("sent 0x{:02x}, got 0x{:02x}", data[got + i], chunk[i]),
                     });
                 }
                 got = end;
@@ -978,11 +967,18 @@ mod tests {
 
         let err = select_path(&nodes, vec![], 5, &mut rng).expect_err("too few");
         assert!(
-            matches!(err, Error::NotEnoughNodes { hops: 5, registered: 4, .. }),
+            matches!(
+                err,
+                Error::NotEnoughNodes {
+                    hops: 5,
+                    registered: 4,
+                    ..
+                }
+            ),
             "{err}"
         );
-        let err = select_path(&nodes, vec![Hop::Registered([7; 32])], 3, &mut rng)
-            .expect_err("unknown");
+        let err =
+            select_path(&nodes, vec![Hop::Registered([7; 32])], 3, &mut rng).expect_err("unknown");
         assert!(err.to_string().contains(&hex0x(&[7; 32])), "{err}");
         let err = select_path(
             &nodes,
@@ -1000,7 +996,10 @@ mod tests {
     fn via_accepts_keys_and_node_id_strings_only() {
         let key = [5u8; 32];
         assert_eq!(Hop::parse(&hex0x(&key)).expect("key"), Hop::Registered(key));
-        assert_eq!(Hop::parse(&hex::encode(key)).expect("bare key"), Hop::Registered(key));
+        assert_eq!(
+            Hop::parse(&hex::encode(key)).expect("bare key"),
+            Hop::Registered(key)
+        );
         let id = IdString::new("peerstream", IdentityKind::Node, "relay", key)
             .expect("id")
             .to_string();

@@ -226,7 +226,12 @@ fn circuit_and_register_node_errors_say_what_to_do() {
     // Bad input is refused before any connection.
     let bad_via = psp(
         &[
-            "circuit", "build", "--via", "alice", "--url", "ws://127.0.0.1:1",
+            "circuit",
+            "build",
+            "--via",
+            "alice",
+            "--url",
+            "ws://127.0.0.1:1",
         ],
         &[],
     );
@@ -238,7 +243,14 @@ fn circuit_and_register_node_errors_say_what_to_do() {
     );
     let zero_rate = psp(
         &[
-            "circuit", "echo", "--rate", "0", "--bytes", "10", "--url", "ws://127.0.0.1:1",
+            "circuit",
+            "echo",
+            "--rate",
+            "0",
+            "--bytes",
+            "10",
+            "--url",
+            "ws://127.0.0.1:1",
         ],
         &[],
     );
@@ -256,7 +268,12 @@ fn circuit_and_register_node_errors_say_what_to_do() {
 
     // register-node needs a payer and a node URL; a bad payer is caught before connecting.
     let no_payer = psp(
-        &["identity", "register-node", "--node-url", "ws://127.0.0.1:1"],
+        &[
+            "identity",
+            "register-node",
+            "--node-url",
+            "ws://127.0.0.1:1",
+        ],
         &[],
     );
     assert_eq!(no_payer.code, Some(1));
@@ -268,7 +285,7 @@ fn circuit_and_register_node_errors_say_what_to_do() {
             "--node-url",
             "ws://127.0.0.1:1",
             "--payer",
-            "not a suri //",
+            "not a uri at all",
             "--url",
             "ws://127.0.0.1:1",
         ],
@@ -284,6 +301,10 @@ fn circuit_and_register_node_errors_say_what_to_do() {
     let help = psp(&["circuit", "echo", "--help"], &[]);
     assert_eq!(help.code, Some(0));
     for flag in ["--hops", "--via", "--bytes", "--rate", "--url"] {
-        assert!(help.stdout.contains(flag), "{flag} missing: {}", help.stdout);
+        assert!(
+            help.stdout.contains(flag),
+            "{flag} missing: {}",
+            help.stdout
+        );
     }
 }

@@ -10,7 +10,7 @@
 use crate::service::FullClient;
 use clap::Args;
 use psp_net::{
-    circuit::{NodeDirectory, NodeRecord},
+    circuit::{NodeDirectory, NodeRecord, RelayEvent},
     crypto::{NodeId, OnionPublic, OnionSecret},
     driver::{
         node_address, Keypair, Multiaddr, Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets,

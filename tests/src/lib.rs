@@ -5,10 +5,10 @@
 //! and with it the bootnode address, is known in advance: [`peer_id_of_node_key`]),
 //! `--bootnodes`, and the overlay (`--overlay-port` on a free port, `--overlay-seed`,
 //! `--overlay-circuit-rate` / `-burst`) or `--no-overlay`. Every node gets free loopback ports
-//! (`--rpc-port`, `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log in a temporary
-//! file. It waits until the RPC answers (and, if asked, until a first block is finalized: a
-//! lone dev node finalizes by itself, a local-chain authority only once the others are up),
-//! and kills the process when dropped. If a test panics while the node is alive, the tail of
+//! (`--rpc-port`, `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log, with levels and
+//! targets (`--detailed-log-output`), in a temporary file. It waits until the RPC answers (and,
+//! if asked, until a first block is finalized: a lone dev node finalizes by itself, a
+//! local-chain authority only once the others are up), and kills the process when dropped. If a test panics while the node is alive, the tail of
 //! the node's log is printed, because that is usually where the reason is.
 //! [`PspNode::start`] is the plain dev node (`--dev`, no overlay).
 //!
@@ -67,6 +67,72 @@ pub fn node_binary() -> Result<PathBuf> {
             tried.join(", ")
         }
     )
+}
+
+/// Where the `psp` CLI binary is looked for, in order: `$PSP_BIN`, then
+/// `$CARGO_TARGET_DIR/debug/psp`, then next to the `psp-node` binary.
+pub fn psp_binary_candidates() -> Vec<PathBuf> {
+    if let Some(bin) = std::env::var_os("PSP_BIN") {
+        return vec![PathBuf::from(bin)];
+    }
+    let mut out = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        out.push(PathBuf::from(dir).join("debug/psp"));
+    }
+    for node in node_binary_candidates() {
+        if let Some(dir) = node.parent() {
+            out.push(dir.join("psp"));
+        }
+    }
+    out
+}
+
+/// The `psp` CLI binary, or an error that says how to build it.
+pub fn psp_binary() -> Result<PathBuf> {
+    let candidates = psp_binary_candidates();
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "psp binary not found (tried: {}). Build it first: `cargo build -p psp-client` (with the \
+         same CARGO_TARGET_DIR), or point PSP_BIN at it",
+        tried.join(", ")
+    )
+}
+
+/// What a `psp` run printed and how it exited.
+#[derive(Debug)]
+pub struct PspRun {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the `psp` CLI with `args` (no passphrase, payer or URL from the environment), bounded
+/// by `timeout`.
+pub async fn run_psp(args: &[&str], timeout: Duration) -> Result<PspRun> {
+    let bin = psp_binary()?;
+    let child = tokio::process::Command::new(&bin)
+        .args(args)
+        .env_remove("PSP_PASSPHRASE")
+        .env_remove("PSP_PAYER")
+        .env_remove("PSP_URL")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, child)
+        .await
+        .with_context(|| format!("psp {} took over {} s", args.join(" "), timeout.as_secs()))?
+        .with_context(|| format!("running {}", bin.display()))?;
+    Ok(PspRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the node binds it a moment later).
@@ -211,11 +277,15 @@ impl PspNode {
         let (rpc_port, p2p_port) = (ports[0], ports[1]);
         let overlay_port = options.overlay.as_ref().map(|_| ports[2]);
         let log_dir = tempfile::tempdir().context("creating a temp dir for the node log")?;
-        let log_path = log_dir.path().join(format!("psp-node-{}.log", options.name));
+        let log_path = log_dir
+            .path()
+            .join(format!("psp-node-{}.log", options.name));
         let log = File::create(&log_path).context("creating the node log")?;
         let log_err = log.try_clone().context("duplicating the node log handle")?;
         let mut cmd = Command::new(&bin);
         cmd.args(["--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"]);
+        // Log lines carry their level and target (`WARN ... psp-overlay: refused: ...`).
+        cmd.arg("--detailed-log-output");
         match options.chain {
             ChainKind::Dev => cmd.arg("--dev"),
             ChainKind::Local => cmd.args(["--chain", "local"]),
@@ -299,7 +369,11 @@ impl PspNode {
             if Instant::now() > deadline {
                 bail!(
                     "psp-node did not answer RPC at {url}{} within {} s (last error: {last_error})",
-                    if finalized { " with a finalized block" } else { "" },
+                    if finalized {
+                        " with a finalized block"
+                    } else {
+                        ""
+                    },
                     STARTUP_TIMEOUT.as_secs()
                 );
             }
@@ -343,10 +417,9 @@ impl PspNode {
 
     /// The address to give other nodes as `--bootnodes` (needs a fixed node key).
     pub fn bootnode_addr(&self) -> Result<String> {
-        let peer = self
-            .peer_id
-            .as_deref()
-            .with_context(|| format!("{} has no fixed --node-key, so no known peer id", self.name))?;
+        let peer = self.peer_id.as_deref().with_context(|| {
+            format!("{} has no fixed --node-key, so no known peer id", self.name)
+        })?;
         Ok(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p_port))
     }
 
@@ -480,6 +553,37 @@ impl Drop for PspNode {
     }
 }
 
+/// Starts a `--chain local` network on loopback: the first name is the bootnode of the rest
+/// (alice, bob and charlie are authorities; others are plain nodes). With `overlay`, every
+/// node runs it on its own free port with the overlay seed `psp-e2e-<name>`. Returns once
+/// every node's RPC answers (finality needs all three authorities, so it is not awaited here).
+pub async fn start_local_network(
+    names: &[&str],
+    overlay: Option<OverlayOptions>,
+) -> Result<Vec<PspNode>> {
+    let mut nodes: Vec<PspNode> = Vec::with_capacity(names.len());
+    let mut boot = None;
+    for name in names {
+        let mut options = NodeOptions::local(name);
+        options.overlay = overlay.clone().map(|o| OverlayOptions {
+            seed: Some(o.seed.unwrap_or_else(|| format!("psp-e2e-{name}"))),
+            ..o
+        });
+        if let Some(addr) = &boot {
+            options.bootnodes.push(String::clone(addr));
+        }
+        let node = PspNode::spawn(options)?;
+        if boot.is_none() {
+            boot = Some(node.bootnode_addr()?);
+        }
+        nodes.push(node);
+    }
+    for node in &mut nodes {
+        node.wait_ready(false).await?;
+    }
+    Ok(nodes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,35 +617,4 @@ mod tests {
         assert_eq!(read_tail(&path, 2), "c\nd");
         assert_eq!(read_tail(&path, 10), "a\nb\nc\nd");
     }
-}
-
-/// Starts a `--chain local` network on loopback: the first name is the bootnode of the rest
-/// (alice, bob and charlie are authorities; others are plain nodes). With `overlay`, every
-/// node runs it on its own free port with the overlay seed `psp-e2e-<name>`. Returns once
-/// every node's RPC answers (finality needs all three authorities, so it is not awaited here).
-pub async fn start_local_network(
-    names: &[&str],
-    overlay: Option<OverlayOptions>,
-) -> Result<Vec<PspNode>> {
-    let mut nodes: Vec<PspNode> = Vec::with_capacity(names.len());
-    let mut boot = None;
-    for name in names {
-        let mut options = NodeOptions::local(name);
-        options.overlay = overlay.clone().map(|o| OverlayOptions {
-            seed: Some(o.seed.unwrap_or_else(|| format!("psp-e2e-{name}"))),
-            ..o
-        });
-        if let Some(addr) = &boot {
-            options.bootnodes.push(String::clone(addr));
-        }
-        let node = PspNode::spawn(options)?;
-        if boot.is_none() {
-            boot = Some(node.bootnode_addr()?);
-        }
-        nodes.push(node);
-    }
-    for node in &mut nodes {
-        node.wait_ready(false).await?;
-    }
-    Ok(nodes)
 }

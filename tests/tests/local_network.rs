@@ -21,7 +21,10 @@ fn derived_peer_id_matches_the_node() -> Result<()> {
     let key = node_key_for("alice");
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("node-key");
-    std::fs::write(&file, key.iter().map(|b| format!("{b:02x}")).collect::<String>())?;
+    std::fs::write(
+        &file,
+        key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    )?;
     let out = std::process::Command::new(node_binary()?)
         .args(["key", "inspect-node-key", "--file"])
         .arg(&file)
@@ -48,7 +51,10 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     }
     let genesis = chains[0].1.genesis_hash();
     for (name, chain) in &chains {
-        ensure!(chain.genesis_hash() == genesis, "{name} is on another chain");
+        ensure!(
+            chain.genesis_hash() == genesis,
+            "{name} is on another chain"
+        );
     }
     let start = Instant::now();
     for (name, chain) in &chains {

@@ -10,7 +10,11 @@
 //! - tries a path whose second hop is Dave (unregistered, described by his own
 //!   `psp_overlayInfo`): the first hop refuses to extend, the error names Alice as the refusing
 //!   hop and Dave as the refused node, and Alice's log has the `refused:` warning;
-//! - and still builds a good circuit afterwards.
+//! - and still builds a good circuit afterwards;
+//! - then the `psp` CLI (`$PSP_BIN`, else `$CARGO_TARGET_DIR/debug/psp`, else next to
+//!   psp-node; required) registers Dave with `identity register-node`, echoes through him with
+//!   `circuit echo`, builds a 4-hop circuit with `circuit build`, and names the shortfall of
+//!   a 5-hop one.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{
@@ -21,7 +25,9 @@ use psp_client::{
     psp_primitives::{IdString, IdentityKind},
     Error,
 };
-use psp_e2e_tests::{finalized_head, start_local_network, wait_for, OverlayOptions, PspNode};
+use psp_e2e_tests::{
+    finalized_head, run_psp, start_local_network, wait_for, OverlayOptions, PspNode,
+};
 use std::{
     collections::BTreeSet,
     time::{Duration, Instant},
@@ -92,7 +98,11 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
             hex0x(&registered.key),
             info.node_id
         );
-        ensure!(registered.address == info.address, "address {}", registered.address);
+        ensure!(
+            registered.address == info.address,
+            "address {}",
+            registered.address
+        );
         let id = IdString::new("peerstream", IdentityKind::Node, "relay", registered.key)?;
         ensure!(registered.id == id.to_string(), "id {}", registered.id);
         eprintln!(
@@ -137,12 +147,20 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     }
 
     let registered = overlay::registered_nodes(&chain).await?;
-    ensure!(registered.len() == 3, "{} registered nodes", registered.len());
+    ensure!(
+        registered.len() == 3,
+        "{} registered nodes",
+        registered.len()
+    );
     let mut rng = rand::thread_rng();
     ensure!(
         matches!(
             overlay::select_path(&registered, vec![], 4, &mut rng),
-            Err(Error::NotEnoughNodes { hops: 4, registered: 3, .. })
+            Err(Error::NotEnoughNodes {
+                hops: 4,
+                registered: 3,
+                ..
+            })
         ),
         "4 hops over 3 nodes must be refused"
     );
@@ -156,7 +174,10 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         built.circuit.path().iter().map(|n| n.0).collect::<Vec<_>>() == keys,
         "circuit path differs from the chosen one"
     );
-    eprintln!("3-hop circuit alice -> bob -> charlie built in {:?}", built.build_time);
+    eprintln!(
+        "3-hop circuit alice -> bob -> charlie built in {:?}",
+        built.build_time
+    );
     let report = overlay::echo(&built.circuit, MIB, client.options().idle_timeout).await?;
     ensure!(report.bytes == MIB, "echoed {} bytes", report.bytes);
     eprintln!(
@@ -166,7 +187,11 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         report.cells,
         report.open_time
     );
-    built.circuit.destroy().await.context("destroying the circuit")?;
+    built
+        .circuit
+        .destroy()
+        .await
+        .context("destroying the circuit")?;
 
     // A random path over the registered nodes works too.
     let path = overlay::select_path(&registered, vec![], 3, &mut rng)?;
@@ -180,11 +205,18 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         built.build_time,
         report.elapsed
     );
-    built.circuit.destroy().await.context("destroying the circuit")?;
+    built
+        .circuit
+        .destroy()
+        .await
+        .context("destroying the circuit")?;
 
     // Dave is not registered: Alice refuses to extend to him.
     let dave_info = NodeRpc::connect(&dave.url()).await?.overlay_info().await?;
-    ensure!(!want.contains(&dave_info.node_id), "dave must not be registered");
+    ensure!(
+        !want.contains(&dave_info.node_id),
+        "dave must not be registered"
+    );
     let dave_hop = Hop::from_node_url(&dave.url()).await?;
     let path = overlay::select_path(
         &registered,
@@ -211,7 +243,10 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
             ensure!(*hop == 1, "refusing hop {hop}");
             ensure!(*by == path[0].id, "refusing node {by}");
             ensure!(target.contains(&dave_info.node_id), "refused node {target}");
-            ensure!(reason.contains("not registered on chain"), "reason {reason}");
+            ensure!(
+                reason.contains("not registered on chain"),
+                "reason {reason}"
+            );
         }
         other => bail!("expected ExtendRefused, got {other}"),
     }
@@ -226,7 +261,8 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "alice logging the refusal",
         Duration::from_secs(15),
         || async {
-            let lines = alice.log_lines_with(&["psp-overlay", "refused:", "NotRegistered", &dave_short]);
+            let lines =
+                alice.log_lines_with(&["psp-overlay", "refused:", "NotRegistered", &dave_short]);
             match lines.into_iter().next() {
                 Some(l) => Ok(Some(l)),
                 None => Err("no `refused:` line naming dave yet".into()),
@@ -246,8 +282,122 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     )?;
     let built = client.build(&path, Some(&chain)).await?;
     overlay::echo(&built.circuit, 1024, client.options().idle_timeout).await?;
-    built.circuit.destroy().await.context("destroying the circuit")?;
+    built
+        .circuit
+        .destroy()
+        .await
+        .context("destroying the circuit")?;
     client.shutdown().await;
+
+    cli_registers_dave_and_routes_through_him(alice, dave, &dave_info.node_id, &want).await
+}
+
+/// The `psp` CLI: `identity register-node` registers Dave, after which `circuit echo` routes
+/// through him; `circuit build` names a shortfall of nodes.
+async fn cli_registers_dave_and_routes_through_him(
+    alice: &PspNode,
+    dave: &PspNode,
+    dave_id: &str,
+    relays: &BTreeSet<String>,
+) -> Result<()> {
+    let url = alice.url();
+    let dave_url = dave.url();
+    let cli_timeout = Duration::from_secs(180);
+    let run = run_psp(
+        &[
+            "identity",
+            "register-node",
+            "--node-url",
+            &dave_url,
+            "--payer",
+            "//Bob",
+            "--url",
+            &url,
+        ],
+        cli_timeout,
+    )
+    .await?;
+    ensure!(run.code == Some(0), "register-node failed: {}", run.stderr);
+    let key = psp_client::parse_hex::<32>(dave_id, "dave's node id")?;
+    let id = IdString::new("peerstream", IdentityKind::Node, "relay", key)?.to_string();
+    ensure!(
+        run.stdout.trim() == id,
+        "register-node printed {:?}",
+        run.stdout
+    );
+    ensure!(
+        run.stderr.contains("finalized in block"),
+        "no finality report: {}",
+        run.stderr
+    );
+    eprintln!("psp identity register-node: {}", run.stdout.trim());
+
+    let mut all = relays.clone();
+    all.insert(dave_id.to_string());
+    let chain = Chain::connect(&url).await?;
+    wait_for(
+        "alice seeing dave's registration finalized",
+        PROPAGATION_TIMEOUT,
+        || async {
+            match overlay::node_views(&chain).await {
+                Ok(v) => {
+                    let got: BTreeSet<String> = v.into_iter().map(|v| v.key).collect();
+                    if got == all {
+                        Ok(Some(()))
+                    } else {
+                        Err(format!("psp_nodes has {got:?}"))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+
+    let alice_key = NodeRpc::connect(&url).await?.overlay_info().await?.node_id;
+    let run = run_psp(
+        &[
+            "circuit", "echo", "--hops", "3", "--via", &alice_key, "--via", &id, "--bytes",
+            "100000", "--rate", "1000", "--url", &url,
+        ],
+        cli_timeout,
+    )
+    .await?;
+    ensure!(run.code == Some(0), "circuit echo failed: {}", run.stderr);
+    ensure!(
+        run.stdout.contains("echoed 100000 bytes") && run.stdout.contains("every byte checked"),
+        "{}",
+        run.stdout
+    );
+    ensure!(
+        run.stdout.contains("1. peerstream.node.relay.")
+            && run.stdout.contains(&format!("2. {id}"))
+            && run.stdout.contains("built in"),
+        "path not printed as chosen: {}",
+        run.stdout
+    );
+    eprintln!("psp circuit echo:\n{}", run.stdout.trim_end());
+
+    let run = run_psp(
+        &["circuit", "build", "--hops", "4", "--url", &url],
+        cli_timeout,
+    )
+    .await?;
+    ensure!(run.code == Some(0), "circuit build failed: {}", run.stderr);
+    ensure!(run.stdout.contains("path (4 hops)"), "{}", run.stdout);
+    eprintln!("psp circuit build:\n{}", run.stdout.trim_end());
+
+    let run = run_psp(
+        &["circuit", "build", "--hops", "5", "--url", &url],
+        cli_timeout,
+    )
+    .await?;
+    ensure!(run.code == Some(1), "5 hops over 4 nodes: {run:?}");
+    ensure!(
+        run.stderr.contains("needs 5 distinct nodes but only 4"),
+        "{}",
+        run.stderr
+    );
     Ok(())
 }
 
