@@ -146,9 +146,8 @@ impl OverlayIdentity {
     /// Derives the identity from `--overlay-seed` or the secret file under `base_path`.
     pub fn load(params: &OverlayParams, base_path: &Path) -> Result<Self, OverlayError> {
         let master = match &params.overlay_seed {
-            Some(seed) => derive(
-                seed.as_bytes().try_into().unwrap_or(&[0u8; 32]),
-                seed.as_bytes(),
+            Some(seed) => sp_crypto_hashing::blake2_256(
+                &[b"psp/overlay/seed/".as_slice(), seed.as_bytes()].concat(),
             ),
             None => load_or_create_secret(base_path)?,
         };
@@ -289,10 +288,11 @@ pub fn start(
                 NodeEvent::LinkRefused { .. } | NodeEvent::DialFailed { .. } => {
                     log::warn!(target: "psp-overlay", "{event:?}")
                 }
-                NodeEvent::Relay(ref relay)
-                    if format!("{relay:?}").starts_with("ExtendRefused") =>
-                {
-                    log::warn!(target: "psp-overlay", "refused: {relay:?}")
+                NodeEvent::Relay(RelayEvent::ExtendRefused { target, error }) => {
+                    log::warn!(
+                        target: "psp-overlay",
+                        "refused: extend to {target:?}: {error} ({error:?})"
+                    )
                 }
                 other => log::debug!(target: "psp-overlay", "{other:?}"),
             }

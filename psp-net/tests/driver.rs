@@ -409,3 +409,109 @@ async fn impostor_link_is_refused_and_node_keeps_serving() {
         .await
         .expect("test took too long");
 }
+
+/// The test-only hook flips one bit of the next RELAY cell the client sends: the entry hop's
+/// integrity check fails, it destroys the circuit both ways with `Integrity` (its event has
+/// the local cause; the next hop only receives the DESTROY), the client sees the close,
+/// the tampered data never comes back and further sends fail. A fresh circuit through the
+/// same nodes works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_relay_cell_kills_the_circuit() {
+    let test = async {
+        let (_dir, mut nodes) = start_nodes(3, fast_config()).await;
+        let client = client(Rate {
+            cells_per_sec: 100,
+            burst: 100,
+        });
+        let circuit = client
+            .build_circuit(&path(&nodes, &[0, 1, 2]))
+            .await
+            .expect("circuit");
+        let mut s = circuit.open_stream("echo").await.expect("echo");
+        s.send(b"before").await.expect("send");
+        assert_eq!(s.recv().await.as_deref(), Some(&b"before"[..]));
+
+        circuit
+            .tamper_next_cell_for_tests()
+            .await
+            .expect("arm the hook");
+        // Accepted locally: the circuit is still open when the cell leaves.
+        s.send(b"tampered").await.expect("send the tampered cell");
+        let closed = timeout(Duration::from_secs(10), circuit.closed())
+            .await
+            .expect("circuit closed at the client in time");
+        assert_eq!(closed.reason, DestroyReason::Integrity);
+        assert_eq!(closed.cause, None, "a relay closed it, not the client");
+        assert_eq!(circuit.close_reason(), Some(closed.clone()));
+        assert_eq!(s.recv().await, None, "nothing comes back; the stream ends");
+        match s.send(b"after").await {
+            Err(DriverError::CircuitClosed(c)) => assert_eq!(c, closed),
+            other => panic!("send after the close: {other:?}"),
+        }
+        match circuit.tamper_next_cell_for_tests().await {
+            Err(DriverError::Circuit(CircuitError::NoSuchCircuit)) => {}
+            other => panic!("hook on a closed circuit: {other:?}"),
+        }
+
+        // The entry detected it (local cause), for the client's circuit.
+        let ev = nodes[0]
+            .expect("CircuitClosed at the entry", |e| {
+                matches!(e, NodeEvent::Relay(RelayEvent::CircuitClosed { .. }))
+            })
+            .await;
+        match ev {
+            NodeEvent::Relay(RelayEvent::CircuitClosed {
+                peer,
+                reason,
+                cause,
+                ..
+            }) => {
+                assert!(matches!(peer, Peer::Client(_)), "closed from {peer:?}");
+                assert_eq!(reason, DestroyReason::Integrity);
+                assert!(
+                    matches!(cause, Some(CircuitError::Integrity(_))),
+                    "cause {cause:?}"
+                );
+            }
+            _ => unreachable!(),
+        }
+        // The middle hop was told (DESTROY Integrity), it did not detect anything itself.
+        let entry = nodes[0].desc.id;
+        let ev = nodes[1]
+            .expect("CircuitClosed at the middle", |e| {
+                matches!(e, NodeEvent::Relay(RelayEvent::CircuitClosed { .. }))
+            })
+            .await;
+        assert!(
+            matches!(
+                ev,
+                NodeEvent::Relay(RelayEvent::CircuitClosed {
+                    peer: Peer::Node(p),
+                    reason: DestroyReason::Integrity,
+                    cause: None,
+                    ..
+                }) if p == entry
+            ),
+            "{ev:?}"
+        );
+
+        // The relays keep serving: a fresh circuit through the same nodes echoes.
+        let c = client
+            .build_circuit(&path(&nodes, &[0, 1, 2]))
+            .await
+            .expect("fresh circuit after the tampering");
+        let mut s = c.open_stream("echo").await.expect("echo");
+        let data = vec![0x5a_u8; 4_000];
+        s.send(&data).await.expect("send");
+        let mut got = Vec::new();
+        while got.len() < data.len() {
+            got.extend(s.recv().await.expect("echoed"));
+        }
+        assert_eq!(got, data);
+        assert_eq!(c.close_reason(), None);
+        c.destroy().await.expect("destroy");
+    };
+    timeout(Duration::from_secs(60), test)
+        .await
+        .expect("test took too long");
+}

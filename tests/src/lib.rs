@@ -4,8 +4,9 @@
 //! `--chain local`), an authority name (`--alice` ...), a fixed `--node-key` (so the peer id,
 //! and with it the bootnode address, is known in advance: [`peer_id_of_node_key`]),
 //! `--bootnodes`, and the overlay (`--overlay-port` on a free port, `--overlay-seed`,
-//! `--overlay-circuit-rate` / `-burst`) or `--no-overlay`. Every node gets free loopback ports
-//! (`--rpc-port`, `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log, with levels and
+//! `--overlay-circuit-rate` / `-burst`, and `-l psp-overlay=debug` if asked) or
+//! `--no-overlay`. Every node gets free loopback ports (`--rpc-port`,
+//! `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log, with levels and
 //! targets (`--detailed-log-output`), in a temporary file. It waits until the RPC answers (and,
 //! if asked, until a first block is finalized: a lone dev node finalizes by itself, a
 //! local-chain authority only once the others are up), and kills the process when dropped. If a test panics while the node is alive, the tail of
@@ -178,6 +179,10 @@ pub struct OverlayOptions {
     pub circuit_rate: Option<u32>,
     /// `--overlay-circuit-burst`, cells.
     pub circuit_burst: Option<u32>,
+    /// `-l psp-overlay=debug`: also log the overlay's debug events. psp-node logs link
+    /// refusals, failed dials and refused EXTENDs at warn, but every other relay event
+    /// (circuit created, circuit closed with its reason, ...) only at debug.
+    pub debug_log: bool,
 }
 
 /// How to start a node.
@@ -319,6 +324,9 @@ impl PspNode {
                 }
                 if let Some(burst) = overlay.circuit_burst {
                     cmd.args(["--overlay-circuit-burst", &burst.to_string()]);
+                }
+                if overlay.debug_log {
+                    cmd.args(["-l", "psp-overlay=debug"]);
                 }
             }
             _ => {

@@ -11,6 +11,13 @@
 //!   `psp_overlayInfo`): the first hop refuses to extend, the error names Alice as the refusing
 //!   hop and Dave as the refused node, and Alice's log has the `refused:` warning;
 //! - and still builds a good circuit afterwards;
+//! - tampers with one cell: through the client's test-only hook
+//!   (`Circuit::tamper_next_cell_for_tests`), one bit of the next RELAY cell on an
+//!   alice -> bob -> charlie circuit is flipped after encryption. Alice (the entry) detects
+//!   it and tears the circuit down: the client sees the close with reason `Integrity`, its
+//!   stream ends, further sends fail; Alice's log has the close with its local cause (psp-node
+//!   logs circuit closes only at debug, so the nodes run with `-l psp-overlay=debug`), Bob's
+//!   has the DESTROY he received; a fresh circuit through the same relays echoes again;
 //! - then the `psp` CLI (`$PSP_BIN`, else `$CARGO_TARGET_DIR/debug/psp`, else next to
 //!   psp-node; required) registers Dave with `identity register-node`, echoes through him with
 //!   `circuit echo`, builds a 4-hop circuit with `circuit build`, and names the shortfall of
@@ -21,7 +28,7 @@ use psp_client::{
     chain::{keypair_from_suri, Chain, Progress},
     hex0x,
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
-    psp_net::circuit::Rate,
+    psp_net::{cell::DestroyReason, circuit::Rate, driver::DriverError},
     psp_primitives::{IdString, IdentityKind},
     Error,
 };
@@ -211,6 +218,8 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         .await
         .context("destroying the circuit")?;
 
+    tampered_cell_kills_the_circuit(&client, &registered, &keys, alice, bob).await?;
+
     // Dave is not registered: Alice refuses to extend to him.
     let dave_info = NodeRpc::connect(&dave.url()).await?.overlay_info().await?;
     ensure!(
@@ -290,6 +299,135 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     client.shutdown().await;
 
     cli_registers_dave_and_routes_through_him(alice, dave, &dave_info.node_id, &want).await
+}
+
+/// One bit of one RELAY cell flipped by the client (test-only hook, after encryption): the
+/// entry relay (Alice) detects it and destroys the circuit both ways with `Integrity`.
+async fn tampered_cell_kills_the_circuit(
+    client: &OverlayClient,
+    registered: &[RelayNode],
+    keys: &[[u8; 32]],
+    alice: &PspNode,
+    bob: &PspNode,
+) -> Result<()> {
+    let mut rng = rand::thread_rng();
+    let via = keys.iter().map(|k| Hop::Registered(*k)).collect();
+    let path = overlay::select_path(registered, via, 3, &mut rng)?;
+    let built = client.build(&path, None).await?;
+    let circuit = &built.circuit;
+    let mut stream = circuit
+        .open_stream(overlay::ECHO_SERVICE)
+        .await
+        .context("opening the echo stream")?;
+    stream.send(b"before").await.context("sending before")?;
+    let reply = tokio::time::timeout(Duration::from_secs(15), stream.recv()).await;
+    ensure!(
+        matches!(&reply, Ok(Some(r)) if r == b"before"),
+        "echo before tampering: {reply:?}"
+    );
+
+    circuit
+        .tamper_next_cell_for_tests()
+        .await
+        .context("arming the tamper hook")?;
+    let t = Instant::now();
+    // The cell leaves while the circuit is still open, so this send itself succeeds.
+    stream
+        .send(b"tampered")
+        .await
+        .context("sending the tampered cell")?;
+    let closed = tokio::time::timeout(Duration::from_secs(15), circuit.closed())
+        .await
+        .context("the circuit was not closed within 15 s of the tampered cell")?;
+    eprintln!(
+        "tampered cell: circuit closed after {:?}: {closed}",
+        t.elapsed()
+    );
+    ensure!(
+        closed.reason == DestroyReason::Integrity,
+        "closed with {:?}, expected Integrity",
+        closed.reason
+    );
+    ensure!(
+        closed.cause.is_none(),
+        "the client closed it itself ({:?}); a relay should have",
+        closed.cause
+    );
+    let next = tokio::time::timeout(Duration::from_secs(5), stream.recv()).await;
+    ensure!(
+        matches!(next, Ok(None)),
+        "the stream must end with the circuit, got {next:?}"
+    );
+    match stream.send(b"after").await {
+        Err(DriverError::CircuitClosed(c)) if c == closed => {}
+        other => bail!("a send after the close must fail with the close, got {other:?}"),
+    }
+
+    // The entry relay logged the close with its local cause (debug level, target psp-overlay);
+    // the middle relay only received the DESTROY.
+    let detected = [
+        "psp-overlay",
+        "CircuitClosed",
+        "reason: Integrity",
+        "cause: Some(Integrity",
+    ];
+    let line = wait_for(
+        "alice logging the integrity close",
+        Duration::from_secs(15),
+        || async {
+            match alice.log_lines_with(&detected).into_iter().next() {
+                Some(l) => Ok(Some(l)),
+                None => Err("no CircuitClosed / Integrity line yet".into()),
+            }
+        },
+    )
+    .await?;
+    ensure!(line.contains("peer: Client("), "closed towards {line}");
+    eprintln!("alice's log: {line}");
+    let told = [
+        "psp-overlay",
+        "CircuitClosed",
+        "reason: Integrity",
+        "cause: None",
+    ];
+    let line = wait_for(
+        "bob logging the DESTROY he received",
+        Duration::from_secs(15),
+        || async {
+            match bob.log_lines_with(&told).into_iter().next() {
+                Some(l) => Ok(Some(l)),
+                None => Err("no CircuitClosed / Integrity line yet".into()),
+            }
+        },
+    )
+    .await?;
+    eprintln!("bob's log: {line}");
+    ensure!(
+        bob.log_lines_with(&detected).is_empty(),
+        "bob must not have detected the modification himself"
+    );
+    drop(stream);
+    built.circuit.destroy().await.ok();
+
+    // A fresh circuit through the same relays works.
+    let path = overlay::select_path(
+        registered,
+        keys.iter().map(|k| Hop::Registered(*k)).collect(),
+        3,
+        &mut rng,
+    )?;
+    let built = client.build(&path, None).await?;
+    let report = overlay::echo(&built.circuit, 64 * 1024, client.options().idle_timeout).await?;
+    eprintln!(
+        "fresh circuit alice -> bob -> charlie after the tampering: 64 KiB echoed in {:?}",
+        report.elapsed
+    );
+    built
+        .circuit
+        .destroy()
+        .await
+        .context("destroying the circuit")?;
+    Ok(())
 }
 
 /// The `psp` CLI: `identity register-node` registers Dave, after which `circuit echo` routes
@@ -408,6 +546,8 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         seed: None,
         circuit_rate: Some(5_000),
         circuit_burst: Some(5_000),
+        // Circuit closes (the tampered cell) are logged at debug only.
+        debug_log: true,
     };
     let nodes = start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
     eprintln!("four nodes answering RPC after {:?}", started.elapsed());

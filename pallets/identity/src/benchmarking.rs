@@ -5,7 +5,7 @@ use super::*;
 use crate::Pallet as Identity;
 use alloc::{vec, vec::Vec};
 use frame_benchmarking::v2::*;
-use frame_support::traits::fungible::Mutate;
+use frame_support::traits::{fungible::Mutate, Get};
 use frame_system::RawOrigin;
 use psp_primitives::{
     registration_message, rotation_message, IdentityKind, NodeDetails, Registration, Rotation,

@@ -18,8 +18,13 @@
 //! [`StreamWriter::send`] waits for tokens. Received data goes into a bounded per-stream
 //! buffer; if the application does not read and it fills, the circuit is destroyed (logged)
 //! rather than buffering without bound.
+//!
+//! Test-only: [`Circuit::tamper_next_cell_for_tests`] makes the task flip one bit of the next
+//! RELAY cell it sends on a circuit, after encryption, so tests can show that the entry hop
+//! detects the modification and the circuit dies. It is `#[doc(hidden)]`, nothing in the
+//! crate or in `psp-client` calls it, and it never changes a cell unless it was called.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,10 +36,12 @@ use tokio::time::Instant;
 
 use super::link::{Hello, LinkEvent, Links};
 use super::{build_swarm, require_runtime, Clock, DriverError, LinkConfig, NodeDescriptor};
-use crate::cell::{max_forward_data, DestroyReason, StreamId};
+use crate::cell::{max_forward_data, Cell, ChanMsg, DestroyReason, StreamId, CELL_HEADER_LEN};
 use crate::circuit::client::MAX_HOPS;
-use crate::circuit::{CircuitError, CircuitHandle, Client, ClientEvent, Peer, Rate, TokenBucket};
-use crate::crypto::NodeId;
+use crate::circuit::{
+    CircuitError, CircuitHandle, Client, ClientEvent, Peer, Rate, TokenBucket, Transmit,
+};
+use crate::crypto::{NodeId, TAG_LEN};
 
 /// Configuration of a client. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,8 +106,17 @@ enum Command {
         circuit: CircuitHandle,
         reply: oneshot::Sender<()>,
     },
+    /// Test-only: corrupt the next RELAY cell sent on `circuit`.
+    TamperNextCell {
+        circuit: CircuitHandle,
+        reply: Reply<()>,
+    },
     Shutdown,
 }
+
+/// The byte of a cell the test-only tamper hook changes: the first byte of the onion
+/// ciphertext after the entry hop's 16-byte tag, so the entry's AEAD check fails.
+const TAMPER_OFFSET: usize = CELL_HEADER_LEN + TAG_LEN;
 
 /// The client's async API; cheap to clone.
 #[derive(Clone)]
@@ -134,6 +150,7 @@ impl ClientHandle {
             entries: HashMap::new(),
             builds: HashMap::new(),
             circuits: HashMap::new(),
+            tamper: HashSet::new(),
             sweep,
             config,
         };
@@ -261,6 +278,27 @@ impl Circuit {
         self.cmd.send(cmd).await.map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)
     }
+
+    /// **Test-only fault injection; never use it outside tests.** Makes the client flip one
+    /// bit of the next RELAY cell it sends on this circuit, after onion encryption (in the
+    /// entry hop's ciphertext). The entry hop's integrity check then fails, and it destroys
+    /// the circuit in both directions with [`DestroyReason::Integrity`]: the client sees
+    /// [`Circuit::closed`] with that reason and further sends fail.
+    ///
+    /// Only the one next RELAY cell of this circuit is changed (RELAY_EARLY, CREATE and
+    /// DESTROY cells and other circuits are not). The hook is armed once the command has
+    /// reached the client task, i.e. when this returns; fails with
+    /// [`CircuitError::NoSuchCircuit`] if the circuit has already closed.
+    #[doc(hidden)]
+    pub async fn tamper_next_cell_for_tests(&self) -> Result<(), DriverError> {
+        let (reply, rx) = oneshot::channel();
+        let cmd = Command::TamperNextCell {
+            circuit: self.id,
+            reply,
+        };
+        self.cmd.send(cmd).await.map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)?
+    }
 }
 
 /// An open stream: a writer and a reader, which [`CircuitStream::into_split`] separates so
@@ -386,6 +424,9 @@ pub struct ClientTask {
     entries: HashMap<NodeId, (PeerId, Multiaddr)>,
     builds: HashMap<CircuitHandle, Build>,
     circuits: HashMap<CircuitHandle, CircState>,
+    /// Test-only: circuits whose next RELAY cell is to be corrupted
+    /// ([`Circuit::tamper_next_cell_for_tests`]); empty otherwise.
+    tamper: HashSet<CircuitHandle>,
     sweep: Duration,
     config: ClientConfig,
 }
@@ -468,6 +509,18 @@ impl ClientTask {
                 let _ = self.core.destroy(circuit);
                 let _ = reply.send(());
             }
+            Command::TamperNextCell { circuit, reply } => {
+                if self.circuits.contains_key(&circuit) {
+                    tracing::warn!(
+                        ?circuit,
+                        "psp client: test hook armed: the next RELAY cell will be corrupted"
+                    );
+                    self.tamper.insert(circuit);
+                    let _ = reply.send(Ok(()));
+                } else {
+                    let _ = reply.send(Err(CircuitError::NoSuchCircuit.into()));
+                }
+            }
             Command::Shutdown => {}
         }
     }
@@ -535,7 +588,10 @@ impl ClientTask {
     fn flush(&mut self) {
         loop {
             let mut progress = false;
-            while let Some(t) = self.core.poll_transmit() {
+            while let Some(mut t) = self.core.poll_transmit() {
+                if !self.tamper.is_empty() {
+                    self.tamper_if_armed(&mut t);
+                }
                 let entries = &self.entries;
                 let resolve = |n: &NodeId| lookup(entries, n);
                 self.links.send(t.to, t.cell, &resolve);
@@ -552,6 +608,31 @@ impl ClientTask {
             if !progress {
                 break;
             }
+        }
+    }
+
+    /// Test-only ([`Circuit::tamper_next_cell_for_tests`]): flips one bit of `t` if it is a
+    /// RELAY cell of a circuit whose hook is armed, and disarms the hook.
+    fn tamper_if_armed(&mut self, t: &mut Transmit) {
+        let Peer::Node(entry) = t.to else {
+            return;
+        };
+        let Ok(cell) = Cell::decode(&t.cell[..]) else {
+            return;
+        };
+        if !matches!(cell.msg, ChanMsg::Relay(_)) {
+            return;
+        }
+        let circuit = CircuitHandle {
+            entry,
+            id: cell.circ_id,
+        };
+        if self.tamper.remove(&circuit) {
+            t.cell[TAMPER_OFFSET] ^= 0x01;
+            tracing::warn!(
+                ?circuit,
+                "psp client: test hook flipped one bit of a RELAY cell"
+            );
         }
     }
 
@@ -641,6 +722,7 @@ impl ClientTask {
                 cause,
             } => {
                 let closed = CircuitClosed { reason, cause };
+                self.tamper.remove(&circuit);
                 tracing::debug!(?circuit, %closed, "psp client: circuit closed");
                 if let Some(b) = self.builds.remove(&circuit) {
                     let _ = b

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Regenerates pallets/identity/src/weights.rs from the pallet's FRAME v2 benchmarks.
+#
+# The benchmarks run the wasm runtime (always optimized), but host functions (sr25519, hashing,
+# trie) run natively in the node. A debug node makes those ~25x slower, so this builds the
+# benchmark node in the dev profile with the crypto and storage crates optimized (a release
+# build of the whole node would take over an hour on 2 cores). Extra arguments go to the
+# benchmark command.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+optimized="curve25519-dalek schnorrkel merlin keccak sha2 blake2b_simd blake2 ed25519-zebra
+    sp-crypto-hashing twox-hash trie-db sp-trie memory-db sp-state-machine hash-db sp-io sp-core
+    sp-externalities sc-executor-wasmtime sc-executor parity-scale-codec primitive-types
+    frame-benchmarking sp-runtime"
+config=()
+for crate in $optimized; do config+=(--config "profile.dev.package.$crate.opt-level=3"); done
+
+echo "bench: building psp-node with runtime-benchmarks (crypto and storage crates optimized)"
+cargo build -p psp-node --features runtime-benchmarks "${config[@]}"
+bin="$CARGO_TARGET_DIR/bench-psp-node"
+cp "$CARGO_TARGET_DIR/debug/psp-node" "$bin"
+echo "bench: running pallet_psp_identity benchmarks"
+"$bin" benchmark pallet --chain dev --pallet pallet_psp_identity --extrinsic '*' \
+    --steps 50 --repeat 20 --output pallets/identity/src/weights.rs \
+    --template .maintain/frame-weight-template.hbs "$@"
+echo "bench: for scale, pallet_balances::transfer_allow_death on the same binary"
+"$bin" benchmark pallet --chain dev --pallet pallet_balances --extrinsic transfer_allow_death \
+    --steps 50 --repeat 20 | grep -E 'Extrinsic|Time ~=' | head -2
+echo "bench: rebuild the normal node afterwards: cargo build --workspace --all-targets"
