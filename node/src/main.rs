@@ -11,6 +11,8 @@
 //! - [`overlay`]: the PSP overlay started beside the chain, checked against chain state.
 //! - [`rpc`]: JSON-RPC, the standard methods plus `psp_*`.
 #![warn(missing_docs)]
+// `sc_cli::Error` and `sc_service::Error` are large by design; every Substrate node returns them.
+#![allow(clippy::result_large_err)]
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
