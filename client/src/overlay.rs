@@ -59,50 +59,34 @@ pub const DEFAULT_NODE_APP: &str = "relay";
 /// Nodes asked for per `psp_nodes` page (the node's maximum).
 const NODES_PAGE: u32 = 256;
 
-/// `psp_overlayInfo`: a node's overlay identity and addresses.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OverlayInfo {
-    /// Node id (sr25519 identity key), `0x` hex.
-    pub node_id: String,
-    /// X25519 onion key, `0x` hex.
-    pub onion_key: String,
-    /// libp2p peer id of the overlay links.
-    pub peer_id: String,
-    /// The address the node registers (a multiaddr ending in `/p2p/<peer id>`).
-    pub address: String,
-    /// Addresses the overlay listens on (empty until it has started).
-    #[serde(default)]
-    pub listen_addrs: Vec<String>,
-}
+/// `psp_overlayInfo`: a node's overlay identity and addresses (the node's own JSON type).
+pub use psp_primitives::rpc::OverlayView as OverlayInfo;
 
-impl OverlayInfo {
-    /// The node as a hop, from what the node says about itself (not checked against the
-    /// chain: relays refuse to extend to it unless it is registered).
-    pub fn descriptor(&self) -> Result<NodeDescriptor> {
-        let id = parse_hex::<32>(&self.node_id, "psp_overlayInfo nodeId")?;
-        let onion = parse_hex::<32>(&self.onion_key, "psp_overlayInfo onionKey")?;
-        let (peer_id, address) =
-            parse_node_address(&self.address).map_err(|e| Error::BadNodeRecord {
-                node: hex0x(&id),
-                reason: e.to_string(),
-            })?;
-        if peer_id.to_string() != self.peer_id {
-            return Err(Error::BadNodeRecord {
-                node: hex0x(&id),
-                reason: format!(
-                    "its address names peer id {peer_id} but its peerId is {}",
-                    self.peer_id
-                ),
-            });
-        }
-        Ok(NodeDescriptor {
-            id: NodeId(id),
-            onion_key: OnionPublic(onion),
-            peer_id,
-            address,
-        })
+/// A node as a hop, from what it says about itself in `psp_overlayInfo` (not checked against
+/// the chain: relays refuse to extend to it unless it is registered).
+pub fn overlay_descriptor(info: &OverlayInfo) -> Result<NodeDescriptor> {
+    let id = parse_hex::<32>(&info.node_id, "psp_overlayInfo nodeId")?;
+    let onion = parse_hex::<32>(&info.onion_key, "psp_overlayInfo onionKey")?;
+    let (peer_id, address) =
+        parse_node_address(&info.address).map_err(|e| Error::BadNodeRecord {
+            node: hex0x(&id),
+            reason: e.to_string(),
+        })?;
+    if peer_id.to_string() != info.peer_id {
+        return Err(Error::BadNodeRecord {
+            node: hex0x(&id),
+            reason: format!(
+                "its address names peer id {peer_id} but its peerId is {}",
+                info.peer_id
+            ),
+        });
     }
+    Ok(NodeDescriptor {
+        id: NodeId(id),
+        onion_key: OnionPublic(onion),
+        peer_id,
+        address,
+    })
 }
 
 /// A registration signed by a node's identity key (`psp_overlayRegistration`), decoded.
@@ -452,7 +436,7 @@ impl Hop {
     /// A hop described by the node at `url` itself (`psp_overlayInfo`).
     pub async fn from_node_url(url: &str) -> Result<Self> {
         let info = NodeRpc::connect(url).await?.overlay_info().await?;
-        let descriptor = info.descriptor()?;
+        let descriptor = overlay_descriptor(&info)?;
         Ok(Hop::Described(RelayNode {
             id: format!("{} (as {url} describes itself)", info.node_id),
             descriptor,
@@ -939,12 +923,12 @@ mod tests {
             address: node_address(&n.descriptor.address, n.descriptor.peer_id),
             listen_addrs: vec![],
         };
-        assert_eq!(info.descriptor().expect("descriptor"), n.descriptor);
+        assert_eq!(overlay_descriptor(&info).expect("descriptor"), n.descriptor);
         let wrong = OverlayInfo {
             peer_id: relay(4).descriptor.peer_id.to_string(),
             ..info
         };
-        assert!(wrong.descriptor().is_err());
+        assert!(overlay_descriptor(&wrong).is_err());
     }
 
     #[test]

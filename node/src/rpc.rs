@@ -9,7 +9,11 @@ use jsonrpsee::{
     types::{error::ErrorObjectOwned, ErrorCode},
     RpcModule,
 };
-use psp_primitives::{api::PspApi as PspRuntimeApi, rpc::IdentityView, IdentityKey};
+use psp_primitives::{
+    api::PspApi as PspRuntimeApi,
+    rpc::{IdentityView, OverlayView as OverlayInfo},
+    IdentityKey,
+};
 use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber, Nonce};
 use sc_transaction_pool_api::TransactionPool;
 use sp_api::ProvideRuntimeApi;
@@ -49,22 +53,6 @@ pub trait PspRpc {
         start_after: Option<String>,
         limit: Option<u32>,
     ) -> RpcResult<Vec<IdentityView>>;
-}
-
-/// The overlay of this node, as `psp_overlayInfo` returns it.
-#[derive(Clone, Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OverlayInfo {
-    /// Node id (sr25519 identity key), hex.
-    pub node_id: String,
-    /// X25519 onion key, hex.
-    pub onion_key: String,
-    /// libp2p peer id of the overlay links.
-    pub peer_id: String,
-    /// The address registered on chain (ends in `/p2p/<peer id>`).
-    pub address: String,
-    /// Addresses the overlay listens on (empty until it has started).
-    pub listen_addrs: Vec<String>,
 }
 
 /// A node registration signed by the node's identity key, as `psp_overlayRegistration`

@@ -6,7 +6,7 @@
 use anyhow::{ensure, Context, Result};
 use psp_client::chain::Chain;
 use psp_e2e_tests::{
-    block_hash_at, finalized_head, node_binary, node_key_for, peer_id_of_node_key,
+    block_hash_at, finalized_head, node_binary, node_key_for, peer_id_of_node_key, run_scenario,
     start_local_network, wait_for, PspNode,
 };
 use std::time::{Duration, Instant};
@@ -111,23 +111,7 @@ async fn three_authorities_form_a_finalizing_network() -> Result<()> {
         "alice, bob, charlie answering RPC after {:?}",
         started.elapsed()
     );
-    let tails = |nodes: &[PspNode]| {
-        nodes
-            .iter()
-            .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    match tokio::time::timeout(TEST_TIMEOUT, scenario(&nodes)).await {
-        Ok(Ok(())) => {
-            eprintln!("network finalized and agreed after {:?}", started.elapsed());
-            Ok(())
-        }
-        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}\n{}", tails(&nodes))),
-        Err(_) => Err(anyhow::anyhow!(
-            "scenario did not finish within {} s\n{}",
-            TEST_TIMEOUT.as_secs(),
-            tails(&nodes)
-        )),
-    }
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await?;
+    eprintln!("network finalized and agreed after {:?}", started.elapsed());
+    Ok(())
 }

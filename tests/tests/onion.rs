@@ -33,7 +33,7 @@ use psp_client::{
     Error,
 };
 use psp_e2e_tests::{
-    finalized_head, run_psp, start_local_network, wait_for, OverlayOptions, PspNode,
+    finalized_head, run_psp, run_scenario, start_local_network, wait_for, OverlayOptions, PspNode,
 };
 use std::{
     collections::BTreeSet,
@@ -551,23 +551,7 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
     };
     let nodes = start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
     eprintln!("four nodes answering RPC after {:?}", started.elapsed());
-    let tails = |nodes: &[PspNode]| {
-        nodes
-            .iter()
-            .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    match tokio::time::timeout(TEST_TIMEOUT, scenario(&nodes)).await {
-        Ok(Ok(())) => {
-            eprintln!("onion scenario passed after {:?}", started.elapsed());
-            Ok(())
-        }
-        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}\n{}", tails(&nodes))),
-        Err(_) => Err(anyhow::anyhow!(
-            "scenario did not finish within {} s\n{}",
-            TEST_TIMEOUT.as_secs(),
-            tails(&nodes)
-        )),
-    }
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await?;
+    eprintln!("onion scenario passed after {:?}", started.elapsed());
+    Ok(())
 }

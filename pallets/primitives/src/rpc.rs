@@ -45,6 +45,23 @@ pub struct IdentityView {
     pub status: IdentityStatus<u64>,
 }
 
+/// A node's overlay identity and addresses, as `psp_overlayInfo` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverlayView {
+    /// Node id (sr25519 identity key), `0x` hex.
+    pub node_id: String,
+    /// X25519 onion key, `0x` hex.
+    pub onion_key: String,
+    /// libp2p peer id of the overlay links.
+    pub peer_id: String,
+    /// The address the node registers on chain (a multiaddr ending in `/p2p/<peer id>`).
+    pub address: String,
+    /// Addresses the overlay listens on (empty until it has started).
+    #[serde(default)]
+    pub listen_addrs: Vec<String>,
+}
+
 fn hex0x(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(2 + bytes.len() * 2);
     out.push_str("0x");
