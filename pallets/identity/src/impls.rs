@@ -278,3 +278,36 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 }
+
+impl<T: Config> psp_primitives::staking::NodeRegistry<T::AccountId> for Pallet<T> {
+    fn active_node_owner(key: &IdentityKey) -> Option<T::AccountId> {
+        IdentityOf::<T>::get(key)
+            .filter(|r| r.kind == IdentityKind::Node && r.status == IdentityStatus::Active)
+            .map(|r| r.owner)
+    }
+
+    fn genesis_hash() -> [u8; 32] {
+        Self::genesis_hash()
+    }
+
+    fn insert_node_unchecked(owner: &T::AccountId, key: IdentityKey) {
+        IdentityOf::<T>::insert(
+            key,
+            IdentityRecord {
+                owner: owner.clone(),
+                kind: IdentityKind::Node,
+                namespace: Label::default(),
+                app_namespace: Label::default(),
+                x25519: [0; 32],
+                node: Some(NodeInfo {
+                    peer_id: BoundedVec::default(),
+                    addresses: BoundedVec::default(),
+                }),
+                deposit: Zero::zero(),
+                registered_at: frame_system::Pallet::<T>::block_number(),
+                rotations: 0,
+                status: IdentityStatus::Active,
+            },
+        );
+    }
+}

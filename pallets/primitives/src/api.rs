@@ -1,8 +1,14 @@
-//! The `PspApi` runtime API: what the overlay and clients ask the chain.
+//! The runtime APIs: what the overlay and clients ask the chain.
+//!
+//! - `PspApi`: identity look-ups.
+//! - `PspStakingApi`: elected sets, bonds, candidacies and the epoch schedule.
 //!
 //! The node serves it over JSON-RPC as `psp_*` methods next to the standard Substrate RPC.
 
-use crate::identity::{IdentityInfo, IdentityKey};
+use crate::{
+    identity::{IdentityInfo, IdentityKey},
+    staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
+};
 use alloc::vec::Vec;
 use codec::Codec;
 
@@ -25,5 +31,23 @@ sp_api::decl_runtime_apis! {
         /// Active node identities in storage order, at most `limit` (capped at
         /// [`MAX_NODES_PER_PAGE`]), starting after the node key `start_after`.
         fn nodes(start_after: Option<IdentityKey>, limit: u32) -> Vec<IdentityInfo<AccountId, Balance, BlockNumber>>;
+    }
+
+    /// Staking look-ups: who is elected, who stands, who has bonded what, and when epochs turn.
+    pub trait PspStakingApi<AccountId, Balance, BlockNumber>
+    where
+        AccountId: Codec,
+        Balance: Codec,
+        BlockNumber: Codec,
+    {
+        /// The nodes elected to `role` for `epoch`, in election order (highest stake first);
+        /// `None` unless `epoch` is the current or the next one.
+        fn elected(role: Role, epoch: EpochIndex) -> Option<Vec<ElectedNode<AccountId, Balance>>>;
+        /// The bond, unbonding chunks and candidacy of an account.
+        fn ledger(who: AccountId) -> Option<LedgerInfo<Balance, BlockNumber>>;
+        /// The account backing a candidate node and the roles it stands for.
+        fn candidate(node: IdentityKey) -> Option<(AccountId, Vec<Role>)>;
+        /// The current epoch and when the next one starts.
+        fn epoch() -> EpochSchedule<BlockNumber>;
     }
 }

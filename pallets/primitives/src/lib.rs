@@ -6,7 +6,9 @@
 //!
 //! - [`identity`]: identity kinds, keys, node info, and the payloads an identity key signs.
 //! - [`id_string`]: the textual identity id (`peerstream.client.account.<key>`), parse and print.
-//! - [`api`]: the `PspApi` runtime API the node serves as `psp_*` JSON-RPC methods.
+//! - [`staking`]: roles, signed role statements, equivocation evidence, staking API views.
+//! - [`api`]: the `PspApi` and `PspStakingApi` runtime APIs the node serves as `psp_*` JSON-RPC
+//!   methods.
 //! - `rpc` (std only): the JSON shape of those methods' answers, shared by node and client.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -15,6 +17,7 @@ extern crate alloc;
 pub mod api;
 pub mod id_string;
 pub mod identity;
+pub mod staking;
 
 pub use id_string::{IdString, IdStringError};
 pub use identity::*;
