@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Regenerates pallets/identity/src/weights.rs from the pallet's FRAME v2 benchmarks.
+# Regenerates the weights.rs of our pallets from their FRAME v2 benchmarks:
+#   scripts/bench-weights.sh                     # identity and staking
+#   scripts/bench-weights.sh pallet_psp_staking  # one pallet
 #
 # The benchmarks run the wasm runtime (always optimized), but host functions (sr25519, hashing,
 # trie) run natively in the node. A debug node makes those ~25x slower, so this builds the
 # benchmark node in the dev profile with the crypto and storage crates optimized (a release
-# build of the whole node would take over an hour on 2 cores). Extra arguments go to the
-# benchmark command.
+# build of the whole node would take over an hour on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -21,10 +22,18 @@ echo "bench: building psp-node with runtime-benchmarks (crypto and storage crate
 cargo build -p psp-node --features runtime-benchmarks "${config[@]}"
 bin="$CARGO_TARGET_DIR/bench-psp-node"
 cp "$CARGO_TARGET_DIR/debug/psp-node" "$bin"
-echo "bench: running pallet_psp_identity benchmarks"
-"$bin" benchmark pallet --chain dev --pallet pallet_psp_identity --extrinsic '*' \
-    --steps 50 --repeat 20 --output pallets/identity/src/weights.rs \
-    --template .maintain/frame-weight-template.hbs "$@"
+pallets=("$@")
+[ ${#pallets[@]} -gt 0 ] || pallets=(pallet_psp_identity pallet_psp_staking)
+for pallet in "${pallets[@]}"; do
+    case "$pallet" in
+        pallet_psp_identity) out=pallets/identity/src/weights.rs ;;
+        pallet_psp_staking) out=pallets/staking/src/weights.rs ;;
+        *) echo "bench: unknown pallet $pallet (pallet_psp_identity or pallet_psp_staking)" >&2; exit 1 ;;
+    esac
+    echo "bench: running $pallet benchmarks -> $out"
+    "$bin" benchmark pallet --chain dev --pallet "$pallet" --extrinsic '*' \
+        --steps 50 --repeat 20 --output "$out" --template .maintain/frame-weight-template.hbs
+done
 echo "bench: for scale, pallet_balances::transfer_allow_death on the same binary"
 "$bin" benchmark pallet --chain dev --pallet pallet_balances --extrinsic transfer_allow_death \
     --steps 50 --repeat 20 | grep -E 'Extrinsic|Time ~=' | head -2

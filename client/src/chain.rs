@@ -384,7 +384,7 @@ impl Chain {
             })
     }
 
-    async fn submit<CD: EncodeAsFields>(
+    pub(crate) async fn submit<CD: EncodeAsFields>(
         &self,
         call: &'static str,
         payload: DynamicPayload<CD>,

@@ -9,6 +9,8 @@
 //!   reports and finality, balances, and the `psp_identityByKey` / `psp_identityById` look-ups.
 //! - [`overlay`]: onion routing: register relay nodes, choose hops from the chain's
 //!   finalized node list, build circuits, echo bytes through them.
+//! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
+//!   `psp_staking*` look-ups.
 //! - [`error`]: the one error type, whose messages say what to do next, and the identity
 //!   pallet's errors with hints.
 //!
@@ -41,6 +43,7 @@ pub mod chain;
 pub mod error;
 pub mod keystore;
 pub mod overlay;
+pub mod staking;
 
 pub use error::{DispatchFailure, Error, IdentityError, Result};
 pub use psp_net;

@@ -1,5 +1,5 @@
-//! `psp`: keys, identities and onion circuits of the PeerStream Protocol from the command
-//! line.
+//! `psp`: keys, identities, onion circuits and staking of the PeerStream Protocol from the
+//! command line.
 //!
 //! Results go to stdout, progress and errors to stderr. Exit code 0 means success, 1 an error
 //! whose message says what to do. `psp` never prompts: passphrases come from
@@ -7,15 +7,15 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use psp_client::{
-    chain::{keypair_from_suri, ss58, Chain, Progress},
+    chain::{keypair_from_suri, parse_ss58, ss58, Chain, Progress, TxOutcome},
     hex0x,
     keystore::{self, KdfParams, Keys, PublicKeys},
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
     parse_hex, parse_hex_vec,
     psp_net::circuit::Rate,
-    Error, Keypair, Result,
+    staking, Error, Keypair, Result,
 };
-use psp_primitives::{rpc::IdentityView, IdentityKind, NodeDetails, Registration};
+use psp_primitives::{rpc::IdentityView, staking::Role, IdentityKind, NodeDetails, Registration};
 use std::{
     path::{Path, PathBuf},
     process::ExitCode,
@@ -41,6 +41,116 @@ enum Command {
     /// Build onion circuits through registered relay nodes and echo bytes through them.
     #[command(subcommand)]
     Circuit(CircuitCommand),
+    /// Bond stake, stand for authority, discovery or oracle, and see elections.
+    #[command(subcommand)]
+    Stake(StakeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StakeCommand {
+    /// Bond tokens from the staker's free balance (a first bond, or more).
+    Bond {
+        /// Tokens to bond, e.g. 1500 or 0.5.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Start unbonding tokens; they can be withdrawn after the unbonding period.
+    Unbond {
+        /// Tokens to unbond.
+        #[arg(long)]
+        amount: String,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Withdraw every unbonding chunk that has matured.
+    Withdraw {
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Stand for a role with a node identity the staker owns.
+    Candidate {
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The node identity key, 0x + 64 hex digits.
+        #[arg(
+            long,
+            conflicts_with = "node_url",
+            required_unless_present = "node_url"
+        )]
+        node_key: Option<String>,
+        /// Or: a psp-node's RPC endpoint, whose overlay identity stands.
+        #[arg(long, value_name = "URL")]
+        node_url: Option<String>,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Stop standing for a role.
+    Leave {
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Have a validator node generate session keys and register them for the staker, so the
+    /// node authors blocks once elected authority.
+    SessionKeys {
+        /// The validator node's RPC endpoint (local: author_rotateKeysWithOwner is unsafe RPC).
+        #[arg(long, value_name = "URL")]
+        node_url: String,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Show the epoch, a staker's bond and candidacy, and the elected sets (JSON on stdout).
+    Status {
+        /// The account to show (SS58); default: the staker's.
+        #[arg(long)]
+        account: Option<String>,
+        /// The staker, as a secret URI (only its account is used).
+        #[arg(long, env = "PSP_PAYER", hide_env_values = true)]
+        payer: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct StakerArgs {
+    /// The staking account that signs and pays, as a secret URI such as //Alice.
+    #[arg(long, env = "PSP_PAYER", hide_env_values = true)]
+    payer: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum RoleArg {
+    Authority,
+    Discovery,
+    Oracle,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Authority => Role::Authority,
+            RoleArg::Discovery => Role::Discovery,
+            RoleArg::Oracle => Role::Oracle,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +481,130 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Identity(cmd) => identity(cmd).await,
         Command::Circuit(cmd) => circuit(cmd).await,
+        Command::Stake(cmd) => stake(cmd).await,
+    }
+}
+
+async fn stake(cmd: StakeCommand) -> Result<()> {
+    let signer = |args: &StakerArgs| keypair_from_suri(&args.payer, "--payer");
+    let done = |what: &str, outcome: TxOutcome| {
+        eprintln!("{what} in finalized block {}", hex0x(&outcome.block_hash));
+    };
+    match cmd {
+        StakeCommand::Bond {
+            amount,
+            staker,
+            node,
+        } => {
+            let amount = staking::parse_tokens(&amount)?;
+            let staker = signer(&staker)?;
+            let chain = connect(&node.url).await?;
+            eprintln!("bonding {} tokens", staking::format_tokens(amount));
+            done("bonded", chain.bond(&staker, amount, report).await?);
+            Ok(())
+        }
+        StakeCommand::Unbond {
+            amount,
+            staker,
+            node,
+        } => {
+            let amount = staking::parse_tokens(&amount)?;
+            let staker = signer(&staker)?;
+            let chain = connect(&node.url).await?;
+            eprintln!("unbonding {} tokens", staking::format_tokens(amount));
+            done("unbonding", chain.unbond(&staker, amount, report).await?);
+            Ok(())
+        }
+        StakeCommand::Withdraw { staker, node } => {
+            let staker = signer(&staker)?;
+            let chain = connect(&node.url).await?;
+            done("withdrawn", chain.withdraw_unbonded(&staker, report).await?);
+            Ok(())
+        }
+        StakeCommand::Candidate {
+            role,
+            node_key,
+            node_url,
+            staker,
+            node,
+        } => {
+            let staker = signer(&staker)?;
+            let key = match (node_key, node_url) {
+                (Some(key), _) => parse_hex::<32>(&key, "--node-key")?,
+                (None, Some(url)) => {
+                    let info = NodeRpc::connect(&url).await?.overlay_info().await?;
+                    parse_hex::<32>(&info.node_id, "psp_overlayInfo node id")?
+                }
+                (None, None) => {
+                    return Err(Error::InvalidInput {
+                        what: "--node-key / --node-url",
+                        reason: "give the node identity key or the node's RPC endpoint".into(),
+                    })
+                }
+            };
+            let chain = connect(&node.url).await?;
+            let role = Role::from(role);
+            eprintln!("standing for {} with node {}", role.as_str(), hex0x(&key));
+            done("standing", chain.stand(&staker, key, role, report).await?);
+            Ok(())
+        }
+        StakeCommand::Leave { role, staker, node } => {
+            let staker = signer(&staker)?;
+            let chain = connect(&node.url).await?;
+            done("left", chain.leave(&staker, role.into(), report).await?);
+            Ok(())
+        }
+        StakeCommand::SessionKeys {
+            node_url,
+            staker,
+            node,
+        } => {
+            let staker = signer(&staker)?;
+            eprintln!("asking {node_url} for new session keys");
+            let keys = staking::rotate_session_keys(&node_url, &staker.public_key().0).await?;
+            eprintln!("session keys {}", hex0x(&keys.keys));
+            let chain = connect(&node.url).await?;
+            done(
+                "session keys set",
+                chain.set_session_keys(&staker, keys, report).await?,
+            );
+            Ok(())
+        }
+        StakeCommand::Status {
+            account,
+            payer,
+            node,
+        } => {
+            let account = match (account, payer) {
+                (Some(address), _) => parse_ss58(&address)?,
+                (None, Some(suri)) => keypair_from_suri(&suri, "--payer")?.public_key().0,
+                (None, None) => {
+                    return Err(Error::InvalidInput {
+                        what: "--account / --payer",
+                        reason: "say whose stake to show".into(),
+                    })
+                }
+            };
+            let chain = connect(&node.url).await?;
+            let epoch = chain.staking_epoch().await?;
+            let mut elected = serde_json::Map::new();
+            for role in Role::ALL {
+                let set = chain.staking_elected(role, Some(epoch.current)).await?;
+                elected.insert(role.as_str().into(), serde_json::json!(set));
+            }
+            let status = serde_json::json!({
+                "account": ss58(&account),
+                "epoch": epoch,
+                "ledger": chain.staking_ledger(&account).await?,
+                "elected": elected,
+            });
+            let text = serde_json::to_string_pretty(&status).map_err(|e| Error::InvalidInput {
+                what: "status",
+                reason: format!("cannot print as JSON: {e}"),
+            })?;
+            println!("{text}");
+            Ok(())
+        }
     }
 }
 

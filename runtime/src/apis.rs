@@ -1,4 +1,4 @@
-//! The runtime APIs the node and clients call, `PspApi` among them.
+//! The runtime APIs the node and clients call, `PspApi` and `PspStakingApi` among them.
 
 use alloc::vec::Vec;
 use frame_support::{
@@ -6,7 +6,10 @@ use frame_support::{
     weights::Weight,
 };
 use pallet_grandpa::AuthorityId as GrandpaId;
-use psp_primitives::{IdentityInfo, IdentityKey};
+use psp_primitives::{
+    staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
+    IdentityInfo, IdentityKey,
+};
 use sp_api::impl_runtime_apis;
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_core::{crypto::KeyTypeId, OpaqueMetadata};
@@ -19,7 +22,7 @@ use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, InherentDataExt, Nonce,
-    PspIdentity, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
+    PspIdentity, PspStaking, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
     TransactionPayment, VERSION,
 };
 
@@ -212,6 +215,24 @@ impl_runtime_apis! {
             limit: u32,
         ) -> Vec<IdentityInfo<AccountId, Balance, BlockNumber>> {
             PspIdentity::nodes(start_after, limit)
+        }
+    }
+
+    impl psp_primitives::api::PspStakingApi<Block, AccountId, Balance, BlockNumber> for Runtime {
+        fn elected(role: Role, epoch: EpochIndex) -> Option<Vec<ElectedNode<AccountId, Balance>>> {
+            PspStaking::elected(role, epoch)
+        }
+
+        fn ledger(who: AccountId) -> Option<LedgerInfo<Balance, BlockNumber>> {
+            PspStaking::ledger_info(&who)
+        }
+
+        fn candidate(node: IdentityKey) -> Option<(AccountId, Vec<Role>)> {
+            PspStaking::candidate_info(&node)
+        }
+
+        fn epoch() -> EpochSchedule<BlockNumber> {
+            PspStaking::epoch_schedule()
         }
     }
 

@@ -1,7 +1,8 @@
 //! Genesis presets: `dev` (Alice alone authors and finalizes, dev accounts endowed) and `local`
-//! (Alice, Bob and Charlie as authorities, for multi-node tests on loopback).
+//! (Alice, Bob and Charlie as authorities, for multi-node tests on loopback). The genesis
+//! authorities are invulnerable; staked nodes join them when elected.
 
-use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SudoConfig, UNIT};
+use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SessionKeys, SudoConfig, UNIT};
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;
 use serde_json::Value;
@@ -13,17 +14,26 @@ use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
 /// What every endowed dev account starts with: one million tokens.
 const ENDOWMENT: u128 = 1_000_000 * UNIT;
 
-/// An authority's Aura (sr25519) and GRANDPA (ed25519) dev keys.
+/// An authority's Aura (sr25519) and GRANDPA (ed25519) dev keys; its account is the Aura key's.
 type Authority = (Sr25519Keyring, Ed25519Keyring);
 
+/// The genesis authorities are the staking pallet's invulnerables, with their session keys set:
+/// they author from block 1, and elected authorities join them from the epochs they win.
 fn genesis(authorities: &[Authority], endowed: Vec<AccountId>, root: AccountId) -> Value {
-    let aura: Vec<AuraId> = authorities
+    let accounts: Vec<AccountId> = authorities
         .iter()
-        .map(|(aura, _)| aura.public().into())
+        .map(|(aura, _)| aura.to_account_id())
         .collect();
-    let grandpa: Vec<(GrandpaId, u64)> = authorities
+    let keys: Vec<(AccountId, AccountId, SessionKeys)> = authorities
         .iter()
-        .map(|(_, grandpa)| (grandpa.public().into(), 1))
+        .map(|(aura, grandpa)| {
+            let account = aura.to_account_id();
+            let keys = SessionKeys {
+                aura: AuraId::from(aura.public()),
+                grandpa: GrandpaId::from(grandpa.public()),
+            };
+            (account.clone(), account, keys)
+        })
         .collect();
     build_struct_json_patch!(RuntimeGenesisConfig {
         balances: BalancesConfig {
@@ -32,10 +42,10 @@ fn genesis(authorities: &[Authority], endowed: Vec<AccountId>, root: AccountId) 
                 .map(|who| (who, ENDOWMENT))
                 .collect::<Vec<_>>(),
         },
-        aura: pallet_aura::GenesisConfig { authorities: aura },
-        grandpa: pallet_grandpa::GenesisConfig {
-            authorities: grandpa
+        psp_staking: pallet_psp_staking::GenesisConfig {
+            invulnerables: accounts
         },
+        session: pallet_session::GenesisConfig { keys: keys },
         sudo: SudoConfig { key: Some(root) },
     })
 }

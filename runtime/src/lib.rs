@@ -1,8 +1,10 @@
 //! # PSP runtime
 //!
 //! The FRAME runtime of the PeerStream Protocol chain: the public-key infrastructure
-//! (`pallet-psp-identity`) on top of balances, transaction payment, Aura block production and
-//! GRANDPA finality, with sudo for the dev and local networks.
+//! (`pallet-psp-identity`) and the staking that elects authority, discovery and oracle nodes
+//! each epoch (`pallet-psp-staking`), on top of balances, transaction payment, and Aura block
+//! production with GRANDPA finality whose authorities `pallet-session` takes from the election,
+//! with sudo for the dev and local networks.
 //!
 //! - [`configs`]: the `Config` of every pallet.
 //! - [`apis`]: the runtime APIs, `PspApi` among them.
@@ -87,6 +89,19 @@ pub const EXISTENTIAL_DEPOSIT: Balance = MILLI_UNIT;
 /// The deposit held for each registered identity.
 pub const IDENTITY_DEPOSIT: Balance = UNIT;
 
+/// Blocks per epoch (one session): 30 seconds, so dev and test chains see elections quickly.
+/// A public network would choose hours.
+pub const EPOCH_LENGTH: BlockNumber = 10;
+/// Blocks from `unbond` to withdrawable: two epochs.
+pub const UNBONDING_PERIOD: BlockNumber = 2 * EPOCH_LENGTH;
+/// Least bond to stand as an authority.
+pub const MIN_AUTHORITY_STAKE: Balance = 1_000 * UNIT;
+/// Least bond to stand as a discovery node: the highest, discovery being the most
+/// security-sensitive role.
+pub const MIN_DISCOVERY_STAKE: Balance = 5_000 * UNIT;
+/// Least bond to stand as an oracle.
+pub const MIN_ORACLE_STAKE: Balance = 500 * UNIT;
+
 /// Signature of transactions.
 pub type Signature = MultiSignature;
 /// Account id: the public key behind a signature.
@@ -166,4 +181,9 @@ mod runtime {
     pub type Sudo = pallet_sudo;
     #[runtime::pallet_index(10)]
     pub type PspIdentity = pallet_psp_identity;
+    // Staking builds its genesis (the invulnerables) before Session asks it for validators.
+    #[runtime::pallet_index(11)]
+    pub type PspStaking = pallet_psp_staking;
+    #[runtime::pallet_index(12)]
+    pub type Session = pallet_session;
 }

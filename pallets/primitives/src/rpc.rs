@@ -103,3 +103,85 @@ impl IdentityView {
         }
     }
 }
+
+/// A node elected to a role, as `psp_stakingElected` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ElectedView {
+    /// Node identity key, hex.
+    pub node: String,
+    /// The account backing it (SS58).
+    pub owner: String,
+    /// The bond it was elected with, in the smallest unit.
+    pub stake: String,
+}
+
+impl ElectedView {
+    /// Converts the runtime API's answer; `owner` renders the account.
+    pub fn from_elected<A, B: ToString>(
+        elected: crate::staking::ElectedNode<A, B>,
+        owner: impl Fn(&A) -> String,
+    ) -> Self {
+        Self {
+            node: hex0x(&elected.node),
+            owner: owner(&elected.owner),
+            stake: elected.stake.to_string(),
+        }
+    }
+}
+
+/// An unbonding chunk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnlockingView {
+    /// The amount, in the smallest unit.
+    pub value: String,
+    /// The first block it can be withdrawn at.
+    pub unlocks_at: u64,
+}
+
+/// An account's bond and candidacy, as `psp_stakingLedger` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LedgerView {
+    /// Active bond, in the smallest unit.
+    pub active: String,
+    /// Unbonding chunks.
+    pub unlocking: Vec<UnlockingView>,
+    /// The node identity it stands with, hex.
+    pub node: Option<String>,
+    /// The roles it stands for.
+    pub roles: Vec<crate::staking::Role>,
+}
+
+impl LedgerView {
+    /// Converts the runtime API's answer.
+    pub fn from_info<B: ToString, N: Into<u64>>(info: crate::staking::LedgerInfo<B, N>) -> Self {
+        Self {
+            active: info.active.to_string(),
+            unlocking: info
+                .unlocking
+                .into_iter()
+                .map(|c| UnlockingView {
+                    value: c.value.to_string(),
+                    unlocks_at: c.unlocks_at.into(),
+                })
+                .collect(),
+            node: info.node.map(|n| hex0x(&n)),
+            roles: info.roles,
+        }
+    }
+}
+
+/// A candidate node, as `psp_stakingCandidate` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandidateView {
+    /// The account backing it (SS58).
+    pub owner: String,
+    /// The roles it stands for.
+    pub roles: Vec<crate::staking::Role>,
+}
+
+/// The epoch schedule, as `psp_stakingEpoch` returns it.
+pub type EpochView = crate::staking::EpochSchedule<u64>;

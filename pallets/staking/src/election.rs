@@ -6,8 +6,8 @@
 //! of each epoch, for the next one, and the sets of both are kept.
 
 use crate::{
-    max_elected, min_stake, Candidates, Config, CurrentEpoch, Elected, ElectedNodeOf,
-    EpochStart, Event, Invulnerables, Ledger, Pallet, WeightInfo,
+    max_elected, min_stake, Candidates, Config, CurrentEpoch, Elected, ElectedNodeOf, EpochStart,
+    Event, Invulnerables, Ledger, Pallet, WeightInfo,
 };
 use alloc::vec::Vec;
 use frame_support::{
@@ -18,10 +18,7 @@ use frame_support::{
 use frame_system::pallet_prelude::BlockNumberFor;
 use pallet_session::{SessionManager, ShouldEndSession};
 use psp_primitives::staking::{EpochIndex, NodeRegistry, Role};
-use sp_runtime::{
-    traits::Saturating,
-    Permill,
-};
+use sp_runtime::{traits::Saturating, Permill};
 
 impl<T: Config> Pallet<T> {
     /// Elects every role for `epoch` from the current candidates and stores the sets; drops

@@ -85,12 +85,7 @@ impl<T: Config> Pallet<T> {
             !matured
         });
         ensure!(!amount.is_zero(), Error::<T>::NothingToWithdraw);
-        T::Currency::release(
-            &HoldReason::Staking.into(),
-            &who,
-            amount,
-            Precision::Exact,
-        )?;
+        T::Currency::release(&HoldReason::Staking.into(), &who, amount, Precision::Exact)?;
         Self::store_ledger(&who, ledger);
         Self::deposit_event(Event::Withdrawn { who, amount });
         Ok(())

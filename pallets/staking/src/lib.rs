@@ -193,8 +193,9 @@ pub mod pallet {
     #[pallet::genesis_build]
     impl<T: Config> BuildGenesisConfig for GenesisConfig<T> {
         fn build(&self) {
-            let bounded = BoundedVec::<_, T::MaxInvulnerables>::try_from(self.invulnerables.clone())
-                .expect("genesis: more invulnerables than MaxInvulnerables");
+            let bounded =
+                BoundedVec::<_, T::MaxInvulnerables>::try_from(self.invulnerables.clone())
+                    .expect("genesis: more invulnerables than MaxInvulnerables");
             Invulnerables::<T>::put(bounded);
         }
     }
@@ -361,7 +362,10 @@ pub mod pallet {
         /// Emits [`Event::Bonded`].
         #[pallet::call_index(0)]
         #[pallet::weight(T::WeightInfo::bond())]
-        pub fn bond(origin: OriginFor<T>, #[pallet::compact] value: BalanceOf<T>) -> DispatchResult {
+        pub fn bond(
+            origin: OriginFor<T>,
+            #[pallet::compact] value: BalanceOf<T>,
+        ) -> DispatchResult {
             let who = ensure_signed(origin)?;
             ensure!(!Ledger::<T>::contains_key(&who), Error::<T>::AlreadyBonded);
             Self::do_bond(who, value)

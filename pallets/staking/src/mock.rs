@@ -193,9 +193,5 @@ pub fn run_to_block(n: u64) {
 pub fn set_session_keys(who: u64) {
     let keys = UintAuthorityId(who);
     assert_eq!(UintAuthorityId::key_ids().len(), 1);
-    frame_support::assert_ok!(Session::set_keys(
-        RuntimeOrigin::signed(who),
-        keys,
-        vec![]
-    ));
+    frame_support::assert_ok!(Session::set_keys(RuntimeOrigin::signed(who), keys, vec![]));
 }

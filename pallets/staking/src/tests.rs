@@ -15,8 +15,7 @@ use frame_support::{
 };
 use psp_primitives::{
     staking::{
-        statement_message, EquivocationEvidence, NodeRegistry, Role, RoleStatement,
-        SignedStatement,
+        statement_message, EquivocationEvidence, NodeRegistry, Role, RoleStatement, SignedStatement,
     },
     IdentityKey,
 };
@@ -182,10 +181,7 @@ fn withdraw_releases_several_matured_chunks_at_once_and_clears_the_ledger() {
 #[test]
 fn unbond_errors_change_nothing() {
     test(|| {
-        assert_noop!(
-            Staking::unbond(origin(ALICE), 10),
-            Error::<Test>::NotBonded
-        );
+        assert_noop!(Staking::unbond(origin(ALICE), 10), Error::<Test>::NotBonded);
         assert_noop!(
             Staking::withdraw_unbonded(origin(ALICE)),
             Error::<Test>::NotBonded
@@ -349,9 +345,19 @@ fn the_candidate_list_is_bounded() {
 #[test]
 fn the_top_stakes_fill_each_role_ties_to_the_lower_key() {
     test(|| {
-        candidate(ALICE, node_of(ALICE), 1_000, &[Role::Authority, Role::Oracle]);
+        candidate(
+            ALICE,
+            node_of(ALICE),
+            1_000,
+            &[Role::Authority, Role::Oracle],
+        );
         candidate(BOB, node_of(BOB), 500, &[Role::Authority, Role::Discovery]);
-        candidate(CHARLIE, node_of(CHARLIE), 500, &[Role::Authority, Role::Oracle]);
+        candidate(
+            CHARLIE,
+            node_of(CHARLIE),
+            500,
+            &[Role::Authority, Role::Oracle],
+        );
         candidate(DAVE, node_of(DAVE), 400, &[Role::Discovery, Role::Oracle]);
         run_to_epoch(1);
         // Epoch 1 starts: epoch 2 is elected.
@@ -375,10 +381,7 @@ fn the_top_stakes_fill_each_role_ties_to_the_lower_key() {
                 role: Role::Authority,
                 nodes: vec![node_of(ALICE), node_of(BOB)],
             })));
-        assert_eq!(
-            Staking::elected(Role::Oracle, 2).map(|s| s.len()),
-            Some(3)
-        );
+        assert_eq!(Staking::elected(Role::Oracle, 2).map(|s| s.len()), Some(3));
         assert_eq!(
             Staking::elected(Role::Oracle, 2).and_then(|s| s.first().map(|n| n.stake)),
             Some(1_000)
@@ -415,7 +418,12 @@ fn bond_changes_show_in_the_next_election() {
 #[test]
 fn a_revoked_identity_drops_out_of_candidacy_and_the_election() {
     test(|| {
-        candidate(ALICE, node_of(ALICE), 1_000, &[Role::Oracle, Role::Authority]);
+        candidate(
+            ALICE,
+            node_of(ALICE),
+            1_000,
+            &[Role::Oracle, Role::Authority],
+        );
         candidate(BOB, node_of(BOB), 500, &[Role::Oracle]);
         run_to_epoch(1);
         assert_eq!(
@@ -498,9 +506,9 @@ fn epochs_follow_the_configured_length() {
             .0,
             Some(Permill::from_percent(20))
         );
-        assert!(System::events().iter().any(
-            |r| r.event == RuntimeEvent::Staking(Event::EpochStarted { epoch: 1 })
-        ));
+        assert!(System::events()
+            .iter()
+            .any(|r| r.event == RuntimeEvent::Staking(Event::EpochStarted { epoch: 1 })));
     });
 }
 
@@ -554,7 +562,11 @@ fn signed(pair: &sr25519::Pair, role: Role, slot: u64, payload: u8) -> SignedSta
     }
 }
 
-fn evidence(pair: &sr25519::Pair, first: SignedStatement, second: SignedStatement) -> EquivocationEvidence {
+fn evidence(
+    pair: &sr25519::Pair,
+    first: SignedStatement,
+    second: SignedStatement,
+) -> EquivocationEvidence {
     EquivocationEvidence {
         offender: pair.public().0,
         first,
@@ -573,7 +585,10 @@ fn valid_evidence_slashes_rewards_and_removes_from_the_role() {
             signed(&pair, Role::Discovery, 7, 1),
             signed(&pair, Role::Discovery, 7, 2),
         );
-        assert_ok!(Staking::report_equivocation(origin(REPORTER), proof.clone()));
+        assert_ok!(Staking::report_equivocation(
+            origin(REPORTER),
+            proof.clone()
+        ));
         // 10% of 1_000 slashed; half to the reporter, half burned.
         assert_eq!(held(ALICE), 900);
         assert_eq!(Ledger::<Test>::get(ALICE).map(|l| l.active), Some(900));

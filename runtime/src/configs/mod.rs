@@ -16,16 +16,27 @@ use frame_system::{
 };
 use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
-use sp_runtime::{traits::One, Perbill};
+use sp_runtime::{
+    traits::{ConvertInto, One},
+    Perbill,
+};
 use sp_version::RuntimeVersion;
 
 use super::{
-    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Nonce, PalletInfo, Runtime,
-    RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason, RuntimeOrigin, RuntimeTask,
-    System, EXISTENTIAL_DEPOSIT, IDENTITY_DEPOSIT, SLOT_DURATION, VERSION,
+    AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Nonce, PalletInfo, PspIdentity,
+    PspStaking, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
+    RuntimeOrigin, RuntimeTask, SessionKeys, System, EPOCH_LENGTH, EXISTENTIAL_DEPOSIT,
+    IDENTITY_DEPOSIT, MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, SLOT_DURATION,
+    UNBONDING_PERIOD, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
+/// Invulnerable authorities at most.
+const MAX_INVULNERABLES: u32 = 8;
+/// Elected authorities at most (besides the invulnerables).
+const MAX_ELECTED_AUTHORITIES: u32 = 24;
+/// The most Aura/GRANDPA authorities: invulnerables plus elected.
+const MAX_VALIDATORS: u32 = MAX_INVULNERABLES + MAX_ELECTED_AUTHORITIES;
 
 parameter_types! {
     pub const BlockHashCount: BlockNumber = 2400;
@@ -63,7 +74,7 @@ impl frame_system::Config for Runtime {
 impl pallet_aura::Config for Runtime {
     type AuthorityId = AuraId;
     type DisabledValidators = ();
-    type MaxAuthorities = ConstU32<32>;
+    type MaxAuthorities = ConstU32<MAX_VALIDATORS>;
     type AllowMultipleBlocksPerSlot = ConstBool<false>;
     type SlotDuration = pallet_aura::MinimumPeriodTimesTwo<Runtime>;
 }
@@ -71,7 +82,7 @@ impl pallet_aura::Config for Runtime {
 impl pallet_grandpa::Config for Runtime {
     type RuntimeEvent = RuntimeEvent;
     type WeightInfo = ();
-    type MaxAuthorities = ConstU32<32>;
+    type MaxAuthorities = ConstU32<MAX_VALIDATORS>;
     type MaxNominators = ConstU32<0>;
     type MaxSetIdSessionEntries = ConstU64<0>;
     type KeyOwnerProof = sp_core::Void;
@@ -132,4 +143,47 @@ impl pallet_psp_identity::Config for Runtime {
     type MaxAddressLen = ConstU32<128>;
     type ForceOrigin = EnsureRoot<AccountId>;
     type WeightInfo = pallet_psp_identity::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+    /// An equivocation costs a tenth of the bond.
+    pub const SlashFraction: Perbill = Perbill::from_percent(10);
+    /// Half of a slash rewards the reporter; the rest is burned.
+    pub const ReporterShare: Perbill = Perbill::from_percent(50);
+}
+
+impl pallet_psp_staking::Config for Runtime {
+    type Currency = Balances;
+    type RuntimeHoldReason = RuntimeHoldReason;
+    type Nodes = PspIdentity;
+    type EpochLength = ConstU32<EPOCH_LENGTH>;
+    type UnbondingPeriod = ConstU32<UNBONDING_PERIOD>;
+    type MaxUnlockingChunks = ConstU32<16>;
+    type MinAuthorityStake = ConstU128<MIN_AUTHORITY_STAKE>;
+    type MinDiscoveryStake = ConstU128<MIN_DISCOVERY_STAKE>;
+    type MinOracleStake = ConstU128<MIN_ORACLE_STAKE>;
+    type MaxAuthorities = ConstU32<MAX_ELECTED_AUTHORITIES>;
+    type MaxDiscovery = ConstU32<16>;
+    type MaxOracles = ConstU32<16>;
+    type MaxCandidates = ConstU32<512>;
+    type MaxInvulnerables = ConstU32<MAX_INVULNERABLES>;
+    type SlashFraction = SlashFraction;
+    type ReporterShare = ReporterShare;
+    type AdminOrigin = EnsureRoot<AccountId>;
+    type WeightInfo = pallet_psp_staking::weights::SubstrateWeight<Runtime>;
+}
+
+impl pallet_session::Config for Runtime {
+    type RuntimeEvent = RuntimeEvent;
+    type ValidatorId = AccountId;
+    type ValidatorIdOf = ConvertInto;
+    type ShouldEndSession = PspStaking;
+    type NextSessionRotation = PspStaking;
+    type SessionManager = PspStaking;
+    type SessionHandler = <SessionKeys as sp_runtime::traits::OpaqueKeys>::KeyTypeIdProviders;
+    type Keys = SessionKeys;
+    type DisablingStrategy = ();
+    type WeightInfo = pallet_session::weights::SubstrateWeight<Runtime>;
+    type Currency = Balances;
+    type KeyDeposit = ConstU128<0>;
 }

@@ -1,5 +1,8 @@
 //! JSON-RPC of the node: the standard Substrate methods (so polkadot-js and subxt work
-//! unchanged), transaction payment, and the `psp_*` methods over the `PspApi` runtime API.
+//! unchanged), transaction payment, the `psp_*` identity and overlay methods over the `PspApi`
+//! runtime API, and the `psp_staking*` methods ([`staking`]).
+
+pub mod staking;
 
 use std::sync::Arc;
 
@@ -243,6 +246,7 @@ where
     C::Api: pallet_transaction_payment_rpc::TransactionPaymentRuntimeApi<Block, Balance>,
     C::Api: sp_block_builder::BlockBuilder<Block>,
     C::Api: PspRuntimeApi<Block, AccountId, Balance, BlockNumber>,
+    C::Api: psp_primitives::api::PspStakingApi<Block, AccountId, Balance, BlockNumber>,
     P: TransactionPool + 'static,
 {
     use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -260,6 +264,9 @@ where
         client: client.clone(),
         overlay: overlay.clone(),
     }))?;
+    module.merge(staking::StakingRpcServer::into_rpc(staking::Staking::new(
+        client.clone(),
+    )))?;
     module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;
     Ok(module)
 }

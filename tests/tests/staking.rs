@@ -1,0 +1,230 @@
+//! End to end: a fourth node becomes an authority through staking, on `--chain local`.
+//!
+//! Alice, Bob and Charlie (the genesis authorities, invulnerable) run without the overlay;
+//! Dave runs as a validator (`--dave`) with the overlay, so he has a node identity. With the
+//! `psp` CLI only, Dave's account:
+//! - has Dave's node generate session keys (`author_rotateKeysWithOwner`) and registers them
+//!   (`psp stake session-keys`);
+//! - registers Dave's overlay identity (`psp identity register-node`);
+//! - bonds 2000 tokens (`psp stake bond`) and is refused, by name, when standing as a
+//!   discovery node (minimum 5000), unbonding more than bonded and withdrawing early;
+//! - stands as an authority (`psp stake candidate --role authority --node-url dave`).
+//!
+//! Then the chain elects Dave's node as an authority at the next epoch boundary (10 blocks),
+//! `psp stake status` shows it, and after the session that follows, Dave's node authors blocks
+//! (its log shows blocks it sealed) while the four authorities keep finalizing.
+
+use anyhow::{bail, ensure, Context, Result};
+use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
+use psp_e2e_tests::{
+    finalized_head, run_psp, run_scenario, start_local_network, wait_for, NodeOptions,
+    OverlayOptions, PspNode,
+};
+use std::time::{Duration, Instant};
+
+/// The whole scenario after startup.
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// Finality of the first blocks (needs all three authorities connected).
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
+/// One `psp` command (a transaction to finality).
+const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+/// Election at the next boundary, then one more session: at most ~3 epochs of 30 s.
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(150);
+/// What Dave's log says when his node seals a block it authored (sc-consensus-slots).
+const SEALED: &str = "Pre-sealed block for proposal";
+
+/// Runs `psp args...` and expects success.
+async fn psp_ok(args: &[&str]) -> Result<String> {
+    let run = run_psp(args, CLI_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(0),
+        "psp {} failed:\n{}",
+        args.join(" "),
+        run.stderr
+    );
+    eprintln!("psp {}: ok", args[..2].join(" "));
+    Ok(run.stdout)
+}
+
+/// Runs `psp args...` and expects a failure whose message names `error`.
+async fn psp_refused(args: &[&str], error: &str) -> Result<()> {
+    let run = run_psp(args, CLI_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(1) && run.stderr.contains(error),
+        "psp {} should fail with {error}: {run:?}",
+        args.join(" ")
+    );
+    eprintln!("psp {}: refused with {error}", args[..2].join(" "));
+    Ok(())
+}
+
+async fn scenario(nodes: &[PspNode]) -> Result<()> {
+    let [alice, _bob, _charlie, dave] = nodes else {
+        bail!("expected four nodes");
+    };
+    let chain = Chain::connect(&alice.url()).await?;
+    wait_for("alice finalizing block #1", FINALITY_TIMEOUT, || async {
+        match finalized_head(&chain).await {
+            Ok((n, _)) if n >= 1 => Ok(Some(())),
+            Ok((n, _)) => Err(format!("finalized #{n}")),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    })
+    .await?;
+    let url = alice.url();
+    let dave_url = dave.url();
+    // Every command signs as //Dave and talks to Alice's node.
+    let cmd = |args: &[&str]| -> Vec<String> {
+        let staker = ["--payer", "//Dave", "--url", url.as_str()];
+        args.iter()
+            .chain(staker.iter())
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let ok = |args: Vec<String>| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        psp_ok(&refs).await
+    };
+    let refused = |args: Vec<String>, error: &'static str| async move {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        psp_refused(&refs, error).await
+    };
+
+    ok(cmd(&["stake", "session-keys", "--node-url", &dave_url])).await?;
+    ok(cmd(&["identity", "register-node", "--node-url", &dave_url])).await?;
+    let node = NodeRpc::connect(&dave_url)
+        .await?
+        .overlay_info()
+        .await?
+        .node_id;
+    ok(cmd(&["stake", "bond", "--amount", "2000"])).await?;
+    refused(
+        cmd(&[
+            "stake",
+            "candidate",
+            "--role",
+            "discovery",
+            "--node-key",
+            &node,
+        ]),
+        "BelowMinimumStake",
+    )
+    .await?;
+    refused(
+        cmd(&["stake", "unbond", "--amount", "2001"]),
+        "UnbondTooMuch",
+    )
+    .await?;
+    refused(cmd(&["stake", "withdraw"]), "NothingToWithdraw").await?;
+    ok(cmd(&[
+        "stake",
+        "candidate",
+        "--role",
+        "authority",
+        "--node-url",
+        &dave_url,
+    ]))
+    .await?;
+    let stood_at = chain.staking_epoch().await?;
+    eprintln!(
+        "dave stands as authority in epoch {} (next at block #{})",
+        stood_at.current, stood_at.next_starts_at
+    );
+    ensure!(
+        dave.log_lines_with(&[SEALED]).is_empty(),
+        "dave authored before being elected"
+    );
+
+    // Elected at the next boundary (for the epoch after it).
+    let t = Instant::now();
+    let elected_epoch = wait_for(
+        "dave's node elected authority",
+        ELECTION_TIMEOUT,
+        || async {
+            let epoch = chain
+                .staking_epoch()
+                .await
+                .map_err(|e| e.to_string())?
+                .current;
+            for e in [epoch, epoch + 1] {
+                let set = chain
+                    .staking_elected(Role::Authority, Some(e))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if set.iter().any(|n| n.node == node) {
+                    return Ok(Some(e));
+                }
+            }
+            Err(format!("not elected as of epoch {epoch}"))
+        },
+    )
+    .await?;
+    eprintln!(
+        "dave's node elected authority for epoch {elected_epoch} after {:?}",
+        t.elapsed()
+    );
+
+    let status = ok(cmd(&["stake", "status"])).await?;
+    let status: serde_json::Value = serde_json::from_str(&status).context("status JSON")?;
+    ensure!(
+        status["ledger"]["active"] == "2000000000000000"
+            && status["ledger"]["node"] == node.as_str()
+            && status["ledger"]["roles"] == serde_json::json!(["authority"]),
+        "status: {status:#}"
+    );
+
+    // Dave's node authors once the epoch it was elected for has started.
+    let t = Instant::now();
+    wait_for("dave's node sealing a block", ELECTION_TIMEOUT, || async {
+        let sealed = dave.log_lines_with(&[SEALED]);
+        if sealed.is_empty() {
+            Err("no block sealed yet".to_string())
+        } else {
+            Ok(Some(sealed.len()))
+        }
+    })
+    .await?;
+    let epoch = chain.staking_epoch().await?;
+    ensure!(
+        epoch.current >= elected_epoch,
+        "dave authored in epoch {} before his epoch {elected_epoch}",
+        epoch.current
+    );
+    eprintln!(
+        "dave's node authored in epoch {} ({:?} after the election)",
+        epoch.current,
+        t.elapsed()
+    );
+
+    // Four authorities now: finality goes on (GRANDPA needs three of four votes).
+    let (before, _) = finalized_head(&chain).await?;
+    wait_for(
+        "finality past dave's first block",
+        FINALITY_TIMEOUT,
+        || async {
+            match finalized_head(&chain).await {
+                Ok((n, _)) if n >= before + 3 => Ok(Some(())),
+                Ok((n, _)) => Err(format!("finalized #{n}")),
+                Err(e) => Err(format!("{e:#}")),
+            }
+        },
+    )
+    .await?;
+    eprintln!("finality continues with dave's node {node} as a fourth authority");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_node_bonds_stands_is_elected_and_authors() -> Result<()> {
+    let mut nodes = start_local_network(&["alice", "bob", "charlie"], None).await?;
+    let mut dave = NodeOptions::local("dave");
+    // `--dave`: a validator (its keystore holds the session keys it generates).
+    dave.authority = Some("dave".into());
+    dave.overlay = Some(OverlayOptions {
+        seed: Some("psp-e2e-dave".into()),
+        ..OverlayOptions::default()
+    });
+    dave.bootnodes.push(nodes[0].bootnode_addr()?);
+    nodes.push(PspNode::start_with(dave).await?);
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await
+}
