@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::Pallet as Staking;
-use alloc::{vec, vec::Vec};
+use alloc::vec::Vec;
 use frame_benchmarking::v2::*;
 use frame_support::traits::{fungible::Mutate, Get};
 use frame_system::RawOrigin;
@@ -14,7 +14,7 @@ use psp_primitives::{
     IdentityKey,
 };
 use sp_core::{crypto::KeyTypeId, sr25519};
-use sp_runtime::traits::{Bounded, Saturating};
+use sp_runtime::traits::Saturating;
 
 const KEY_TYPE: KeyTypeId = KeyTypeId(*b"psst");
 const SEED: u32 = 0;
@@ -24,7 +24,9 @@ where
     T::Currency: Mutate<T::AccountId>,
 {
     let who: T::AccountId = account(name, index, SEED);
-    T::Currency::set_balance(&who, BalanceOf::<T>::max_value() / 4u32.into());
+    // Enough for every bond here, small enough that hundreds of stakers do not overflow the
+    // total issuance.
+    T::Currency::set_balance(&who, big_bond::<T>().saturating_mul(10u32.into()));
     who
 }
 
