@@ -36,7 +36,7 @@ for pallet in "${pallets[@]}"; do
 done
 echo "bench: for scale, pallet_balances::transfer_allow_death on the same binary"
 "$bin" benchmark pallet --chain dev --pallet pallet_balances --extrinsic transfer_allow_death \
-    --steps 50 --repeat 20 | grep -E 'Extrinsic|Time ~=' | head -2
+    --steps 50 --repeat 20 | grep -E 'Extrinsic:|Time ~=' | head -2
 # The benchmark node's runtime needs benchmarking host functions a chain node does not offer:
 # put the normal node back in $CARGO_TARGET_DIR/debug (cached, so mostly a relink).
 echo "bench: restoring the normal psp-node build"

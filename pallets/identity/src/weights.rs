@@ -6,7 +6,7 @@
 //! WASM-EXECUTION: `Compiled`, CHAIN: `Some("dev")`, DB CACHE: 1024
 //!
 //! Command:
-//! /tmp/psp-node-bench-opt
+//! /root/.cache/psp-target/bench-psp-node
 //! benchmark
 //! pallet
 //! --chain
@@ -48,10 +48,10 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn register() -> Weight {
-		// Minimum execution time: 484_943_000 picoseconds.
-		Weight::from_parts(515_188_000, 4782)
+		// Minimum execution time: 491_303_000 picoseconds.
+		Weight::from_parts(546_675_000, 4782)
 			.saturating_add(T::DbWeight::get().reads(3_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -60,28 +60,28 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 	/// Storage: `System::BlockHash` (r:1 w:0)
 	/// Proof: `System::BlockHash` (`max_values`: None, `max_size`: Some(44), added: 2519, mode: `MaxEncodedLen`)
 	fn rotate() -> Weight {
-		// Minimum execution time: 264_745_000 picoseconds.
-		Weight::from_parts(294_249_000, 4782)
+		// Minimum execution time: 267_840_000 picoseconds.
+		Weight::from_parts(308_090_000, 4782)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(1_u64))
 	}
 	/// Storage: `PspIdentity::IdentityOf` (r:1 w:1)
 	/// Proof: `PspIdentity::IdentityOf` (`max_values`: None, `max_size`: Some(1317), added: 3792, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn revoke() -> Weight {
-		// Minimum execution time: 287_289_000 picoseconds.
-		Weight::from_parts(326_206_000, 4782)
+		// Minimum execution time: 313_047_000 picoseconds.
+		Weight::from_parts(359_096_000, 4782)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
 	/// Storage: `PspIdentity::IdentityOf` (r:1 w:1)
 	/// Proof: `PspIdentity::IdentityOf` (`max_values`: None, `max_size`: Some(1317), added: 3792, mode: `MaxEncodedLen`)
 	/// Storage: `Balances::Holds` (r:1 w:1)
-	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(67), added: 2542, mode: `MaxEncodedLen`)
+	/// Proof: `Balances::Holds` (`max_values`: None, `max_size`: Some(103), added: 2578, mode: `MaxEncodedLen`)
 	fn force_revoke() -> Weight {
-		// Minimum execution time: 219_126_000 picoseconds.
-		Weight::from_parts(278_696_000, 4782)
+		// Minimum execution time: 266_428_000 picoseconds.
+		Weight::from_parts(293_588_000, 4782)
 			.saturating_add(T::DbWeight::get().reads(2_u64))
 			.saturating_add(T::DbWeight::get().writes(2_u64))
 	}
@@ -90,22 +90,22 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 // For tests: the same figures with ParityDB weights.
 impl WeightInfo for () {
 	fn register() -> Weight {
-		Weight::from_parts(515_188_000, 4782)
+		Weight::from_parts(546_675_000, 4782)
 			.saturating_add(ParityDbWeight::get().reads(3_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn rotate() -> Weight {
-		Weight::from_parts(294_249_000, 4782)
+		Weight::from_parts(308_090_000, 4782)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(1_u64))
 	}
 	fn revoke() -> Weight {
-		Weight::from_parts(326_206_000, 4782)
+		Weight::from_parts(359_096_000, 4782)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}
 	fn force_revoke() -> Weight {
-		Weight::from_parts(278_696_000, 4782)
+		Weight::from_parts(293_588_000, 4782)
 			.saturating_add(ParityDbWeight::get().reads(2_u64))
 			.saturating_add(ParityDbWeight::get().writes(2_u64))
 	}

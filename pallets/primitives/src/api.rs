@@ -2,11 +2,14 @@
 //!
 //! - `PspApi`: identity look-ups.
 //! - `PspStakingApi`: elected sets, bonds, candidacies and the epoch schedule.
+//! - `PspRewardsApi`: bandwidth rewards — pending rewards and credited bytes per relay and
+//!   epoch, epoch pools, the pot.
 //!
 //! The node serves it over JSON-RPC as `psp_*` methods next to the standard Substrate RPC.
 
 use crate::{
     identity::{IdentityInfo, IdentityKey},
+    rewards::{EpochRewards, RelayEpochInfo, RelayRewards, RewardsStatus},
     staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
 };
 use alloc::vec::Vec;
@@ -14,6 +17,8 @@ use codec::Codec;
 
 /// Most node identities one `PspApi::nodes` call returns.
 pub const MAX_NODES_PER_PAGE: u32 = 256;
+/// Most unclaimed epochs one `PspRewardsApi::relay_rewards` call lists.
+pub const MAX_PENDING_EPOCHS: u32 = 1024;
 
 sp_api::decl_runtime_apis! {
     /// Identity look-ups for the overlay and clients.
@@ -49,5 +54,25 @@ sp_api::decl_runtime_apis! {
         fn candidate(node: IdentityKey) -> Option<(AccountId, Vec<Role>)>;
         /// The current epoch and when the next one starts.
         fn epoch() -> EpochSchedule<BlockNumber>;
+    }
+
+    /// Bandwidth rewards: what relays earned and can claim, what the oracles reported, and the
+    /// pot rewards are paid from.
+    pub trait PspRewardsApi<AccountId, Balance>
+    where
+        AccountId: Codec,
+        Balance: Codec,
+    {
+        /// The pot, what it can pay and already owes, and which epoch's reports are accepted.
+        fn rewards_status() -> RewardsStatus<AccountId, Balance>;
+        /// A relay's lifetime dispute count and its unclaimed credits, oldest first (at most
+        /// [`MAX_PENDING_EPOCHS`]); each with its amount once the epoch is closed.
+        fn relay_rewards(relay: IdentityKey) -> RelayRewards<Balance>;
+        /// The bytes each oracle credited a relay in an epoch and the resulting credit, while
+        /// the epoch's reports are kept (until shortly after it closes).
+        fn relay_epoch(relay: IdentityKey, epoch: EpochIndex) -> Option<RelayEpochInfo<AccountId>>;
+        /// An epoch's relays, credits, pool and payouts; `None` for an epoch nobody was
+        /// credited in, or whose rewards were all claimed.
+        fn epoch_rewards(epoch: EpochIndex) -> Option<EpochRewards<Balance>>;
     }
 }

@@ -7,8 +7,10 @@
 //! - [`identity`]: identity kinds, keys, node info, and the payloads an identity key signs.
 //! - [`id_string`]: the textual identity id (`peerstream.client.account.<key>`), parse and print.
 //! - [`staking`]: roles, signed role statements, equivocation evidence, staking API views.
-//! - [`api`]: the `PspApi` and `PspStakingApi` runtime APIs the node serves as `psp_*` JSON-RPC
-//!   methods.
+//! - [`rewards`]: bandwidth usage records, the messages relays and clients sign, normalization,
+//!   the oracle quorum and median, and the oracle set the rewards pallet reads.
+//! - [`api`]: the `PspApi`, `PspStakingApi` and `PspRewardsApi` runtime APIs the node serves as
+//!   `psp_*` JSON-RPC methods.
 //! - `rpc` (std only): the JSON shape of those methods' answers, shared by node and client.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -17,6 +19,7 @@ extern crate alloc;
 pub mod api;
 pub mod id_string;
 pub mod identity;
+pub mod rewards;
 pub mod staking;
 
 pub use id_string::{IdString, IdStringError};

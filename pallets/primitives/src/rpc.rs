@@ -185,3 +185,172 @@ pub struct CandidateView {
 
 /// The epoch schedule, as `psp_stakingEpoch` returns it.
 pub type EpochView = crate::staking::EpochSchedule<u64>;
+
+/// A relay's reward for one epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRewardView {
+    /// The epoch.
+    pub epoch: u32,
+    /// Bytes credited to the relay.
+    pub credited_bytes: u64,
+    /// What a claim pays now, in the smallest unit; `None` while reports still come in.
+    pub amount: Option<String>,
+}
+
+/// A relay's standing, as `psp_rewardsRelay` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayRewardsView {
+    /// Sessions whose two sides disagreed, over the relay's lifetime.
+    pub disputes: u32,
+    /// Unclaimed epochs, oldest first.
+    pub pending: Vec<PendingRewardView>,
+    /// What claiming every closed epoch of `pending` pays, in the smallest unit.
+    pub claimable: String,
+}
+
+impl RelayRewardsView {
+    /// Converts the runtime API's answer.
+    pub fn from_info<B: ToString + Copy + Into<u128>>(
+        info: crate::rewards::RelayRewards<B>,
+    ) -> Self {
+        let claimable = info
+            .pending
+            .iter()
+            .filter_map(|p| p.amount)
+            .fold(0u128, |sum, a| sum.saturating_add(a.into()));
+        Self {
+            disputes: info.disputes,
+            pending: info
+                .pending
+                .into_iter()
+                .map(|p| PendingRewardView {
+                    epoch: p.epoch,
+                    credited_bytes: p.credited_bytes,
+                    amount: p.amount.map(|a| a.to_string()),
+                })
+                .collect(),
+            claimable: claimable.to_string(),
+        }
+    }
+}
+
+/// One oracle's report on a relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OracleReportView {
+    /// The oracle's node identity key, hex.
+    pub oracle: String,
+    /// The bytes it credited the relay.
+    pub bytes: u64,
+}
+
+/// What the oracles reported for a relay in an epoch, as `psp_rewardsRelayEpoch` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayEpochView {
+    /// The relay's owner (SS58), who may claim.
+    pub owner: String,
+    /// Each reporting oracle's credit.
+    pub reports: Vec<OracleReportView>,
+    /// Oracles elected for the epoch.
+    pub elected: u32,
+    /// Reporters needed for a quorum.
+    pub quorum: u32,
+    /// The credit: the lower median of the reports, or zero without a quorum.
+    pub credited_bytes: u64,
+}
+
+impl RelayEpochView {
+    /// Converts the runtime API's answer; `owner` renders the account.
+    pub fn from_info<A>(
+        info: crate::rewards::RelayEpochInfo<A>,
+        owner: impl Fn(&A) -> String,
+    ) -> Self {
+        Self {
+            owner: owner(&info.owner),
+            reports: info
+                .reports
+                .iter()
+                .map(|(oracle, bytes)| OracleReportView {
+                    oracle: hex0x(oracle),
+                    bytes: *bytes,
+                })
+                .collect(),
+            elected: info.elected,
+            quorum: info.quorum,
+            credited_bytes: info.credited_bytes,
+        }
+    }
+}
+
+/// An epoch's rewards, as `psp_rewardsEpoch` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochRewardsView {
+    /// The epoch.
+    pub epoch: u32,
+    /// Relays the oracles reported.
+    pub relays: u32,
+    /// Relays with a credit.
+    pub credited_relays: u32,
+    /// Credited relays that have not claimed yet.
+    pub unclaimed_relays: u32,
+    /// Total credited bytes (decimal string: it may exceed a JSON number).
+    pub total_credit: String,
+    /// The pool, in the smallest unit, once the epoch is closed.
+    pub pool: Option<String>,
+    /// Paid so far, in the smallest unit.
+    pub paid: String,
+}
+
+impl EpochRewardsView {
+    /// Converts the runtime API's answer.
+    pub fn from_info<B: ToString>(info: crate::rewards::EpochRewards<B>) -> Self {
+        Self {
+            epoch: info.epoch,
+            relays: info.relays,
+            credited_relays: info.credited_relays,
+            unclaimed_relays: info.unclaimed_relays,
+            total_credit: info.total_credit.to_string(),
+            pool: info.pool.map(|p| p.to_string()),
+            paid: info.paid.to_string(),
+        }
+    }
+}
+
+/// The rewards pallet's state, as `psp_rewardsStatus` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewardsStatusView {
+    /// The current epoch, as the rewards pallet last saw it.
+    pub current_epoch: Option<u32>,
+    /// The epoch whose reports are accepted now.
+    pub reporting_epoch: Option<u32>,
+    /// The pot account (SS58).
+    pub pot: String,
+    /// What the pot can pay out, in the smallest unit.
+    pub pot_balance: String,
+    /// Owed to relays and not yet claimed, in the smallest unit.
+    pub committed: String,
+    /// Each epoch's pool, in the smallest unit.
+    pub reward_per_epoch: String,
+}
+
+impl RewardsStatusView {
+    /// Converts the runtime API's answer; `account` renders the pot.
+    pub fn from_info<A, B: ToString>(
+        info: crate::rewards::RewardsStatus<A, B>,
+        account: impl Fn(&A) -> String,
+    ) -> Self {
+        Self {
+            current_epoch: info.current_epoch,
+            reporting_epoch: info.reporting_epoch,
+            pot: account(&info.pot),
+            pot_balance: info.pot_balance.to_string(),
+            committed: info.committed.to_string(),
+            reward_per_epoch: info.reward_per_epoch.to_string(),
+        }
+    }
+}
