@@ -592,6 +592,31 @@ pub async fn start_local_network(
     Ok(nodes)
 }
 
+/// Runs `scenario` within `timeout`. On an error or a timeout the returned error carries the
+/// last log lines of every node in `nodes`, so a failed end-to-end test shows what the nodes saw.
+pub async fn run_scenario(
+    nodes: &[PspNode],
+    timeout: Duration,
+    scenario: impl std::future::Future<Output = Result<()>>,
+) -> Result<()> {
+    let tails = || {
+        nodes
+            .iter()
+            .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    match tokio::time::timeout(timeout, scenario).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}\n{}", tails())),
+        Err(_) => Err(anyhow::anyhow!(
+            "scenario did not finish within {} s\n{}",
+            timeout.as_secs(),
+            tails()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,30 +649,5 @@ mod tests {
         std::fs::write(&path, "a\nb\nc\nd\n").unwrap();
         assert_eq!(read_tail(&path, 2), "c\nd");
         assert_eq!(read_tail(&path, 10), "a\nb\nc\nd");
-    }
-}
-
-/// Runs `scenario` within `timeout`. On an error or a timeout the returned error carries the
-/// last log lines of every node in `nodes`, so a failed end-to-end test shows what the nodes saw.
-pub async fn run_scenario(
-    nodes: &[PspNode],
-    timeout: Duration,
-    scenario: impl std::future::Future<Output = Result<()>>,
-) -> Result<()> {
-    let tails = || {
-        nodes
-            .iter()
-            .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    match tokio::time::timeout(timeout, scenario).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(anyhow::anyhow!("{e:#}\n{}", tails())),
-        Err(_) => Err(anyhow::anyhow!(
-            "scenario did not finish within {} s\n{}",
-            timeout.as_secs(),
-            tails()
-        )),
     }
 }

@@ -438,7 +438,9 @@ impl<T: Config> Pallet<T> {
             },
         }
         Pruning::<T>::put(state);
-        result.backend
+        // Keys written in this block are removed from the overlay beyond the limit; count
+        // every removal.
+        result.unique.max(result.loops)
     }
 
     /// The pallet's state, as the runtime API returns it.

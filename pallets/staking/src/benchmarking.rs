@@ -184,7 +184,10 @@ mod benchmarks {
         };
         let reporter: T::AccountId = whitelisted_caller();
         #[extrinsic_call]
-        _(RawOrigin::Signed(reporter), evidence);
+        _(
+            RawOrigin::Signed(reporter),
+            alloc::boxed::Box::new(evidence),
+        );
         assert!(Offences::<T>::contains_key((key.0, Role::Discovery, 9)));
     }
 

@@ -344,7 +344,7 @@ impl<T: Config> Pallet<T> {
                     }
                     let live = Candidates::<T>::get(elected.node)
                         .filter(|owner| owner == &elected.owner)
-                        .and_then(|owner| Ledger::<T>::get(owner))
+                        .and_then(Ledger::<T>::get)
                         .is_some_and(|ledger| ledger.roles.contains(role));
                     if !live {
                         return Err("an elected node is not a live candidate for its role");

@@ -439,10 +439,10 @@ pub mod pallet {
         #[pallet::weight(T::WeightInfo::report_equivocation())]
         pub fn report_equivocation(
             origin: OriginFor<T>,
-            evidence: EquivocationEvidence,
+            evidence: alloc::boxed::Box<EquivocationEvidence>,
         ) -> DispatchResult {
             let reporter = ensure_signed(origin)?;
-            Self::do_report(reporter, evidence)
+            Self::do_report(reporter, *evidence)
         }
 
         /// Replace the invulnerable authorities.

@@ -549,6 +549,13 @@ fn elected_signer(who: u64, role: Role) -> sr25519::Pair {
     pair
 }
 
+fn report(
+    reporter: u64,
+    evidence: EquivocationEvidence,
+) -> frame_support::dispatch::DispatchResult {
+    Staking::report_equivocation(origin(reporter), Box::new(evidence))
+}
+
 fn signed(pair: &sr25519::Pair, role: Role, slot: u64, payload: u8) -> SignedStatement {
     let statement = RoleStatement {
         role,
@@ -585,10 +592,7 @@ fn valid_evidence_slashes_rewards_and_removes_from_the_role() {
             signed(&pair, Role::Discovery, 7, 1),
             signed(&pair, Role::Discovery, 7, 2),
         );
-        assert_ok!(Staking::report_equivocation(
-            origin(REPORTER),
-            proof.clone()
-        ));
+        assert_ok!(report(REPORTER, proof.clone()));
         // 10% of 1_000 slashed; half to the reporter, half burned.
         assert_eq!(held(ALICE), 900);
         assert_eq!(Ledger::<Test>::get(ALICE).map(|l| l.active), Some(900));
@@ -610,10 +614,7 @@ fn valid_evidence_slashes_rewards_and_removes_from_the_role() {
         assert_eq!(Candidates::<Test>::get(node), None);
         assert_eq!(Offences::<Test>::get((node, Role::Discovery, 7)), Some(2));
         // The same evidence never slashes twice.
-        assert_noop!(
-            Staking::report_equivocation(origin(BOB), proof),
-            Error::<Test>::AlreadyReported
-        );
+        assert_noop!(report(BOB, proof), Error::<Test>::AlreadyReported);
     });
 }
 
@@ -622,8 +623,8 @@ fn slashing_reaches_unbonding_chunks() {
     test(|| {
         let pair = elected_signer(ALICE, Role::Oracle);
         assert_ok!(Staking::unbond(origin(ALICE), 950));
-        assert_ok!(Staking::report_equivocation(
-            origin(REPORTER),
+        assert_ok!(report(
+            REPORTER,
             evidence(
                 &pair,
                 signed(&pair, Role::Oracle, 1, 1),
@@ -645,8 +646,8 @@ fn invalid_evidence_is_refused_without_state_change() {
         let stranger = sr25519::Pair::from_seed(&[42; 32]);
         // Same payload twice: no conflict.
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(
                     &pair,
                     signed(&pair, Role::Discovery, 7, 1),
@@ -657,8 +658,8 @@ fn invalid_evidence_is_refused_without_state_change() {
         );
         // Different slots.
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(
                     &pair,
                     signed(&pair, Role::Discovery, 7, 1),
@@ -669,8 +670,8 @@ fn invalid_evidence_is_refused_without_state_change() {
         );
         // A statement forged by another key.
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(
                     &pair,
                     signed(&pair, Role::Discovery, 7, 1),
@@ -683,16 +684,16 @@ fn invalid_evidence_is_refused_without_state_change() {
         let mut tampered = signed(&pair, Role::Discovery, 7, 2);
         tampered.statement.payload_hash[0] ^= 1;
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(&pair, signed(&pair, Role::Discovery, 7, 1), tampered)
             ),
             Error::<Test>::BadEvidenceSignature
         );
         // Real equivocation, but in a role the node is not elected to.
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(
                     &pair,
                     signed(&pair, Role::Authority, 7, 1),
@@ -703,8 +704,8 @@ fn invalid_evidence_is_refused_without_state_change() {
         );
         // A key that is not elected at all.
         assert_noop!(
-            Staking::report_equivocation(
-                origin(REPORTER),
+            report(
+                REPORTER,
                 evidence(
                     &stranger,
                     signed(&stranger, Role::Discovery, 7, 1),
