@@ -306,6 +306,9 @@ mod tests {
             statement_message(&[0; 32], &statement),
             statement_message(&[1; 32], &statement)
         );
-        assert!(statement_message(&[0; 32], &statement).starts_with(STATEMENT_CONTEXT));
+        // SCALE: the context's compact length, then its bytes.
+        let message = statement_message(&[0; 32], &statement);
+        assert_eq!(usize::from(message[0] >> 2), STATEMENT_CONTEXT.len());
+        assert!(message[1..].starts_with(STATEMENT_CONTEXT));
     }
 }
