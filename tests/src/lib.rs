@@ -478,6 +478,19 @@ pub async fn finalized_head(chain: &Chain) -> Result<(u64, String)> {
     Ok((number, hash))
 }
 
+/// Waits (bounded by `timeout`) until the node behind `chain` has finalized block `height`;
+/// returns the finalized number it saw.
+pub async fn wait_finalized(chain: &Chain, height: u64, timeout: Duration) -> Result<u64> {
+    wait_for(&format!("finalized block #{height}"), timeout, || async {
+        match finalized_head(chain).await {
+            Ok((n, _)) if n >= height => Ok(Some(n)),
+            Ok((n, _)) => Err(format!("finalized #{n}")),
+            Err(e) => Err(format!("{e:#}")),
+        }
+    })
+    .await
+}
+
 /// The canonical block hash at `height` on the node behind `chain`, if it has one.
 pub async fn block_hash_at(chain: &Chain, height: u64) -> Result<Option<String>> {
     chain

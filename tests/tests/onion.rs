@@ -33,7 +33,7 @@ use psp_client::{
     Error,
 };
 use psp_e2e_tests::{
-    finalized_head, run_psp, run_scenario, start_local_network, wait_for, OverlayOptions, PspNode,
+    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, OverlayOptions, PspNode,
 };
 use std::{
     collections::BTreeSet,
@@ -73,14 +73,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     };
     let chain = Chain::connect(&alice.url()).await?;
     let t = Instant::now();
-    wait_for("alice finalizing block #1", FINALITY_TIMEOUT, || async {
-        match finalized_head(&chain).await {
-            Ok((n, _)) if n >= 1 => Ok(Some(())),
-            Ok((n, _)) => Err(format!("finalized #{n}")),
-            Err(e) => Err(format!("{e:#}")),
-        }
-    })
-    .await?;
+    wait_finalized(&chain, 1, FINALITY_TIMEOUT).await?;
     eprintln!("network finalizing after {:?}", t.elapsed());
 
     // Before any registration: no relay to route through, and the client says so.

@@ -17,8 +17,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    finalized_head, run_psp, run_scenario, start_local_network, wait_for, NodeOptions,
-    OverlayOptions, PspNode,
+    finalized_head, run_psp, run_scenario, start_local_network, wait_finalized, wait_for,
+    NodeOptions, OverlayOptions, PspNode,
 };
 use std::time::{Duration, Instant};
 
@@ -63,14 +63,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         bail!("expected four nodes");
     };
     let chain = Chain::connect(&alice.url()).await?;
-    wait_for("alice finalizing block #1", FINALITY_TIMEOUT, || async {
-        match finalized_head(&chain).await {
-            Ok((n, _)) if n >= 1 => Ok(Some(())),
-            Ok((n, _)) => Err(format!("finalized #{n}")),
-            Err(e) => Err(format!("{e:#}")),
-        }
-    })
-    .await?;
+    wait_finalized(&chain, 1, FINALITY_TIMEOUT).await?;
     let url = alice.url();
     let dave_url = dave.url();
     // Every command signs as //Dave and talks to Alice's node.
@@ -198,18 +191,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
 
     // Four authorities now: finality goes on (GRANDPA needs three of four votes).
     let (before, _) = finalized_head(&chain).await?;
-    wait_for(
-        "finality past dave's first block",
-        FINALITY_TIMEOUT,
-        || async {
-            match finalized_head(&chain).await {
-                Ok((n, _)) if n >= before + 3 => Ok(Some(())),
-                Ok((n, _)) => Err(format!("finalized #{n}")),
-                Err(e) => Err(format!("{e:#}")),
-            }
-        },
-    )
-    .await?;
+    wait_finalized(&chain, before + 3, FINALITY_TIMEOUT).await?;
     eprintln!("finality continues with dave's node {node} as a fourth authority");
     Ok(())
 }

@@ -644,76 +644,92 @@ fn invalid_evidence_is_refused_without_state_change() {
     test(|| {
         let pair = elected_signer(ALICE, Role::Discovery);
         let stranger = sr25519::Pair::from_seed(&[42; 32]);
+        let refused = |offender: &sr25519::Pair, first, second, error: Error<Test>| {
+            assert_noop!(report(REPORTER, evidence(offender, first, second)), error);
+        };
+        let discovery =
+            |signer: &sr25519::Pair, slot, payload| signed(signer, Role::Discovery, slot, payload);
         // Same payload twice: no conflict.
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(
-                    &pair,
-                    signed(&pair, Role::Discovery, 7, 1),
-                    signed(&pair, Role::Discovery, 7, 1)
-                )
-            ),
-            Error::<Test>::EvidenceNotConflicting
+        refused(
+            &pair,
+            discovery(&pair, 7, 1),
+            discovery(&pair, 7, 1),
+            Error::EvidenceNotConflicting,
         );
         // Different slots.
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(
-                    &pair,
-                    signed(&pair, Role::Discovery, 7, 1),
-                    signed(&pair, Role::Discovery, 8, 2)
-                )
-            ),
-            Error::<Test>::EvidenceNotConflicting
+        refused(
+            &pair,
+            discovery(&pair, 7, 1),
+            discovery(&pair, 8, 2),
+            Error::EvidenceNotConflicting,
         );
         // A statement forged by another key.
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(
-                    &pair,
-                    signed(&pair, Role::Discovery, 7, 1),
-                    signed(&stranger, Role::Discovery, 7, 2)
-                )
-            ),
-            Error::<Test>::BadEvidenceSignature
+        refused(
+            &pair,
+            discovery(&pair, 7, 1),
+            discovery(&stranger, 7, 2),
+            Error::BadEvidenceSignature,
         );
         // A tampered payload under a valid signature.
-        let mut tampered = signed(&pair, Role::Discovery, 7, 2);
+        let mut tampered = discovery(&pair, 7, 2);
         tampered.statement.payload_hash[0] ^= 1;
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(&pair, signed(&pair, Role::Discovery, 7, 1), tampered)
-            ),
-            Error::<Test>::BadEvidenceSignature
+        refused(
+            &pair,
+            discovery(&pair, 7, 1),
+            tampered,
+            Error::BadEvidenceSignature,
         );
         // Real equivocation, but in a role the node is not elected to.
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(
-                    &pair,
-                    signed(&pair, Role::Authority, 7, 1),
-                    signed(&pair, Role::Authority, 7, 2)
-                )
-            ),
-            Error::<Test>::OffenderNotElected
+        refused(
+            &pair,
+            signed(&pair, Role::Authority, 7, 1),
+            signed(&pair, Role::Authority, 7, 2),
+            Error::OffenderNotElected,
         );
         // A key that is not elected at all.
-        assert_noop!(
-            report(
-                REPORTER,
-                evidence(
-                    &stranger,
-                    signed(&stranger, Role::Discovery, 7, 1),
-                    signed(&stranger, Role::Discovery, 7, 2)
-                )
-            ),
-            Error::<Test>::OffenderNotElected
+        refused(
+            &stranger,
+            discovery(&stranger, 7, 1),
+            discovery(&stranger, 7, 2),
+            Error::OffenderNotElected,
         );
         assert_eq!(held(ALICE), 1_000);
+    });
+}
+
+// --- the invariant check itself
+
+#[test]
+fn the_invariant_check_catches_broken_state() {
+    new_test_ext().execute_with(|| {
+        candidate(ALICE, node_of(ALICE), 1_000, &[Role::Oracle]);
+        assert_eq!(Staking::check_invariants(), Ok(()));
+        // A ledger that claims more than is held.
+        Ledger::<Test>::mutate(ALICE, |l| {
+            if let Some(l) = l {
+                l.active += 1
+            }
+        });
+        assert!(Staking::check_invariants().is_err());
+        Ledger::<Test>::mutate(ALICE, |l| {
+            if let Some(l) = l {
+                l.active -= 1
+            }
+        });
+        assert_eq!(Staking::check_invariants(), Ok(()));
+        // A candidate without a ledger naming it.
+        Candidates::<Test>::insert(node_of(BOB), BOB);
+        assert!(Staking::check_invariants().is_err());
+        Candidates::<Test>::remove(node_of(BOB));
+        // An elected node that is not a live candidate for the role.
+        run_to_epoch(1);
+        Elected::<Test>::mutate(2, Role::Discovery, |set| {
+            let _ = set.try_push(psp_primitives::staking::ElectedNode {
+                node: node_of(ALICE),
+                owner: ALICE,
+                stake: 1_000,
+            });
+        });
+        assert!(Staking::check_invariants().is_err());
     });
 }
