@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the weights.rs of our pallets from their FRAME v2 benchmarks:
-#   scripts/bench-weights.sh                     # identity and staking
+#   scripts/bench-weights.sh                     # identity, staking and rewards
 #   scripts/bench-weights.sh pallet_psp_staking  # one pallet
 #
 # The benchmarks run the wasm runtime (always optimized), but host functions (sr25519, hashing,
@@ -23,12 +23,13 @@ cargo build -p psp-node --features runtime-benchmarks "${config[@]}"
 bin="$CARGO_TARGET_DIR/bench-psp-node"
 cp "$CARGO_TARGET_DIR/debug/psp-node" "$bin"
 pallets=("$@")
-[ ${#pallets[@]} -gt 0 ] || pallets=(pallet_psp_identity pallet_psp_staking)
+[ ${#pallets[@]} -gt 0 ] || pallets=(pallet_psp_identity pallet_psp_staking pallet_psp_rewards)
 for pallet in "${pallets[@]}"; do
     case "$pallet" in
         pallet_psp_identity) out=pallets/identity/src/weights.rs ;;
         pallet_psp_staking) out=pallets/staking/src/weights.rs ;;
-        *) echo "bench: unknown pallet $pallet (pallet_psp_identity or pallet_psp_staking)" >&2; exit 1 ;;
+        pallet_psp_rewards) out=pallets/rewards/src/weights.rs ;;
+        *) echo "bench: unknown pallet $pallet (pallet_psp_identity, _staking or _rewards)" >&2; exit 1 ;;
     esac
     echo "bench: running $pallet benchmarks -> $out"
     "$bin" benchmark pallet --chain dev --pallet "$pallet" --extrinsic '*' \

@@ -384,6 +384,21 @@ impl Chain {
             })
     }
 
+    /// A JSON-RPC request to the node, its failure named by `method`.
+    pub(crate) async fn request<R: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: subxt::rpcs::client::RpcParams,
+    ) -> Result<R> {
+        self.rpc
+            .request(method, params)
+            .await
+            .map_err(|e| Error::Rpc {
+                method,
+                reason: e.to_string(),
+            })
+    }
+
     pub(crate) async fn submit<CD: EncodeAsFields>(
         &self,
         call: &'static str,

@@ -11,6 +11,7 @@
 //!   finalized node list, build circuits, echo bytes through them.
 //! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
 //!   `psp_staking*` look-ups.
+//! - [`rewards`]: bandwidth rewards: pending rewards and credits per relay, `claim`.
 //! - [`error`]: the one error type, whose messages say what to do next, and the identity
 //!   pallet's errors with hints.
 //!
@@ -43,6 +44,7 @@ pub mod chain;
 pub mod error;
 pub mod keystore;
 pub mod overlay;
+pub mod rewards;
 pub mod staking;
 
 pub use error::{DispatchFailure, Error, IdentityError, Result};

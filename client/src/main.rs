@@ -1,5 +1,5 @@
-//! `psp`: keys, identities, onion circuits and staking of the PeerStream Protocol from the
-//! command line.
+//! `psp`: keys, identities, onion circuits, staking and rewards of the PeerStream Protocol
+//! from the command line.
 //!
 //! Results go to stdout, progress and errors to stderr. Exit code 0 means success, 1 an error
 //! whose message says what to do. `psp` never prompts: passphrases come from
@@ -44,6 +44,51 @@ enum Command {
     /// Bond stake, stand for authority, discovery or oracle, and see elections.
     #[command(subcommand)]
     Stake(StakeCommand),
+    /// See and claim a relay's bandwidth rewards.
+    #[command(subcommand)]
+    Rewards(RewardsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RewardsCommand {
+    /// Show the rewards pot and, with a relay, its pending rewards (JSON on stdout).
+    Status {
+        #[command(flatten)]
+        relay: RelayArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Claim every closed epoch's reward of a relay the payer owns.
+    Claim {
+        #[command(flatten)]
+        relay: RelayArgs,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    /// The relay's node identity key, 0x + 64 hex digits.
+    #[arg(long = "relay", conflicts_with = "relay_url")]
+    relay_key: Option<String>,
+    /// Or: the relay's psp-node RPC endpoint (its overlay identity).
+    #[arg(long, value_name = "URL")]
+    relay_url: Option<String>,
+}
+
+impl RelayArgs {
+    /// The relay's node key, if one was given.
+    async fn key(&self) -> Result<Option<[u8; 32]>> {
+        node_key(
+            self.relay_key.as_deref(),
+            self.relay_url.as_deref(),
+            "--relay",
+        )
+        .await
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -482,7 +527,68 @@ async fn run(command: Command) -> Result<()> {
         Command::Identity(cmd) => identity(cmd).await,
         Command::Circuit(cmd) => circuit(cmd).await,
         Command::Stake(cmd) => stake(cmd).await,
+        Command::Rewards(cmd) => rewards(cmd).await,
     }
+}
+
+/// A node identity key, given as hex or read from the node's `psp_overlayInfo`.
+async fn node_key(
+    key: Option<&str>,
+    url: Option<&str>,
+    what: &'static str,
+) -> Result<Option<[u8; 32]>> {
+    match (key, url) {
+        (Some(key), _) => parse_hex::<32>(key, what).map(Some),
+        (None, Some(url)) => {
+            let info = NodeRpc::connect(url).await?.overlay_info().await?;
+            parse_hex::<32>(&info.node_id, "psp_overlayInfo node id").map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+async fn rewards(cmd: RewardsCommand) -> Result<()> {
+    match cmd {
+        RewardsCommand::Status { relay, node } => {
+            let relay = relay.key().await?;
+            let chain = connect(&node.url).await?;
+            let mut status = serde_json::json!({ "pot": chain.rewards_status().await? });
+            if let Some(key) = relay {
+                status["relay"] = serde_json::json!({
+                    "node": hex0x(&key),
+                    "rewards": chain.relay_rewards(&key).await?,
+                });
+            }
+            print_json(&status)
+        }
+        RewardsCommand::Claim {
+            relay,
+            staker,
+            node,
+        } => {
+            let key = relay.key().await?.ok_or_else(|| Error::InvalidInput {
+                what: "--relay / --relay-url",
+                reason: "say which relay's rewards to claim".into(),
+            })?;
+            let owner = keypair_from_suri(&staker.payer, "--payer")?;
+            let chain = connect(&node.url).await?;
+            let (epochs, outcome) = chain.claim_all_rewards(&owner, key, report).await?;
+            eprintln!(
+                "claimed epochs {epochs:?} in finalized block {}",
+                hex0x(&outcome.block_hash)
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_json(value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::InvalidInput {
+        what: "output",
+        reason: format!("cannot print as JSON: {e}"),
+    })?;
+    println!("{text}");
+    Ok(())
 }
 
 async fn stake(cmd: StakeCommand) -> Result<()> {
@@ -523,25 +629,18 @@ async fn stake(cmd: StakeCommand) -> Result<()> {
         }
         StakeCommand::Candidate {
             role,
-            node_key,
+            node_key: node_key_arg,
             node_url,
             staker,
             node,
         } => {
             let staker = signer(&staker)?;
-            let key = match (node_key, node_url) {
-                (Some(key), _) => parse_hex::<32>(&key, "--node-key")?,
-                (None, Some(url)) => {
-                    let info = NodeRpc::connect(&url).await?.overlay_info().await?;
-                    parse_hex::<32>(&info.node_id, "psp_overlayInfo node id")?
-                }
-                (None, None) => {
-                    return Err(Error::InvalidInput {
-                        what: "--node-key / --node-url",
-                        reason: "give the node identity key or the node's RPC endpoint".into(),
-                    })
-                }
-            };
+            let key = node_key(node_key_arg.as_deref(), node_url.as_deref(), "--node-key")
+                .await?
+                .ok_or_else(|| Error::InvalidInput {
+                    what: "--node-key / --node-url",
+                    reason: "give the node identity key or the node's RPC endpoint".into(),
+                })?;
             let chain = connect(&node.url).await?;
             let role = Role::from(role);
             eprintln!("standing for {} with node {}", role.as_str(), hex0x(&key));
@@ -598,12 +697,7 @@ async fn stake(cmd: StakeCommand) -> Result<()> {
                 "ledger": chain.staking_ledger(&account).await?,
                 "elected": elected,
             });
-            let text = serde_json::to_string_pretty(&status).map_err(|e| Error::InvalidInput {
-                what: "status",
-                reason: format!("cannot print as JSON: {e}"),
-            })?;
-            println!("{text}");
-            Ok(())
+            print_json(&status)
         }
     }
 }

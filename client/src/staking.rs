@@ -217,14 +217,13 @@ impl Chain {
 
     /// `psp_stakingLedger`: the bond and candidacy of `account` at the best block.
     pub async fn staking_ledger(&self, account: &[u8; 32]) -> Result<Option<LedgerView>> {
-        self.staking_request("psp_stakingLedger", rpc_params![ss58(account)])
+        self.request("psp_stakingLedger", rpc_params![ss58(account)])
             .await
     }
 
     /// `psp_stakingEpoch`: the epoch schedule at the best block.
     pub async fn staking_epoch(&self) -> Result<EpochView> {
-        self.staking_request("psp_stakingEpoch", rpc_params![])
-            .await
+        self.request("psp_stakingEpoch", rpc_params![]).await
     }
 
     /// `psp_stakingElected`: the nodes elected to `role` for `epoch` (default: current).
@@ -233,28 +232,14 @@ impl Chain {
         role: Role,
         epoch: Option<u32>,
     ) -> Result<Vec<ElectedView>> {
-        self.staking_request("psp_stakingElected", rpc_params![role.as_str(), epoch])
+        self.request("psp_stakingElected", rpc_params![role.as_str(), epoch])
             .await
     }
 
     /// `psp_stakingCandidate`: the backing account and roles of a candidate node.
     pub async fn staking_candidate(&self, node: &[u8; 32]) -> Result<Option<CandidateView>> {
-        self.staking_request("psp_stakingCandidate", rpc_params![hex0x(node)])
+        self.request("psp_stakingCandidate", rpc_params![hex0x(node)])
             .await
-    }
-
-    async fn staking_request<R: serde::de::DeserializeOwned>(
-        &self,
-        method: &'static str,
-        params: subxt::rpcs::client::RpcParams,
-    ) -> Result<R> {
-        self.rpc()
-            .request(method, params)
-            .await
-            .map_err(|e| Error::Rpc {
-                method,
-                reason: e.to_string(),
-            })
     }
 }
 

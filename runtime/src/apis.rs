@@ -1,4 +1,5 @@
-//! The runtime APIs the node and clients call, `PspApi` and `PspStakingApi` among them.
+//! The runtime APIs the node and clients call, `PspApi`, `PspStakingApi` and `PspRewardsApi`
+//! among them.
 
 use alloc::vec::Vec;
 use frame_support::{
@@ -7,6 +8,7 @@ use frame_support::{
 };
 use pallet_grandpa::AuthorityId as GrandpaId;
 use psp_primitives::{
+    rewards::{EpochRewards, RelayEpochInfo, RelayRewards, RewardsStatus},
     staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
     IdentityInfo, IdentityKey,
 };
@@ -22,8 +24,8 @@ use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, InherentDataExt, Nonce,
-    PspIdentity, PspStaking, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys, System,
-    TransactionPayment, VERSION,
+    PspIdentity, PspRewards, PspStaking, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys,
+    System, TransactionPayment, VERSION,
 };
 
 impl_runtime_apis! {
@@ -233,6 +235,24 @@ impl_runtime_apis! {
 
         fn epoch() -> EpochSchedule<BlockNumber> {
             PspStaking::epoch_schedule()
+        }
+    }
+
+    impl psp_primitives::api::PspRewardsApi<Block, AccountId, Balance> for Runtime {
+        fn rewards_status() -> RewardsStatus<AccountId, Balance> {
+            PspRewards::status()
+        }
+
+        fn relay_rewards(relay: IdentityKey) -> RelayRewards<Balance> {
+            PspRewards::relay_rewards(&relay)
+        }
+
+        fn relay_epoch(relay: IdentityKey, epoch: EpochIndex) -> Option<RelayEpochInfo<AccountId>> {
+            PspRewards::relay_epoch(&relay, epoch)
+        }
+
+        fn epoch_rewards(epoch: EpochIndex) -> Option<EpochRewards<Balance>> {
+            PspRewards::epoch_rewards(epoch)
         }
     }
 

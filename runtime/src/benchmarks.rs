@@ -9,4 +9,5 @@ frame_benchmarking::define_benchmarks!(
     [pallet_sudo, Sudo]
     [pallet_psp_identity, PspIdentity]
     [pallet_psp_staking, PspStaking]
+    [pallet_psp_rewards, PspRewards]
 );

@@ -2,7 +2,10 @@
 //! (Alice, Bob and Charlie as authorities, for multi-node tests on loopback). The genesis
 //! authorities are invulnerable; staked nodes join them when elected.
 
-use crate::{AccountId, BalancesConfig, RuntimeGenesisConfig, SessionKeys, SudoConfig, UNIT};
+use crate::{
+    configs::RewardsPalletId, AccountId, BalancesConfig, RuntimeGenesisConfig, SessionKeys,
+    SudoConfig, REWARDS_POT_ENDOWMENT, UNIT,
+};
 use alloc::{string::String, vec, vec::Vec};
 use frame_support::build_struct_json_patch;
 use serde_json::Value;
@@ -10,6 +13,7 @@ use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_consensus_grandpa::AuthorityId as GrandpaId;
 use sp_genesis_builder::{self, PresetId};
 use sp_keyring::{Ed25519Keyring, Sr25519Keyring};
+use sp_runtime::traits::AccountIdConversion;
 
 /// What every endowed dev account starts with: one million tokens.
 const ENDOWMENT: u128 = 1_000_000 * UNIT;
@@ -40,6 +44,7 @@ fn genesis(authorities: &[Authority], endowed: Vec<AccountId>, root: AccountId) 
             balances: endowed
                 .into_iter()
                 .map(|who| (who, ENDOWMENT))
+                .chain([(rewards_pot(), REWARDS_POT_ENDOWMENT)])
                 .collect::<Vec<_>>(),
         },
         psp_staking: pallet_psp_staking::GenesisConfig {
@@ -48,6 +53,11 @@ fn genesis(authorities: &[Authority], endowed: Vec<AccountId>, root: AccountId) 
         session: pallet_session::GenesisConfig { keys: keys },
         sudo: SudoConfig { key: Some(root) },
     })
+}
+
+/// The account bandwidth rewards are paid from.
+fn rewards_pot() -> AccountId {
+    RewardsPalletId::get().into_account_truncating()
 }
 
 fn dev_accounts() -> Vec<AccountId> {

@@ -1,8 +1,9 @@
 //! # PSP runtime
 //!
 //! The FRAME runtime of the PeerStream Protocol chain: the public-key infrastructure
-//! (`pallet-psp-identity`) and the staking that elects authority, discovery and oracle nodes
-//! each epoch (`pallet-psp-staking`), on top of balances, transaction payment, and Aura block
+//! (`pallet-psp-identity`), the staking that elects authority, discovery and oracle nodes each
+//! epoch (`pallet-psp-staking`) and the bandwidth rewards those oracles report for
+//! (`pallet-psp-rewards`), on top of balances, transaction payment, and Aura block
 //! production with GRANDPA finality whose authorities `pallet-session` takes from the election,
 //! with sudo for the dev and local networks.
 //!
@@ -101,6 +102,10 @@ pub const MIN_AUTHORITY_STAKE: Balance = 1_000 * UNIT;
 pub const MIN_DISCOVERY_STAKE: Balance = 5_000 * UNIT;
 /// Least bond to stand as an oracle.
 pub const MIN_ORACLE_STAKE: Balance = 500 * UNIT;
+/// The bandwidth reward pool of each epoch, paid from the rewards pot.
+pub const REWARD_PER_EPOCH: Balance = UNIT;
+/// What the dev and local genesis put in the rewards pot.
+pub const REWARDS_POT_ENDOWMENT: Balance = 100_000 * UNIT;
 
 /// Signature of transactions.
 pub type Signature = MultiSignature;
@@ -186,4 +191,7 @@ mod runtime {
     pub type PspStaking = pallet_psp_staking;
     #[runtime::pallet_index(12)]
     pub type Session = pallet_session;
+    // After Session: it sees a new epoch in the epoch's first block.
+    #[runtime::pallet_index(13)]
+    pub type PspRewards = pallet_psp_rewards;
 }

@@ -12,7 +12,9 @@
 //!
 //! Then the chain elects Dave's node as an authority at the next epoch boundary (10 blocks),
 //! `psp stake status` shows it, and after the session that follows, Dave's node authors blocks
-//! (its log shows blocks it sealed) while the four authorities keep finalizing.
+//! (its log shows blocks it sealed) while the four authorities keep finalizing. Finally
+//! `psp rewards status` shows the funded rewards pot and the node's (empty) rewards, and
+//! `psp rewards claim` refuses: nothing to claim.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
@@ -193,6 +195,22 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let (before, _) = finalized_head(&chain).await?;
     wait_finalized(&chain, before + 3, FINALITY_TIMEOUT).await?;
     eprintln!("finality continues with dave's node {node} as a fourth authority");
+
+    // The rewards side of the same node: a funded pot, nothing pending, nothing to claim.
+    let rewards = psp_ok(&["rewards", "status", "--relay-url", &dave_url, "--url", &url]).await?;
+    let rewards: serde_json::Value = serde_json::from_str(&rewards).context("rewards JSON")?;
+    ensure!(
+        rewards["pot"]["rewardPerEpoch"] == "1000000000000"
+            && rewards["pot"]["potBalance"] != "0"
+            && rewards["relay"]["node"] == node.as_str()
+            && rewards["relay"]["rewards"]["pending"] == serde_json::json!([]),
+        "rewards status: {rewards:#}"
+    );
+    refused(
+        cmd(&["rewards", "claim", "--relay-url", &dave_url]),
+        "nothing to claim",
+    )
+    .await?;
     Ok(())
 }
 

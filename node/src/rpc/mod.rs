@@ -1,7 +1,9 @@
 //! JSON-RPC of the node: the standard Substrate methods (so polkadot-js and subxt work
 //! unchanged), transaction payment, the `psp_*` identity and overlay methods over the `PspApi`
-//! runtime API, and the `psp_staking*` methods ([`staking`]).
+//! runtime API, the `psp_staking*` methods ([`staking`]) and the `psp_rewards*` methods
+//! ([`rewards`]).
 
+pub mod rewards;
 pub mod staking;
 
 use std::sync::Arc;
@@ -247,6 +249,7 @@ where
     C::Api: sp_block_builder::BlockBuilder<Block>,
     C::Api: PspRuntimeApi<Block, AccountId, Balance, BlockNumber>,
     C::Api: psp_primitives::api::PspStakingApi<Block, AccountId, Balance, BlockNumber>,
+    C::Api: psp_primitives::api::PspRewardsApi<Block, AccountId, Balance>,
     P: TransactionPool + 'static,
 {
     use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -265,6 +268,9 @@ where
         overlay: overlay.clone(),
     }))?;
     module.merge(staking::StakingRpcServer::into_rpc(staking::Staking::new(
+        client.clone(),
+    )))?;
+    module.merge(rewards::RewardsRpcServer::into_rpc(rewards::Rewards::new(
         client.clone(),
     )))?;
     module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;

@@ -65,8 +65,9 @@ sp_api::decl_runtime_apis! {
     {
         /// The pot, what it can pay and already owes, and which epoch's reports are accepted.
         fn rewards_status() -> RewardsStatus<AccountId, Balance>;
-        /// A relay's lifetime dispute count and its unclaimed credits, oldest first (at most
-        /// [`MAX_PENDING_EPOCHS`]); each with its amount once the epoch is closed.
+        /// A relay's lifetime dispute count and its unclaimed credits by epoch, each with its
+        /// amount once the epoch is closed; at most [`MAX_PENDING_EPOCHS`] of them (sorted by
+        /// epoch, but which ones is arbitrary when more are pending).
         fn relay_rewards(relay: IdentityKey) -> RelayRewards<Balance>;
         /// The bytes each oracle credited a relay in an epoch and the resulting credit, while
         /// the epoch's reports are kept (until shortly after it closes).

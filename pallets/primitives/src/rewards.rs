@@ -376,7 +376,8 @@ pub struct PendingReward<Balance> {
 pub struct RelayRewards<Balance> {
     /// Sessions whose two sides disagreed beyond the tolerance, over the relay's lifetime.
     pub disputes: u32,
-    /// Epochs with a credit not yet claimed, oldest first.
+    /// Epochs with a credit not yet claimed, sorted by epoch (at most
+    /// [`crate::api::MAX_PENDING_EPOCHS`]).
     pub pending: Vec<PendingReward<Balance>>,
 }
 

@@ -204,7 +204,7 @@ pub struct PendingRewardView {
 pub struct RelayRewardsView {
     /// Sessions whose two sides disagreed, over the relay's lifetime.
     pub disputes: u32,
-    /// Unclaimed epochs, oldest first.
+    /// Unclaimed epochs, sorted by epoch.
     pub pending: Vec<PendingRewardView>,
     /// What claiming every closed epoch of `pending` pays, in the smallest unit.
     pub claimable: String,

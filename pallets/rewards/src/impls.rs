@@ -456,7 +456,8 @@ impl<T: Config> Pallet<T> {
         }
     }
 
-    /// A relay's disputes and unclaimed credits, oldest first.
+    /// A relay's disputes and unclaimed credits, sorted by epoch (at most
+    /// `MAX_PENDING_EPOCHS` of them).
     pub fn relay_rewards(relay: &IdentityKey) -> RelayRewards<BalanceOf<T>> {
         let mut pending: Vec<PendingReward<BalanceOf<T>>> = Accrued::<T>::iter_prefix(relay)
             .take(MAX_PENDING_EPOCHS as usize)

@@ -46,6 +46,17 @@
 //! - [`Pallet::submit_reports`]: the owner of an oracle elected for the epoch; free when it
 //!   succeeds.
 //! - [`Pallet::claim`]: the owner of a credited relay.
+//!
+//! ## Usage
+//!
+//! The runtime sets [`Config::Oracles`] to the staking pallet (implementing
+//! [`psp_primitives::rewards::OracleSet`]), [`Config::Nodes`] to the identity registry and
+//! [`Config::Time`] to the timestamp pallet, places this pallet after them in
+//! `construct_runtime!`, and funds [`Pallet::pot_account`]. Relays and clients sign
+//! [`psp_primitives::rewards::relay_report_message`] and
+//! [`psp_primitives::rewards::client_report_message`] for each session and epoch; oracles check
+//! records with [`psp_primitives::rewards::UsageRecord::check`] and submit them; relay owners
+//! read `PspRewardsApi::relay_rewards` and claim.
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;
@@ -364,7 +375,7 @@ pub mod pallet {
         /// Emits [`Event::ReportsSubmitted`].
         #[pallet::call_index(0)]
         #[pallet::weight(T::WeightInfo::submit_reports(
-            (reports.len() as u32).clamp(1, T::MaxBatchSize::get())
+            (reports.len() as u32).min(T::MaxBatchSize::get()).max(1)
         ))]
         pub fn submit_reports(
             origin: OriginFor<T>,
@@ -383,7 +394,7 @@ pub mod pallet {
         /// whose last credited relay claimed.
         #[pallet::call_index(1)]
         #[pallet::weight(T::WeightInfo::claim(
-            (epochs.len() as u32).clamp(1, T::MaxClaimEpochs::get())
+            (epochs.len() as u32).min(T::MaxClaimEpochs::get()).max(1)
         ))]
         pub fn claim(
             origin: OriginFor<T>,

@@ -19,8 +19,8 @@
 //!   1 000 B/s × 15 s = 15 000 bytes per fabricated session per epoch in the mock;
 //! - in every run, the epoch pays at most its pool.
 //!
-//! Signatures make debug-build cases slow, so each property runs 24 cases (`PROPTEST_CASES`
-//! does not override this; edit [`CASES`] for a longer run).
+//! Signatures make debug-build cases slow, so each property runs [`CASES`] cases unless
+//! `PROPTEST_CASES` asks for more or fewer.
 
 use crate::{mock::*, Accrued, Error, Tallies};
 use frame_support::{assert_noop, assert_ok, traits::fungible::Inspect};
@@ -31,8 +31,16 @@ use psp_primitives::{
 };
 use sp_runtime::Perbill;
 
-/// Cases per property.
+/// Cases per property, unless `PROPTEST_CASES` is set.
 const CASES: u32 = 24;
+
+fn config() -> ProptestConfig {
+    let mut config = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = CASES;
+    }
+    config
+}
 /// Relays in every case.
 const RELAYS: u8 = 3;
 /// The epoch the traffic is in.
@@ -230,7 +238,7 @@ fn everyone(oracles: usize, records: &[UsageRecord]) -> Vec<Vec<UsageRecord>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(config())]
 
     /// A relay that signs more bytes than it carried (by any factor up to 1 000×), or a longer
     /// interval, earns at most what honest reports would have earned it.

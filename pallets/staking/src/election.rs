@@ -137,3 +137,31 @@ impl<T: Config> EstimateNextSessionRotation<BlockNumberFor<T>> for Pallet<T> {
         )
     }
 }
+
+/// The rewards pallet's view of the elected oracles: the current epoch and the oracle set of
+/// the current or next one.
+impl<T: Config> psp_primitives::rewards::OracleSet<T::AccountId> for Pallet<T> {
+    fn current_epoch() -> EpochIndex {
+        CurrentEpoch::<T>::get()
+    }
+
+    fn oracles(epoch: EpochIndex) -> Option<Vec<(psp_primitives::IdentityKey, T::AccountId)>> {
+        Self::elected(Role::Oracle, epoch)
+            .map(|set| set.into_iter().map(|n| (n.node, n.owner)).collect())
+    }
+
+    fn set_oracles_unchecked(
+        epoch: EpochIndex,
+        oracles: Vec<(psp_primitives::IdentityKey, T::AccountId)>,
+    ) {
+        let set = oracles
+            .into_iter()
+            .map(|(node, owner)| ElectedNodeOf::<T> {
+                node,
+                owner,
+                stake: Default::default(),
+            })
+            .collect::<Vec<_>>();
+        Elected::<T>::insert(epoch, Role::Oracle, BoundedVec::truncate_from(set));
+    }
+}

@@ -396,6 +396,24 @@ fn the_top_stakes_fill_each_role_ties_to_the_lower_key() {
 }
 
 #[test]
+fn the_rewards_pallet_sees_the_elected_oracles() {
+    use psp_primitives::rewards::OracleSet;
+    test(|| {
+        candidate(ALICE, node_of(ALICE), 1_000, &[Role::Oracle]);
+        run_to_epoch(1);
+        assert_eq!(<Staking as OracleSet<u64>>::current_epoch(), 1);
+        assert_eq!(<Staking as OracleSet<u64>>::oracles(1), Some(vec![]));
+        assert_eq!(
+            <Staking as OracleSet<u64>>::oracles(2),
+            Some(vec![(node_of(ALICE), ALICE)])
+        );
+        // Only the current and next epochs are known.
+        assert_eq!(<Staking as OracleSet<u64>>::oracles(0), None);
+        assert_eq!(<Staking as OracleSet<u64>>::oracles(3), None);
+    });
+}
+
+#[test]
 fn bond_changes_show_in_the_next_election() {
     test(|| {
         candidate(ALICE, node_of(ALICE), 500, &[Role::Discovery]);

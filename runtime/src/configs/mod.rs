@@ -25,9 +25,9 @@ use sp_version::RuntimeVersion;
 use super::{
     AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Nonce, PalletInfo, PspIdentity,
     PspStaking, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
-    RuntimeOrigin, RuntimeTask, SessionKeys, System, EPOCH_LENGTH, EXISTENTIAL_DEPOSIT,
-    IDENTITY_DEPOSIT, MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, SLOT_DURATION,
-    UNBONDING_PERIOD, VERSION,
+    RuntimeOrigin, RuntimeTask, SessionKeys, System, Timestamp, EPOCH_LENGTH, EXISTENTIAL_DEPOSIT,
+    IDENTITY_DEPOSIT, MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, REWARD_PER_EPOCH,
+    SLOT_DURATION, UNBONDING_PERIOD, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
@@ -37,6 +37,8 @@ const MAX_INVULNERABLES: u32 = 8;
 const MAX_ELECTED_AUTHORITIES: u32 = 24;
 /// The most Aura/GRANDPA authorities: invulnerables plus elected.
 const MAX_VALIDATORS: u32 = MAX_INVULNERABLES + MAX_ELECTED_AUTHORITIES;
+/// Elected oracles at most (staking elects them, rewards snapshots them).
+const MAX_ORACLES: u32 = 16;
 
 parameter_types! {
     pub const BlockHashCount: BlockNumber = 2400;
@@ -164,7 +166,7 @@ impl pallet_psp_staking::Config for Runtime {
     type MinOracleStake = ConstU128<MIN_ORACLE_STAKE>;
     type MaxAuthorities = ConstU32<MAX_ELECTED_AUTHORITIES>;
     type MaxDiscovery = ConstU32<16>;
-    type MaxOracles = ConstU32<16>;
+    type MaxOracles = ConstU32<MAX_ORACLES>;
     type MaxCandidates = ConstU32<512>;
     type MaxInvulnerables = ConstU32<MAX_INVULNERABLES>;
     type SlashFraction = SlashFraction;
@@ -186,4 +188,29 @@ impl pallet_session::Config for Runtime {
     type WeightInfo = pallet_session::weights::SubstrateWeight<Runtime>;
     type Currency = Balances;
     type KeyDeposit = ConstU128<0>;
+}
+
+parameter_types! {
+    /// The pot rewards are paid from.
+    pub const RewardsPalletId: frame_support::PalletId = frame_support::PalletId(*b"psp/rwrd");
+    /// Two sides of a session may differ by 5% and still be credited (the smaller count).
+    pub const RewardsTolerance: Perbill = Perbill::from_percent(5);
+}
+
+impl pallet_psp_rewards::Config for Runtime {
+    type Currency = Balances;
+    type PalletId = RewardsPalletId;
+    type RewardPerEpoch = ConstU128<REWARD_PER_EPOCH>;
+    type Oracles = PspStaking;
+    type Nodes = PspIdentity;
+    type Time = Timestamp;
+    type Tolerance = RewardsTolerance;
+    /// 100 Mbit/s per session at most: the rate cap of a colluding relay and client.
+    type MaxBytesPerSecond = ConstU64<12_500_000>;
+    type MaxBatchSize = ConstU32<128>;
+    type MaxOracles = ConstU32<MAX_ORACLES>;
+    type MaxSessionsPerOracle = ConstU32<2048>;
+    type MaxRelaysPerEpoch = ConstU32<1024>;
+    type MaxClaimEpochs = ConstU32<128>;
+    type WeightInfo = pallet_psp_rewards::weights::SubstrateWeight<Runtime>;
 }
