@@ -313,3 +313,46 @@ fn too_many_hops_is_an_error() {
     }
     assert_eq!(&body[..msg.len()], &msg[..]);
 }
+
+#[test]
+fn dh_pair_matches_two_montgomery_ladders() {
+    use proptest::prelude::*;
+    let cfg = proptest::test_runner::Config::with_cases(256);
+    // Random u-coordinates: about half lie on the twist and take the ladder path.
+    proptest!(cfg, |(a in any::<[u8; 32]>(), b in any::<[u8; 32]>(), public in any::<[u8; 32]>())| {
+        let (a, b) = (StaticSecret::from(a), StaticSecret::from(b));
+        let expected = (dh(&a, &public), dh(&b, &public));
+        let got = dh_pair(&a, &b, &public);
+        match (expected, got) {
+            ((Ok(ea), Ok(eb)), Ok((ga, gb))) => {
+                prop_assert_eq!(ea, ga);
+                prop_assert_eq!(eb, gb);
+            }
+            (_, Err(e)) => prop_assert_eq!(e, CryptoError::NonContributory),
+            (_, Ok(_)) => prop_assert!(false, "dh_pair accepted what dh refused"),
+        }
+    });
+    // Real public keys (always on the curve) take the Edwards path.
+    for seed in 0u8..32 {
+        let peer = PublicKey::from(&StaticSecret::from([seed; 32])).to_bytes();
+        let (a, b) = (
+            StaticSecret::from([seed ^ 0x55; 32]),
+            StaticSecret::from([7; 32]),
+        );
+        assert_eq!(
+            dh_pair(&a, &b, &peer).unwrap(),
+            (dh(&a, &peer).unwrap(), dh(&b, &peer).unwrap())
+        );
+    }
+    // Small-order points are refused on both paths.
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    for low in [[0u8; 32], one] {
+        let s = StaticSecret::from([9; 32]);
+        assert_eq!(dh(&s, &low).unwrap_err(), CryptoError::NonContributory);
+        assert_eq!(
+            dh_pair(&s, &s, &low).unwrap_err(),
+            CryptoError::NonContributory
+        );
+    }
+}
