@@ -660,7 +660,10 @@ async fn stake(cmd: StakeCommand) -> Result<()> {
         } => {
             let staker = signer(&staker)?;
             eprintln!("asking {node_url} for new session keys");
-            let keys = staking::rotate_session_keys(&node_url, &staker.public_key().0).await?;
+            let keys = NodeRpc::connect(&node_url)
+                .await?
+                .rotate_session_keys(&staker.public_key().0)
+                .await?;
             eprintln!("session keys {}", hex0x(&keys.keys));
             let chain = connect(&node.url).await?;
             done(

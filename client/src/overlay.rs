@@ -139,27 +139,31 @@ impl NodeRpc {
         &self.url
     }
 
-    /// `psp_overlayInfo`: the node's overlay identity (fails if it runs `--no-overlay`).
-    pub async fn overlay_info(&self) -> Result<OverlayInfo> {
+    /// A JSON-RPC request to this node; a failure names `method` and the node.
+    pub(crate) async fn request<R: serde::de::DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: subxt::rpcs::client::RpcParams,
+    ) -> Result<R> {
         self.rpc
-            .request("psp_overlayInfo", rpc_params![])
+            .request(method, params)
             .await
             .map_err(|e| Error::Rpc {
-                method: "psp_overlayInfo",
+                method,
                 reason: format!("{e} (node {})", self.url),
             })
+    }
+
+    /// `psp_overlayInfo`: the node's overlay identity (fails if it runs `--no-overlay`).
+    pub async fn overlay_info(&self) -> Result<OverlayInfo> {
+        self.request("psp_overlayInfo", rpc_params![]).await
     }
 
     /// The node's genesis hash (`chain_getBlockHash(0)`), to check it is on the right chain.
     pub async fn genesis_hash(&self) -> Result<[u8; 32]> {
         let hash: String = self
-            .rpc
             .request("chain_getBlockHash", rpc_params![0u32])
-            .await
-            .map_err(|e| Error::Rpc {
-                method: "chain_getBlockHash",
-                reason: format!("{e} (node {})", self.url),
-            })?;
+            .await?;
         parse_hex::<32>(&hash, "genesis hash")
     }
 
@@ -171,16 +175,11 @@ impl NodeRpc {
         app: &str,
     ) -> Result<SignedRegistration> {
         let raw: SignedRegistrationJson = self
-            .rpc
             .request(
                 "psp_overlayRegistration",
                 rpc_params![ss58(owner), namespace, app],
             )
-            .await
-            .map_err(|e| Error::Rpc {
-                method: "psp_overlayRegistration",
-                reason: format!("{e} (node {})", self.url),
-            })?;
+            .await?;
         let bytes = parse_hex_vec(&raw.registration, "psp_overlayRegistration registration")?;
         let registration =
             Registration::decode(&mut &bytes[..]).map_err(|e| Error::InvalidInput {

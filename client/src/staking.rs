@@ -7,17 +7,16 @@
 use crate::{
     chain::{ss58, Chain, Progress, TxOutcome},
     error::{Error, Result},
-    hex0x, parse_hex_vec,
+    hex0x,
+    overlay::NodeRpc,
+    parse_hex_vec,
 };
 use codec::{Encode, Output};
 use psp_primitives::{
     rpc::{CandidateView, ElectedView, EpochView, LedgerView},
     staking::Role,
 };
-use subxt::{
-    rpcs::{rpc_params, RpcClient},
-    utils::Static,
-};
+use subxt::{rpcs::rpc_params, utils::Static};
 use subxt_signer::sr25519::Keypair;
 
 /// The runtime's name of the staking pallet.
@@ -102,35 +101,30 @@ struct GeneratedKeysJson {
     proof: Option<String>,
 }
 
-/// Asks a validator node (`author_rotateKeysWithOwner`, an unsafe RPC method the node serves
-/// on its local interface) to generate session keys in its keystore for `owner`.
-pub async fn rotate_session_keys(node_url: &str, owner: &[u8; 32]) -> Result<SessionKeys> {
-    let rpc = RpcClient::from_insecure_url(node_url)
-        .await
-        .map_err(|e| Error::Connect {
-            url: node_url.to_string(),
-            reason: e.to_string(),
+impl NodeRpc {
+    /// Asks this validator node (`author_rotateKeysWithOwner`, an unsafe RPC method a node
+    /// serves on its local interface) to generate session keys in its keystore for `owner`.
+    pub async fn rotate_session_keys(&self, owner: &[u8; 32]) -> Result<SessionKeys> {
+        let method = "author_rotateKeysWithOwner";
+        let raw: GeneratedKeysJson = self
+            .request(method, rpc_params![hex0x(&owner.encode())])
+            .await
+            .map_err(|e| match e {
+                Error::Rpc { method, reason } => Error::Rpc {
+                    method,
+                    reason: format!("{reason}; it must be a validator serving unsafe RPC locally"),
+                },
+                other => other,
+            })?;
+        let proof = raw.proof.ok_or_else(|| Error::Rpc {
+            method,
+            reason: "the node returned no ownership proof".into(),
         })?;
-    let raw: GeneratedKeysJson = rpc
-        .request(
-            "author_rotateKeysWithOwner",
-            rpc_params![hex0x(&owner.encode())],
-        )
-        .await
-        .map_err(|e| Error::Rpc {
-            method: "author_rotateKeysWithOwner",
-            reason: format!(
-                "{e} (node {node_url}; it must be a validator serving unsafe RPC locally)"
-            ),
-        })?;
-    let proof = raw.proof.ok_or_else(|| Error::Rpc {
-        method: "author_rotateKeysWithOwner",
-        reason: "the node returned no ownership proof".into(),
-    })?;
-    Ok(SessionKeys {
-        keys: parse_hex_vec(&raw.keys, "session keys")?,
-        proof: parse_hex_vec(&proof, "session keys proof")?,
-    })
+        Ok(SessionKeys {
+            keys: parse_hex_vec(&raw.keys, "session keys")?,
+            proof: parse_hex_vec(&proof, "session keys proof")?,
+        })
+    }
 }
 
 impl Chain {

@@ -9,8 +9,8 @@ use psp_net::cell::DestroyReason;
 use psp_net::circuit::{CircuitError, NodeDirectory, NodeRecord, Peer, Rate, RelayEvent};
 use psp_net::crypto::{NodeId, OnionSecret};
 use psp_net::driver::{
-    ClientConfig, ClientHandle, DriverError, Keypair, Node, NodeConfig, NodeDescriptor, NodeEvent,
-    NodeHandle, NodeSecrets,
+    Circuit, CircuitStream, ClientConfig, ClientHandle, DriverError, Keypair, Node, NodeConfig,
+    NodeDescriptor, NodeEvent, NodeHandle, NodeSecrets,
 };
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -123,6 +123,29 @@ fn client(send_rate: Rate) -> ClientHandle {
     client
 }
 
+/// A client at the pace of most tests: 100 cells per second, burst 100.
+fn slow_client() -> ClientHandle {
+    client(Rate {
+        cells_per_sec: 100,
+        burst: 100,
+    })
+}
+
+/// Opens an echo stream on `circuit`, sends `msg` and checks that it comes back.
+async fn echo_once(circuit: &Circuit, msg: &[u8]) -> CircuitStream {
+    let mut s = circuit.open_stream("echo").await.expect("echo");
+    s.send(msg).await.expect("send");
+    assert_eq!(s.recv().await.as_deref(), Some(msg));
+    s
+}
+
+/// Runs a test's body, failing it after a minute.
+async fn within_a_minute(test: impl std::future::Future<Output = ()>) {
+    timeout(Duration::from_secs(60), test)
+        .await
+        .expect("test took too long");
+}
+
 fn path(nodes: &[TestNode], idx: &[usize]) -> Vec<NodeDescriptor> {
     idx.iter().map(|&i| nodes[i].desc.clone()).collect()
 }
@@ -188,10 +211,7 @@ async fn extend_to_unregistered_node_is_refused() {
     let test = async {
         let (dir, mut nodes) = start_nodes(2, fast_config()).await;
         let rogue = start_node(9, &dir, fast_config(), false).await;
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let err = client
             .build_circuit(&[
                 nodes[0].desc.clone(),
@@ -222,18 +242,14 @@ async fn extend_to_unregistered_node_is_refused() {
             .build_circuit(&path(&nodes, &[0, 1]))
             .await
             .expect("good circuit after a refusal");
-        let mut s = c.open_stream("echo").await.expect("echo");
-        s.send(b"still here").await.expect("send");
-        assert_eq!(s.recv().await.as_deref(), Some(&b"still here"[..]));
+        let _stream = echo_once(&c, b"still here").await;
         // And an unknown service is refused with a reason.
         match c.open_stream("no-such-service").await {
             Err(DriverError::StreamRefused { .. }) => {}
             other => panic!("unexpected {other:?}"),
         }
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }
 
 /// The link between the middle and the last hop drops: the circuit is torn down at the
@@ -242,17 +258,12 @@ async fn extend_to_unregistered_node_is_refused() {
 async fn link_dropped_mid_circuit_tears_down_at_client() {
     let test = async {
         let (_dir, mut nodes) = start_nodes(3, fast_config()).await;
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let circuit = client
             .build_circuit(&path(&nodes, &[0, 1, 2]))
             .await
             .expect("circuit");
-        let mut s = circuit.open_stream("echo").await.expect("echo");
-        s.send(b"ping").await.expect("send");
-        assert_eq!(s.recv().await.as_deref(), Some(&b"ping"[..]));
+        let mut s = echo_once(&circuit, b"ping").await;
 
         let third = nodes[2].desc.id;
         assert!(nodes[1].handle.close_link(third).await.expect("close"));
@@ -269,9 +280,7 @@ async fn link_dropped_mid_circuit_tears_down_at_client() {
             )
             .await;
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }
 
 /// The entry node goes away (process stop): the client's link closes and the circuit with it.
@@ -279,10 +288,7 @@ async fn link_dropped_mid_circuit_tears_down_at_client() {
 async fn entry_node_stopping_tears_down_at_client() {
     let test = async {
         let (_dir, nodes) = start_nodes(3, fast_config()).await;
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let circuit = client
             .build_circuit(&path(&nodes, &[0, 1, 2]))
             .await
@@ -293,9 +299,7 @@ async fn entry_node_stopping_tears_down_at_client() {
             .expect("circuit closed at the client in time");
         assert_eq!(closed.reason, DestroyReason::LinkClosed);
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }
 
 /// Links with no circuit close after the idle timeout; links with a circuit do not.
@@ -306,19 +310,14 @@ async fn idle_links_close_after_idle_timeout() {
         let mut config = fast_config();
         config.link.idle_timeout = idle;
         let (_dir, mut nodes) = start_nodes(2, config).await;
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let circuit = client
             .build_circuit(&path(&nodes, &[0, 1]))
             .await
             .expect("circuit");
         // Busy links stay up well past the idle timeout.
         tokio::time::sleep(idle * 4).await;
-        let mut s = circuit.open_stream("echo").await.expect("echo");
-        s.send(b"alive").await.expect("send");
-        assert_eq!(s.recv().await.as_deref(), Some(&b"alive"[..]));
+        let _stream = echo_once(&circuit, b"alive").await;
         assert_eq!(nodes[0].handle.stats().await.expect("stats").links, 2);
 
         let start = std::time::Instant::now();
@@ -357,9 +356,7 @@ async fn idle_links_close_after_idle_timeout() {
         );
         assert_eq!(nodes[0].handle.stats().await.expect("stats").links, 0);
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }
 
 /// A node that claims a registered node's id but has another libp2p key: the node it dials
@@ -373,10 +370,7 @@ async fn impostor_link_is_refused_and_node_keeps_serving() {
         let impostor = start_node(1, &dir, fast_config(), false).await;
         assert_eq!(impostor.desc.id, nodes[0].desc.id);
         assert_ne!(impostor.desc.peer_id, nodes[0].desc.peer_id);
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let err = client
             .build_circuit(&[impostor.desc.clone(), nodes[1].desc.clone()])
             .await
@@ -401,13 +395,9 @@ async fn impostor_link_is_refused_and_node_keeps_serving() {
             .build_circuit(&path(&nodes, &[0, 1]))
             .await
             .expect("honest circuit still works");
-        let mut s = c.open_stream("echo").await.expect("echo");
-        s.send(b"ok").await.expect("send");
-        assert_eq!(s.recv().await.as_deref(), Some(&b"ok"[..]));
+        let _stream = echo_once(&c, b"ok").await;
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }
 
 /// The test-only hook flips one bit of the next RELAY cell the client sends: the entry hop's
@@ -419,17 +409,12 @@ async fn impostor_link_is_refused_and_node_keeps_serving() {
 async fn tampered_relay_cell_kills_the_circuit() {
     let test = async {
         let (_dir, mut nodes) = start_nodes(3, fast_config()).await;
-        let client = client(Rate {
-            cells_per_sec: 100,
-            burst: 100,
-        });
+        let client = slow_client();
         let circuit = client
             .build_circuit(&path(&nodes, &[0, 1, 2]))
             .await
             .expect("circuit");
-        let mut s = circuit.open_stream("echo").await.expect("echo");
-        s.send(b"before").await.expect("send");
-        assert_eq!(s.recv().await.as_deref(), Some(&b"before"[..]));
+        let mut s = echo_once(&circuit, b"before").await;
 
         circuit
             .tamper_next_cell_for_tests()
@@ -511,7 +496,5 @@ async fn tampered_relay_cell_kills_the_circuit() {
         assert_eq!(c.close_reason(), None);
         c.destroy().await.expect("destroy");
     };
-    timeout(Duration::from_secs(60), test)
-        .await
-        .expect("test took too long");
+    within_a_minute(test).await;
 }

@@ -31,7 +31,8 @@ use psp_client::{
     },
 };
 use psp_e2e_tests::{
-    finalized_head, node_binary, start_local_network, wait_for, OverlayOptions, PspNode,
+    finalized_head, node_binary, start_local_network, wait_for, wait_for_node_list, OverlayOptions,
+    PspNode,
 };
 use std::{
     collections::BTreeSet,
@@ -138,22 +139,11 @@ async fn register(nodes: &[PspNode]) -> Result<Vec<[u8; 32]>> {
     let want: BTreeSet<String> = keys.iter().map(|k| hex0x(k)).collect();
     for node in nodes {
         let c = Chain::connect(&node.url()).await?;
-        wait_for(
+        wait_for_node_list(
+            &c,
+            &want,
             &format!("{} seeing the registrations finalized", node.name()),
             Duration::from_secs(120),
-            || async {
-                match overlay::node_views(&c).await {
-                    Ok(v) => {
-                        let got: BTreeSet<String> = v.into_iter().map(|v| v.key).collect();
-                        if got == want {
-                            Ok(Some(()))
-                        } else {
-                            Err(format!("psp_nodes has {} nodes", got.len()))
-                        }
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            },
         )
         .await?;
     }

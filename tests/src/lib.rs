@@ -491,6 +491,31 @@ pub async fn wait_finalized(chain: &Chain, height: u64, timeout: Duration) -> Re
     .await
 }
 
+/// Waits (bounded by `timeout`) until the finalized node list the node behind `chain` serves
+/// (`psp_nodes`) holds exactly the node keys `want` (`0x` hex).
+pub async fn wait_for_node_list(
+    chain: &Chain,
+    want: &std::collections::BTreeSet<String>,
+    what: &str,
+    timeout: Duration,
+) -> Result<()> {
+    wait_for(what, timeout, || async {
+        match psp_client::overlay::node_views(chain).await {
+            Ok(views) => {
+                let got: std::collections::BTreeSet<String> =
+                    views.into_iter().map(|v| v.key).collect();
+                if &got == want {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("psp_nodes has {got:?}"))
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await
+}
+
 /// The canonical block hash at `height` on the node behind `chain`, if it has one.
 pub async fn block_hash_at(chain: &Chain, height: u64) -> Result<Option<String>> {
     chain

@@ -33,7 +33,8 @@ use psp_client::{
     Error,
 };
 use psp_e2e_tests::{
-    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, OverlayOptions, PspNode,
+    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, wait_for_node_list,
+    OverlayOptions, PspNode,
 };
 use std::{
     collections::BTreeSet,
@@ -126,22 +127,11 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let want: BTreeSet<String> = keys.iter().map(|k| hex0x(k)).collect();
     for node in [alice, bob, charlie] {
         let c = Chain::connect(&node.url()).await?;
-        wait_for(
+        wait_for_node_list(
+            &c,
+            &want,
             &format!("{} seeing the 3 registrations finalized", node.name()),
             PROPAGATION_TIMEOUT,
-            || async {
-                match overlay::node_views(&c).await {
-                    Ok(v) => {
-                        let got: BTreeSet<String> = v.into_iter().map(|v| v.key).collect();
-                        if got == want {
-                            Ok(Some(()))
-                        } else {
-                            Err(format!("psp_nodes has {got:?}"))
-                        }
-                    }
-                    Err(e) => Err(e.to_string()),
-                }
-            },
         )
         .await?;
     }
@@ -466,22 +456,11 @@ async fn cli_registers_dave_and_routes_through_him(
     let mut all = relays.clone();
     all.insert(dave_id.to_string());
     let chain = Chain::connect(&url).await?;
-    wait_for(
+    wait_for_node_list(
+        &chain,
+        &all,
         "alice seeing dave's registration finalized",
         PROPAGATION_TIMEOUT,
-        || async {
-            match overlay::node_views(&chain).await {
-                Ok(v) => {
-                    let got: BTreeSet<String> = v.into_iter().map(|v| v.key).collect();
-                    if got == all {
-                        Ok(Some(()))
-                    } else {
-                        Err(format!("psp_nodes has {got:?}"))
-                    }
-                }
-                Err(e) => Err(e.to_string()),
-            }
-        },
     )
     .await?;
 

@@ -89,6 +89,26 @@ pub trait OverlayRpc {
     ) -> RpcResult<SignedRegistration>;
 }
 
+/// Serves the `psp_staking*` and `psp_rewards*` methods from the runtime API at the best block
+/// or at a given one.
+pub struct RuntimeApiRpc<C> {
+    client: Arc<C>,
+}
+
+impl<C> RuntimeApiRpc<C> {
+    /// Serves from `client`.
+    pub fn new(client: Arc<C>) -> Self {
+        Self { client }
+    }
+}
+
+impl<C: HeaderBackend<Block>> RuntimeApiRpc<C> {
+    /// `at`, or the best block.
+    fn at(&self, at: Option<Hash>) -> Hash {
+        at.unwrap_or_else(|| self.client.info().best_hash)
+    }
+}
+
 /// Serves `psp_*` from the runtime API and the overlay.
 pub struct Psp<C> {
     client: Arc<C>,
@@ -267,10 +287,10 @@ where
         client: client.clone(),
         overlay: overlay.clone(),
     }))?;
-    module.merge(staking::StakingRpcServer::into_rpc(staking::Staking::new(
+    module.merge(staking::StakingRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
-    module.merge(rewards::RewardsRpcServer::into_rpc(rewards::Rewards::new(
+    module.merge(rewards::RewardsRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
     module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;

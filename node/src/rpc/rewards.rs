@@ -1,7 +1,7 @@
 //! The `psp_rewards*` JSON-RPC methods over the `PspRewardsApi` runtime API: the pot, a relay's
 //! pending rewards and credits, what the oracles reported, and each epoch's pool.
 
-use super::{parse_key, runtime_error, Hash};
+use super::{parse_key, runtime_error, Hash, RuntimeApiRpc};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use psp_primitives::{
     api::PspRewardsApi,
@@ -11,7 +11,6 @@ use psp_runtime::{opaque::Block, AccountId, Balance};
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 use sp_core::crypto::Ss58Codec;
-use std::sync::Arc;
 
 /// The rewards methods. `at` defaults to the best block.
 #[rpc(server)]
@@ -42,25 +41,7 @@ pub trait RewardsRpc {
     fn epoch(&self, epoch: u32, at: Option<Hash>) -> RpcResult<Option<EpochRewardsView>>;
 }
 
-/// Serves `psp_rewards*` from the runtime API.
-pub struct Rewards<C> {
-    client: Arc<C>,
-}
-
-impl<C> Rewards<C> {
-    /// Serves from `client`.
-    pub fn new(client: Arc<C>) -> Self {
-        Self { client }
-    }
-}
-
-impl<C: HeaderBackend<Block>> Rewards<C> {
-    fn at(&self, at: Option<Hash>) -> Hash {
-        at.unwrap_or_else(|| self.client.info().best_hash)
-    }
-}
-
-impl<C> RewardsRpcServer for Rewards<C>
+impl<C> RewardsRpcServer for RuntimeApiRpc<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
     C::Api: PspRewardsApi<Block, AccountId, Balance>,

@@ -1,7 +1,7 @@
 //! The `psp_staking*` JSON-RPC methods over the `PspStakingApi` runtime API: elected sets,
 //! bonds, candidacies and the epoch schedule.
 
-use super::{invalid_params, parse_key, runtime_error, Hash};
+use super::{invalid_params, parse_key, runtime_error, Hash, RuntimeApiRpc};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use psp_primitives::{
     api::PspStakingApi,
@@ -12,7 +12,6 @@ use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 use sp_core::crypto::Ss58Codec;
-use std::sync::Arc;
 
 /// The staking methods. `at` defaults to the best block.
 #[rpc(server)]
@@ -42,25 +41,7 @@ pub trait StakingRpc {
     fn candidate(&self, node: String, at: Option<Hash>) -> RpcResult<Option<CandidateView>>;
 }
 
-/// Serves `psp_staking*` from the runtime API.
-pub struct Staking<C> {
-    client: Arc<C>,
-}
-
-impl<C> Staking<C> {
-    /// Serves from `client`.
-    pub fn new(client: Arc<C>) -> Self {
-        Self { client }
-    }
-}
-
-impl<C: HeaderBackend<Block>> Staking<C> {
-    fn at(&self, at: Option<Hash>) -> Hash {
-        at.unwrap_or_else(|| self.client.info().best_hash)
-    }
-}
-
-impl<C> StakingRpcServer for Staking<C>
+impl<C> StakingRpcServer for RuntimeApiRpc<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
