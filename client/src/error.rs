@@ -47,6 +47,15 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Reading or writing a file (other than a keystore) failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
     /// The file is not a well-formed PSP keystore.
     #[error("{path} is not a valid PSP keystore ({reason}); check the path, or restore the file from a backup")]
     KeystoreFormat {

@@ -40,7 +40,9 @@
 
 #![warn(missing_docs)]
 
+pub mod cert;
 pub mod chain;
+pub mod dht;
 pub mod error;
 pub mod keystore;
 pub mod overlay;

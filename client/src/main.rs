@@ -8,6 +8,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use psp_client::{
     chain::{keypair_from_suri, parse_ss58, ss58, Chain, Progress, TxOutcome},
+    dht,
     hex0x,
     keystore::{self, KdfParams, Keys, PublicKeys},
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
@@ -47,6 +48,93 @@ enum Command {
     /// See and claim a relay's bandwidth rewards.
     #[command(subcommand)]
     Rewards(RewardsCommand),
+    /// Get an access certificate from an elected authority node, and check certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+    /// Publish signed records in the DHT and look them up.
+    #[command(subcommand)]
+    Dht(DhtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DhtCommand {
+    /// Sign a record with the keystore's identity and have the node at `--url` co-sign and
+    /// publish it (or put a record signed elsewhere with `--record`). JSON on stdout.
+    Put {
+        /// The keystore holding the owner's identity key.
+        #[arg(long, required_unless_present = "record", conflicts_with = "record")]
+        keystore: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Record kind: presence, stream or group.
+        #[arg(long, default_value = "presence")]
+        kind: String,
+        /// Topic label (hashed to the record's 32-byte topic).
+        #[arg(long, default_value = "default")]
+        topic: String,
+        /// The value, as text.
+        #[arg(long, conflicts_with = "value_hex")]
+        value: Option<String>,
+        /// The value, as hex.
+        #[arg(long)]
+        value_hex: Option<String>,
+        /// Seconds until the record expires.
+        #[arg(long, default_value_t = 600)]
+        ttl: u64,
+        /// Sequence number (default: now in milliseconds, so renewals supersede).
+        #[arg(long)]
+        seq: Option<u64>,
+        /// A complete signed record as hex, put as is.
+        #[arg(long)]
+        record: Option<String>,
+        /// The publishing node's WebSocket RPC endpoint.
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Look a record up (JSON on stdout; exit code 1 if no valid record is found).
+    Get {
+        /// The DHT key, 0x + 64 hex digits.
+        #[arg(long, required_unless_present = "owner", conflicts_with = "owner")]
+        key: Option<String>,
+        /// The owner's identity key (with --kind and --topic instead of --key).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Record kind: presence, stream or group.
+        #[arg(long, default_value = "presence")]
+        kind: String,
+        /// Topic label.
+        #[arg(long, default_value = "default")]
+        topic: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Prove possession of the keystore's identity key to an elected authority node and get a
+    /// short-lived certificate (JSON on stdout; the `certificate` field is what you present).
+    Request {
+        /// The keystore holding the identity key.
+        #[arg(long)]
+        keystore: PathBuf,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// Also write the certificate (hex) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The authority node's WebSocket RPC endpoint.
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Verify a certificate against the elected authorities and the chain as the node at
+    /// `--url` sees them now (JSON on stdout; exit code 1 with the reason if it is refused).
+    Show {
+        /// The certificate as hex, or `@FILE` to read it from a file.
+        certificate: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -528,6 +616,117 @@ async fn run(command: Command) -> Result<()> {
         Command::Circuit(cmd) => circuit(cmd).await,
         Command::Stake(cmd) => stake(cmd).await,
         Command::Rewards(cmd) => rewards(cmd).await,
+        Command::Cert(cmd) => cert(cmd).await,
+        Command::Dht(cmd) => dht_command(cmd).await,
+    }
+}
+
+async fn dht_command(cmd: DhtCommand) -> Result<()> {
+    match cmd {
+        DhtCommand::Put {
+            keystore: path,
+            pass,
+            kind,
+            topic,
+            value,
+            value_hex,
+            ttl,
+            seq,
+            record,
+            node,
+        } => {
+            let rpc = NodeRpc::connect(&node.url).await?;
+            let view = match (record, path) {
+                (Some(record), _) => rpc.dht_put_raw(&record).await?,
+                (None, Some(path)) => {
+                    let keys = load_keys(&path, &pass)?;
+                    let value = match (value, value_hex) {
+                        (Some(text), _) => text.into_bytes(),
+                        (None, Some(hex)) => parse_hex_vec(&hex, "--value-hex")?,
+                        (None, None) => Vec::new(),
+                    };
+                    let publication = dht::Publication {
+                        kind: dht::parse_kind(&kind)?,
+                        topic: dht::topic(&topic),
+                        value,
+                        ttl_secs: ttl,
+                        seq,
+                    };
+                    rpc.dht_publish(&keys, &publication).await?
+                }
+                (None, None) => {
+                    return Err(Error::InvalidInput {
+                        what: "dht put",
+                        reason: "give --keystore or --record".into(),
+                    })
+                }
+            };
+            print_json(&view)
+        }
+        DhtCommand::Get {
+            key,
+            owner,
+            kind,
+            topic,
+            node,
+        } => {
+            let key = match (key, owner) {
+                (Some(key), _) => parse_hex::<32>(&key, "--key")?,
+                (None, Some(owner)) => dht::key_of(
+                    dht::parse_kind(&kind)?,
+                    &parse_hex::<32>(&owner, "--owner")?,
+                    &dht::topic(&topic),
+                ),
+                (None, None) => {
+                    return Err(Error::InvalidInput {
+                        what: "dht get",
+                        reason: "give --key or --owner".into(),
+                    })
+                }
+            };
+            let rpc = NodeRpc::connect(&node.url).await?;
+            match rpc.dht_get(&key).await? {
+                Some(view) => print_json(&view),
+                None => Err(Error::InvalidInput {
+                    what: "dht get",
+                    reason: format!("no valid record found for key {}", hex0x(&key)),
+                }),
+            }
+        }
+    }
+}
+
+async fn cert(cmd: CertCommand) -> Result<()> {
+    match cmd {
+        CertCommand::Request {
+            keystore: path,
+            pass,
+            out,
+            node,
+        } => {
+            let keys = load_keys(&path, &pass)?;
+            let rpc = NodeRpc::connect(&node.url).await?;
+            let view = rpc.request_certificate(&keys).await?;
+            if let Some(out) = out {
+                std::fs::write(&out, &view.certificate).map_err(|e| Error::Io {
+                    path: out.clone(),
+                    source: e,
+                })?;
+                eprintln!("wrote certificate {}", out.display());
+            }
+            print_json(&view)
+        }
+        CertCommand::Show { certificate, node } => {
+            let text = match certificate.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).map_err(|e| Error::Io {
+                    path: file.into(),
+                    source: e,
+                })?,
+                None => certificate,
+            };
+            let rpc = NodeRpc::connect(&node.url).await?;
+            print_json(&rpc.verify_certificate(&text).await?)
+        }
     }
 }
 
@@ -582,7 +781,7 @@ async fn rewards(cmd: RewardsCommand) -> Result<()> {
     }
 }
 
-fn print_json(value: &serde_json::Value) -> Result<()> {
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::InvalidInput {
         what: "output",
         reason: format!("cannot print as JSON: {e}"),

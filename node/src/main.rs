@@ -16,6 +16,7 @@
 
 #[cfg(feature = "runtime-benchmarks")]
 mod benchmarking;
+mod chain_checks;
 mod chain_spec;
 mod cli;
 mod command;

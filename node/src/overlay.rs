@@ -7,13 +7,16 @@
 //! Operators register that identity on chain with `psp identity register-node`, which fetches
 //! the node's signed registration from the `psp_overlayRegistration` RPC.
 
+use crate::chain_checks::ChainRegistry;
 use crate::service::FullClient;
 use clap::Args;
 use psp_net::{
+    cert::CertificateAuthority,
     circuit::{NodeDirectory, NodeRecord, RelayEvent},
     crypto::{NodeId, OnionPublic, OnionSecret},
     driver::{
-        node_address, Keypair, Multiaddr, Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets,
+        node_address, parse_node_address, DhtSetup, Keypair, Multiaddr, Node, NodeConfig,
+        NodeEvent, NodeHandle, NodeSecrets,
     },
 };
 use psp_primitives::{api::PspApi, IdentityKind, IdentityStatus, NodeDetails, Registration};
@@ -22,7 +25,7 @@ use sp_blockchain::HeaderBackend;
 use sp_core::{sr25519, Pair};
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 /// Overlay options of `psp-node`.
@@ -53,6 +56,11 @@ pub struct OverlayParams {
     /// Largest burst of cells per circuit; psp-net's default when unset.
     #[arg(long, value_name = "CELLS")]
     pub overlay_circuit_burst: Option<u32>,
+
+    /// Lifetime of the access certificates this node issues while it is an elected
+    /// authority, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub cert_lifetime: u64,
 
     /// Derive the overlay identity from this string instead of the secret file (dev and tests
     /// only: anyone knowing the string has the keys).
@@ -93,6 +101,7 @@ pub enum OverlayError {
 pub struct OverlayIdentity {
     /// sr25519 identity key pair (its public key is the node id).
     pub id: sr25519::Pair,
+    id_seed: [u8; 32],
     onion_secret: [u8; 32],
     /// X25519 onion public key.
     pub onion_public: [u8; 32],
@@ -151,7 +160,8 @@ impl OverlayIdentity {
             ),
             None => load_or_create_secret(base_path)?,
         };
-        let id = sr25519::Pair::from_seed(&derive(&master, b"psp/overlay/id"));
+        let id_seed = derive(&master, b"psp/overlay/id");
+        let id = sr25519::Pair::from_seed(&id_seed);
         let onion_secret = derive(&master, b"psp/overlay/onion");
         let onion_public = OnionSecret::from_bytes(onion_secret).public().0;
         let link_key = Keypair::ed25519_from_bytes(derive(&master, b"psp/overlay/link"))
@@ -163,6 +173,7 @@ impl OverlayIdentity {
         let address = node_address(&public, link_key.public().to_peer_id());
         Ok(Self {
             id,
+            id_seed,
             onion_secret,
             onion_public,
             link_key,
@@ -173,6 +184,11 @@ impl OverlayIdentity {
     /// The node id (sr25519 public key).
     pub fn node_id(&self) -> [u8; 32] {
         self.id.public().0
+    }
+
+    /// The node key, for psp-net's signed data (certificates, directories, DHT records).
+    pub fn signing_key(&self) -> psp_net::crypto::Sr25519Keypair {
+        psp_net::crypto::Sr25519Keypair::from_seed(&self.id_seed)
     }
 
     /// The registration this node asks its operator to submit, and the identity key's proof
@@ -235,6 +251,8 @@ pub struct OverlayState {
     pub identity: OnceLock<Arc<OverlayIdentity>>,
     /// The node handle, once started.
     pub handle: OnceLock<NodeHandle>,
+    /// The certificate issuer (used while this node is an elected authority).
+    pub cert_authority: OnceLock<Mutex<CertificateAuthority>>,
 }
 
 /// Starts the overlay on the node's tokio runtime.
@@ -255,7 +273,10 @@ pub fn start(
     if let Some(burst) = params.overlay_circuit_burst {
         config.limits.circuit_rate.burst = burst;
     }
-    let directory = Arc::new(ChainDirectory { client });
+    let directory = Arc::new(ChainDirectory {
+        client: client.clone(),
+    });
+    let dht = DhtSetup::new(Arc::new(ChainRegistry::new(client.clone())));
     let secrets = NodeSecrets {
         id: NodeId(identity.node_id()),
         onion: OnionSecret::from_bytes(identity.onion_secret),
@@ -263,7 +284,8 @@ pub fn start(
     };
     let spawn_inner = spawn.clone();
     spawn.spawn("psp-overlay", Some("overlay"), async move {
-        let node = match Node::new(config, secrets, directory) {
+        let services = Box::new(psp_net::circuit::Services::default());
+        let node = match Node::with_dht(config, secrets, directory, services, Some(dht)) {
             Ok(node) => node,
             Err(e) => {
                 log::error!(target: "psp-overlay", "overlay did not start: {e}");
@@ -281,8 +303,13 @@ pub fn start(
             hex::encode(identity.node_id()),
             identity.address
         );
-        let _ = state.handle.set(handle);
+        let _ = state.handle.set(handle.clone());
         spawn_inner.spawn("psp-overlay-driver", Some("overlay"), task.run());
+        spawn_inner.spawn(
+            "psp-overlay-dht-peers",
+            Some("overlay"),
+            feed_dht_peers(client, handle),
+        );
         while let Some(event) = events.recv().await {
             match event {
                 NodeEvent::LinkRefused { .. } | NodeEvent::DialFailed { .. } => {
@@ -298,4 +325,53 @@ pub fn start(
             }
         }
     });
+}
+
+/// How often the DHT routing table is refreshed from the chain's node list.
+const DHT_PEER_REFRESH: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// Keeps the DHT routing table filled with the node identities registered on chain (at the
+/// latest finalized block): the only peers Kademlia may route through.
+async fn feed_dht_peers(client: Arc<FullClient>, handle: NodeHandle) {
+    let mut tick = tokio::time::interval(DHT_PEER_REFRESH);
+    loop {
+        tick.tick().await;
+        let peers = registered_peers(&client);
+        match handle.dht_add_peers(peers).await {
+            Ok(0) => {}
+            Ok(added) => log::info!(target: "psp-overlay", "dht: {added} registered nodes added"),
+            Err(_) => return, // the overlay stopped
+        }
+    }
+}
+
+/// Peer ids and addresses of the active node identities on chain.
+fn registered_peers(client: &FullClient) -> Vec<(psp_net::driver::PeerId, Multiaddr)> {
+    let at = client.info().finalized_hash;
+    let api = client.runtime_api();
+    let mut peers = Vec::new();
+    let mut after = None;
+    loop {
+        let page = match api.nodes(at, after, psp_primitives::api::MAX_NODES_PER_PAGE) {
+            Ok(page) => page,
+            Err(e) => {
+                log::warn!(target: "psp-overlay", "dht: node list look-up failed: {e}");
+                break;
+            }
+        };
+        let Some(last) = page.last().map(|n| n.key) else {
+            break;
+        };
+        for info in page {
+            let address = info
+                .node
+                .and_then(|n| n.addresses.into_iter().next())
+                .and_then(|a| String::from_utf8(a).ok());
+            if let Some(Ok((peer, addr))) = address.as_deref().map(parse_node_address) {
+                peers.push((peer, addr));
+            }
+        }
+        after = Some(last);
+    }
+    peers
 }

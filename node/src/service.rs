@@ -204,6 +204,21 @@ pub fn new_full<
             .map_err(|e| ServiceError::Other(e.to_string()))?;
         let identity = Arc::new(identity);
         let _ = overlay_state.identity.set(identity.clone());
+        if let Some(genesis) = crate::chain_checks::genesis(&*client) {
+            // Serials start at the start time in milliseconds: never reused across restarts.
+            let first_serial = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or_default();
+            let _ = overlay_state.cert_authority.set(std::sync::Mutex::new(
+                psp_net::cert::CertificateAuthority::new(
+                    identity.signing_key(),
+                    genesis,
+                    overlay.cert_lifetime,
+                    first_serial,
+                ),
+            ));
+        }
         crate::overlay::start(
             overlay,
             identity,

@@ -76,6 +76,11 @@ impl<'a> Reader<'a> {
     pub fn u32(&mut self) -> Result<u32, BytesError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
+
+    /// Reads a big-endian `u64`.
+    pub fn u64(&mut self) -> Result<u64, BytesError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
 }
 
 /// A cursor writing into a fixed buffer.

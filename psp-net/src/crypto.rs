@@ -589,5 +589,10 @@ impl RawAead {
     }
 }
 
+mod sign;
+pub use sign::{
+    blake2_256, blake2_256_parts, sr25519_verify, Sr25519Keypair, Sr25519Signature, SIGNATURE_LEN,
+};
+
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,9 @@
 //! * [`cell`]: fixed 512-byte cells and relay messages.
 //! * [`circuit`]: onion circuits: the relay and client state machines, limits, services, and
 //!   the chain directory trait.
+//! * [`directory`]: the discovery directory: signed status reports, votes, the deterministic
+//!   consensus, its threshold signatures (staking statements) and equivocation evidence, and
+//!   the discovery node's [`directory::DiscoveryService`] state machine.
 //! * [`driver`]: the async driver: libp2p links (TCP + Noise + Yamux) carrying the cells, the
 //!   relay [`driver::Node`] task and the [`driver::ClientHandle`] API. The only module with
 //!   tokio, sockets and a clock.
@@ -22,7 +25,11 @@
 #![warn(missing_docs)]
 
 pub mod bytes;
+pub mod cert;
 pub mod cell;
 pub mod circuit;
 pub mod crypto;
+pub mod dht;
+pub mod directory;
 pub mod driver;
+pub mod registry;

@@ -3,6 +3,8 @@
 //! runtime API, the `psp_staking*` methods ([`staking`]) and the `psp_rewards*` methods
 //! ([`rewards`]).
 
+pub mod cert;
+pub mod dht;
 pub mod rewards;
 pub mod staking;
 
@@ -118,11 +120,7 @@ pub struct Psp<C> {
 impl<C> Psp<C> {
     fn identity(&self) -> Result<&Arc<crate::overlay::OverlayIdentity>, ErrorObjectOwned> {
         self.overlay.identity.get().ok_or_else(|| {
-            ErrorObjectOwned::owned(
-                ErrorCode::InternalError.code(),
-                "the overlay is not running on this node (started with --no-overlay)",
-                None::<()>,
-            )
+            internal_error("the overlay is not running on this node (started with --no-overlay)")
         })
     }
 }
@@ -162,15 +160,10 @@ where
         let identity = self.identity()?;
         let owner = AccountId::from_ss58check(&owner)
             .map_err(|e| invalid_params(format!("owner is not an SS58 account ({e:?})")))?;
-        let genesis = self.client.hash(0).ok().flatten().ok_or_else(|| {
-            ErrorObjectOwned::owned(
-                ErrorCode::InternalError.code(),
-                "no genesis block",
-                None::<()>,
-            )
-        })?;
+        let genesis = crate::chain_checks::genesis(&*self.client)
+            .ok_or_else(|| internal_error("no genesis block"))?;
         let (registration, proof) = identity.registration(
-            &genesis.0,
+            &genesis,
             &owner,
             namespace.as_deref().unwrap_or("peerstream"),
             app.as_deref().unwrap_or("relay"),
@@ -184,6 +177,10 @@ where
 
 fn invalid_params(message: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(ErrorCode::InvalidParams.code(), message, None::<()>)
+}
+
+fn internal_error(message: &str) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(ErrorCode::InternalError.code(), message, None::<()>)
 }
 
 fn runtime_error(err: sp_api::ApiError) -> ErrorObjectOwned {
@@ -293,6 +290,14 @@ where
     module.merge(rewards::RewardsRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
+    module.merge(cert::CertRpcServer::into_rpc(Psp {
+        client: client.clone(),
+        overlay: overlay.clone(),
+    }))?;
+    module.merge(dht::DhtRpcServer::into_rpc(Psp {
+        client: client.clone(),
+        overlay: overlay.clone(),
+    }))?;
     module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;
     Ok(module)
 }

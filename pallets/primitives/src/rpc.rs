@@ -62,6 +62,68 @@ pub struct OverlayView {
     pub listen_addrs: Vec<String>,
 }
 
+/// An access certificate, as `psp_certRequest` and `psp_certVerify` return it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    /// The encoded certificate, hex: what a client presents.
+    pub certificate: String,
+    /// Serial number (unique per authority).
+    pub serial: u64,
+    /// The identity key, hex.
+    pub identity: String,
+    /// Its kind.
+    pub kind: IdentityKind,
+    /// Its X25519 key, hex.
+    pub x25519: String,
+    /// Valid from (unix seconds).
+    pub not_before: u64,
+    /// Valid until (unix seconds, exclusive).
+    pub not_after: u64,
+    /// The issuing authority's node key, hex.
+    pub authority: String,
+}
+
+/// The answer of `psp_dhtPut`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DhtPutView {
+    /// The record's DHT key, hex.
+    pub key: String,
+    /// How many other nodes stored it.
+    pub replicas: u32,
+}
+
+/// A DHT record as `psp_dhtGet` returns it (validated by the node).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DhtRecordView {
+    /// The DHT key, hex.
+    pub key: String,
+    /// `presence`, `stream` or `group`.
+    pub kind: String,
+    /// The owner's identity key, hex.
+    pub owner: String,
+    /// The topic, hex.
+    pub topic: String,
+    /// The publishing node's key, hex.
+    pub publisher: String,
+    /// Sequence number (the highest found wins).
+    pub seq: u64,
+    /// Issue time (unix seconds).
+    pub issued_at: u64,
+    /// Expiry (unix seconds).
+    pub expires_at: u64,
+    /// The value, hex.
+    pub value: String,
+    /// The whole signed record, hex.
+    pub record: String,
+    /// Valid answers the lookup met.
+    pub found: u32,
+    /// Answers the lookup refused (forged, expired, unregistered owner, ...).
+    pub refused: u32,
+}
+
 fn hex0x(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(2 + bytes.len() * 2);
     out.push_str("0x");

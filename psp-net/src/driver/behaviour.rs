@@ -1,5 +1,6 @@
 //! The libp2p side of a link: a `NetworkBehaviour` whose only job is to hand the driver the
-//! `/psp/cells/1` substream of each connection.
+//! `/psp/cells/1` substream of each connection, and [`Overlay`], the swarm's whole behaviour
+//! (cells plus, on nodes, the DHT).
 //!
 //! libp2p 0.54.1 has no `libp2p-stream`, so this is the smallest behaviour that does it: the
 //! dialer of a connection opens one outbound substream; the listener accepts one inbound
@@ -230,4 +231,15 @@ impl ConnectionHandler for Handler {
             _ => {}
         }
     }
+}
+
+/// Everything the overlay's swarm runs: the cell substreams and, on nodes, the DHT
+/// (Kademlia with the chain-checked store; off for clients).
+#[derive(libp2p::swarm::NetworkBehaviour)]
+#[behaviour(prelude = "libp2p::swarm::derive_prelude")]
+pub(crate) struct Overlay {
+    pub(crate) cells: Behaviour,
+    pub(crate) dht: libp2p::swarm::behaviour::toggle::Toggle<
+        libp2p::kad::Behaviour<super::dht::DhtStore>,
+    >,
 }

@@ -135,7 +135,7 @@ impl ClientHandle {
     /// from inside a tokio runtime, then `tokio::spawn(task.run())`.
     pub fn new(config: ClientConfig) -> Result<(Self, ClientTask), DriverError> {
         require_runtime()?;
-        let swarm = build_swarm(super::Keypair::generate_ed25519(), &config.link)?;
+        let swarm = build_swarm(super::Keypair::generate_ed25519(), &config.link, None)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(config.commands.max(1));
         let links = Links::new(swarm, config.link.clone(), Hello::Client, false);
         let sweep =

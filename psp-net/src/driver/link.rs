@@ -17,7 +17,7 @@ use libp2p::{Multiaddr, PeerId, Stream, Swarm};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::behaviour::{self, Behaviour};
+use super::behaviour::{self, Overlay, OverlayEvent};
 use super::LinkConfig;
 use crate::cell::CELL_LEN;
 use crate::circuit::Peer;
@@ -188,7 +188,7 @@ struct PendingDial {
 
 /// The link table of one driver task.
 pub(crate) struct Links {
-    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) swarm: Swarm<Overlay>,
     pub(crate) from_links: mpsc::Receiver<LinkMsg>,
     to_driver: mpsc::Sender<LinkMsg>,
     config: LinkConfig,
@@ -208,7 +208,7 @@ pub(crate) struct Links {
 
 impl Links {
     pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
+        swarm: Swarm<Overlay>,
         config: LinkConfig,
         ours: Hello,
         accept_clients: bool,
@@ -387,12 +387,12 @@ impl Links {
         }
     }
 
-    pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<behaviour::Event>) {
+    pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<OverlayEvent>) {
         match event {
-            SwarmEvent::Behaviour(behaviour::Event::Stream { peer, stream }) => {
+            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Stream { peer, stream })) => {
                 self.on_stream(peer, stream)
             }
-            SwarmEvent::Behaviour(behaviour::Event::Failed { peer, reason }) => {
+            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Failed { peer, reason })) => {
                 self.fail_dials_to(peer, &reason);
                 self.events.push_back(LinkEvent::Refused {
                     peer_id: peer,

@@ -19,6 +19,7 @@
 
 mod behaviour;
 pub mod client;
+mod dht;
 mod link;
 pub mod node;
 
@@ -31,6 +32,7 @@ pub use client::{
     Circuit, CircuitClosed, CircuitStream, ClientConfig, ClientHandle, ClientTask, StreamReader,
     StreamWriter,
 };
+pub use dht::{DhtGetReport, DhtPutReport, DhtSetup, DHT_PROTOCOL};
 pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets, NodeStats, NodeTask};
 
 use crate::cell::EndReason;
@@ -94,6 +96,9 @@ pub enum DriverError {
         /// The configured limit.
         after: Duration,
     },
+    /// A DHT operation was refused or failed (the reason says which check).
+    #[error("dht: {0}")]
+    Dht(String),
     /// The driver task has stopped (shut down, or its handle outlived it).
     #[error("the driver task has stopped")]
     Stopped,
@@ -243,11 +248,13 @@ fn require_runtime() -> Result<(), DriverError> {
         .map_err(|_| DriverError::NoRuntime)
 }
 
-/// Builds the swarm every driver task uses: TCP + Noise + Yamux and the cell behaviour.
+/// Builds the swarm every driver task uses: TCP + Noise + Yamux, the cell behaviour and, with
+/// `dht`, Kademlia.
 fn build_swarm(
     key: Keypair,
     config: &LinkConfig,
-) -> Result<libp2p::Swarm<behaviour::Behaviour>, DriverError> {
+    dht: Option<&DhtSetup>,
+) -> Result<libp2p::Swarm<behaviour::Overlay>, DriverError> {
     let hello_timeout = config.hello_timeout;
     let dial_timeout = config.dial_timeout;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -258,7 +265,12 @@ fn build_swarm(
             libp2p::yamux::Config::default,
         )
         .map_err(|e| DriverError::Transport(e.to_string()))?
-        .with_behaviour(|_| behaviour::Behaviour::new(dial_timeout.max(hello_timeout)))
+        .with_behaviour(|key| behaviour::Overlay {
+            cells: behaviour::Behaviour::new(dial_timeout.max(hello_timeout)),
+            dht: dht
+                .map(|setup| dht::behaviour(key.public().to_peer_id(), setup))
+                .into(),
+        })
         .map_err(|e| DriverError::Transport(e.to_string()))?
         // A connection whose cell substream is gone closes soon; the driver decides idleness.
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(1)))

@@ -25,10 +25,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
+use super::behaviour::OverlayEvent;
+use super::dht::{Dht, DhtGetReport, DhtPutReport, DhtSetup, DhtStore};
 use super::link::{Hello, LinkEvent, Links};
 use super::{
     build_swarm, require_runtime, resolve, Clock, DriverError, Keypair, LinkConfig, NodeDescriptor,
@@ -36,6 +39,7 @@ use super::{
 use crate::circuit::{self, NodeDirectory, NodeRecord, Peer, Relay, RelayEvent, Services};
 use crate::circuit::{ServiceRegistry, Timestamp};
 use crate::crypto::{NodeId, OnionPublic, OnionSecret};
+use crate::dht::RecordKey;
 
 /// Configuration of a relay node. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,6 +147,9 @@ enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     Stats(oneshot::Sender<NodeStats>),
     CloseLink(NodeId, oneshot::Sender<bool>),
+    DhtPut(Vec<u8>, oneshot::Sender<Result<DhtPutReport, DriverError>>),
+    DhtGet(RecordKey, oneshot::Sender<Result<DhtGetReport, DriverError>>),
+    DhtAddPeers(Vec<(PeerId, Multiaddr)>, oneshot::Sender<usize>),
     Shutdown,
 }
 
@@ -205,6 +212,26 @@ impl NodeHandle {
         self.ask(|tx| Command::CloseLink(node, tx)).await
     }
 
+    /// Validates a signed DHT record (see [`crate::dht::record`]), stores it here and
+    /// replicates it to the closest nodes. Refused with the failed check as the reason.
+    pub async fn dht_put(&self, record: Vec<u8>) -> Result<DhtPutReport, DriverError> {
+        self.ask(|tx| Command::DhtPut(record, tx)).await?
+    }
+
+    /// Looks a key up over disjoint paths; the valid record with the highest sequence number.
+    pub async fn dht_get(&self, key: RecordKey) -> Result<DhtGetReport, DriverError> {
+        self.ask(|tx| Command::DhtGet(key, tx)).await?
+    }
+
+    /// Adds registered nodes (libp2p peer id and address, as the chain lists them) to the DHT
+    /// routing table; returns how many were new. Only chain-registered nodes belong there.
+    pub async fn dht_add_peers(
+        &self,
+        peers: Vec<(PeerId, Multiaddr)>,
+    ) -> Result<usize, DriverError> {
+        self.ask(|tx| Command::DhtAddPeers(peers, tx)).await
+    }
+
     /// Stops the node: every link and circuit closes.
     pub async fn shutdown(&self) {
         let _ = self.cmd.send(Command::Shutdown).await;
@@ -239,9 +266,20 @@ impl Node {
         directory: Arc<dyn NodeDirectory + Send + Sync>,
         services: Box<dyn ServiceRegistry>,
     ) -> Result<Self, DriverError> {
+        Self::with_dht(config, secrets, directory, services, None)
+    }
+
+    /// A node serving `services` and, with `dht`, the chain-checked DHT.
+    pub fn with_dht(
+        config: NodeConfig,
+        secrets: NodeSecrets,
+        directory: Arc<dyn NodeDirectory + Send + Sync>,
+        services: Box<dyn ServiceRegistry>,
+        dht: Option<DhtSetup>,
+    ) -> Result<Self, DriverError> {
         require_runtime()?;
         let peer_id = secrets.link_key.public().to_peer_id();
-        let mut swarm = build_swarm(secrets.link_key, &config.link)?;
+        let mut swarm = build_swarm(secrets.link_key, &config.link, dht.as_ref())?;
         swarm
             .listen_on(config.listen.clone())
             .map_err(|e| DriverError::Listen {
@@ -281,6 +319,7 @@ impl Node {
                 listen: Vec::new(),
                 waiting: Vec::new(),
                 sweep,
+                dht: dht.map(|setup| Dht::new(setup, peer_id)),
             },
         })
     }
@@ -307,6 +346,7 @@ pub struct NodeTask {
     listen: Vec<Multiaddr>,
     waiting: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     sweep: Duration,
+    dht: Option<Dht>,
 }
 
 /// Link messages handled per wake-up before the core's output is flushed.
@@ -341,11 +381,25 @@ impl NodeTask {
                         self.on_link_events();
                     }
                 }
-                ev = self.links.swarm.select_next_some() => self.links.on_swarm_event(ev),
+                ev = self.links.swarm.select_next_some() => match ev {
+                    SwarmEvent::Behaviour(OverlayEvent::Dht(e)) => {
+                        if let (Some(dht), Some(kad)) =
+                            (&mut self.dht, self.links.swarm.behaviour_mut().dht.as_mut())
+                        {
+                            dht.on_event(kad, e);
+                        }
+                    }
+                    other => self.links.on_swarm_event(other),
+                },
                 () = sleep_until(deadline) => {}
                 _ = sweep.tick() => {
                     let relay = &self.relay;
                     self.links.sweep(&|p| relay.peer_circuits(p) > 0);
+                    if let (Some(dht), Some(kad)) =
+                        (&mut self.dht, self.links.swarm.behaviour_mut().dht.as_mut())
+                    {
+                        dht.sweep(kad);
+                    }
                 }
             }
             self.on_link_events();
@@ -380,8 +434,30 @@ impl NodeTask {
                 }
                 let _ = tx.send(up);
             }
+            Command::DhtPut(record, tx) => match self.dht_parts() {
+                Some((dht, kad)) => dht.put(kad, record, tx),
+                None => {
+                    let _ = tx.send(Err(DriverError::Dht("this node does not run the DHT".into())));
+                }
+            },
+            Command::DhtGet(key, tx) => match self.dht_parts() {
+                Some((dht, kad)) => dht.get(kad, key, tx),
+                None => {
+                    let _ = tx.send(Err(DriverError::Dht("this node does not run the DHT".into())));
+                }
+            },
+            Command::DhtAddPeers(peers, tx) => {
+                let added = self
+                    .dht_parts()
+                    .map_or(0, |(dht, kad)| dht.add_peers(kad, peers));
+                let _ = tx.send(added);
+            }
             Command::Shutdown => {}
         }
+    }
+
+    fn dht_parts(&mut self) -> Option<(&mut Dht, &mut libp2p::kad::Behaviour<DhtStore>)> {
+        Some((self.dht.as_mut()?, self.links.swarm.behaviour_mut().dht.as_mut()?))
     }
 
     /// Handles what the links report; `true` if there was anything.

@@ -1,0 +1,95 @@
+//! DHT records from the client side: sign a record as its owner and have a node publish it
+//! (`psp_dhtPut`), look records up (`psp_dhtGet`).
+//!
+//! The owner (the keystore's identity) signs the whole record, naming the node it asks to
+//! publish; that node co-signs and puts it into the DHT. The sequence number defaults to the
+//! current time in milliseconds, so a renewal always supersedes the previous record.
+
+use psp_net::crypto::blake2_256;
+use psp_net::dht::{record_key, RecordContent, RecordKey, RecordKind, SignedRecord};
+use psp_primitives::rpc::{DhtPutView, DhtRecordView};
+use subxt::rpcs::rpc_params;
+
+use crate::error::{Error, Result};
+use crate::keystore::Keys;
+use crate::overlay::NodeRpc;
+use crate::{hex0x, parse_hex};
+
+/// What to publish.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The record kind.
+    pub kind: RecordKind,
+    /// The topic (see [`topic`]).
+    pub topic: [u8; 32],
+    /// The value.
+    pub value: Vec<u8>,
+    /// Seconds until it expires (the node refuses more than its maximum lifetime).
+    pub ttl_secs: u64,
+    /// Sequence number; `None` takes the current time in milliseconds.
+    pub seq: Option<u64>,
+}
+
+/// The 32-byte topic of a text label (BLAKE2-256 of it).
+pub fn topic(label: &str) -> [u8; 32] {
+    blake2_256(label.as_bytes())
+}
+
+/// The DHT key of an owner's record.
+pub fn key_of(kind: RecordKind, owner: &[u8; 32], topic: &[u8; 32]) -> RecordKey {
+    record_key(kind, owner, topic)
+}
+
+/// Parses a record kind name.
+pub fn parse_kind(name: &str) -> Result<RecordKind> {
+    RecordKind::from_name(name).ok_or_else(|| Error::InvalidInput {
+        what: "--kind",
+        reason: format!("{name:?} is not presence, stream or group"),
+    })
+}
+
+fn now() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl NodeRpc {
+    /// Signs `publication` with `keys` as owner, naming this node as publisher, and has the
+    /// node co-sign and put it.
+    pub async fn dht_publish(&self, keys: &Keys, publication: &Publication) -> Result<DhtPutView> {
+        let info = self.overlay_info().await?;
+        let publisher = parse_hex::<32>(&info.node_id, "psp_overlayInfo nodeId")?;
+        let now = now();
+        let content = RecordContent {
+            kind: publication.kind,
+            owner: keys.identity_public(),
+            topic: publication.topic,
+            publisher,
+            seq: publication
+                .seq
+                .unwrap_or(u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
+            issued_at: now.as_secs(),
+            expires_at: now.as_secs().saturating_add(publication.ttl_secs),
+            value: publication.value.clone(),
+        };
+        let owner_sig = keys.identity_keypair().sign(&content.owner_message()).0;
+        let record = SignedRecord {
+            content,
+            owner_sig,
+            // Left empty: the publishing node co-signs.
+            publisher_sig: [0; 64],
+        };
+        self.dht_put_raw(&hex0x(&record.encode())).await
+    }
+
+    /// Puts an already signed record (hex) through this node.
+    pub async fn dht_put_raw(&self, record: &str) -> Result<DhtPutView> {
+        self.request("psp_dhtPut", rpc_params![record.trim()]).await
+    }
+
+    /// Looks `key` up through this node's DHT.
+    pub async fn dht_get(&self, key: &RecordKey) -> Result<Option<DhtRecordView>> {
+        self.request("psp_dhtGet", rpc_params![hex0x(key)]).await
+    }
+}

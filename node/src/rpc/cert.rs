@@ -1,0 +1,120 @@
+//! The access-certificate methods (`psp_certRequest`, `psp_certVerify`): an elected authority
+//! issues short-lived certificates to live identities; any node verifies one against the
+//! elected authority set and the identity's status at the latest finalized block.
+
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use psp_net::cert::{Certificate, CertError};
+use psp_net::registry::IdentityKind as NetKind;
+use psp_primitives::{
+    api::{PspApi, PspStakingApi},
+    rpc::CertificateView,
+    staking::Role,
+    IdentityKind,
+};
+use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
+use sp_api::ProvideRuntimeApi;
+use sp_blockchain::HeaderBackend;
+
+use super::{internal_error, invalid_params, runtime_error, Psp};
+use crate::chain_checks::{elected_nodes, genesis, ChainRegistry};
+
+/// The certificate methods.
+#[rpc(server)]
+pub trait CertRpc {
+    /// Issues a certificate for a signed request (hex of `psp_net::cert::CertRequest`), if
+    /// this node is an elected authority and the identity is live on chain.
+    #[method(name = "psp_certRequest")]
+    fn cert_request(&self, request: String) -> RpcResult<CertificateView>;
+
+    /// Verifies a certificate (hex) against the elected authorities and the chain; the
+    /// certificate's contents if it is valid now, an error with the reason otherwise.
+    #[method(name = "psp_certVerify")]
+    fn cert_verify(&self, certificate: String) -> RpcResult<CertificateView>;
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
+}
+
+fn refused(err: CertError) -> ErrorObjectOwned {
+    invalid_params(format!("refused: {err}"))
+}
+
+fn kind(kind: NetKind) -> IdentityKind {
+    match kind {
+        NetKind::Client => IdentityKind::Client,
+        NetKind::Node => IdentityKind::Node,
+        NetKind::Group => IdentityKind::Group,
+        NetKind::Device => IdentityKind::Device,
+    }
+}
+
+fn view(cert: &Certificate) -> CertificateView {
+    let b = &cert.body;
+    CertificateView {
+        certificate: format!("0x{}", hex::encode(cert.encode())),
+        serial: b.serial,
+        identity: format!("0x{}", hex::encode(b.identity)),
+        kind: kind(b.kind),
+        x25519: format!("0x{}", hex::encode(b.x25519)),
+        not_before: b.not_before,
+        not_after: b.not_after,
+        authority: format!("0x{}", hex::encode(b.authority)),
+    }
+}
+
+impl<C> CertRpcServer for Psp<C>
+where
+    C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
+    C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
+    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
+{
+    fn cert_request(&self, request: String) -> RpcResult<CertificateView> {
+        let request = decode_hex(&request, "request")?;
+        let me = self.identity()?.node_id();
+        let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
+        if !authorities.contains(&me) {
+            return Err(invalid_params(
+                "this node is not an elected authority; ask one listed by psp_stakingElected"
+                    .into(),
+            ));
+        }
+        let issuer = self
+            .overlay
+            .cert_authority
+            .get()
+            .ok_or_else(|| internal_error("certificate issuer not started"))?;
+        let registry = ChainRegistry::new(self.client.clone());
+        let mut issuer = issuer
+            .lock()
+            .map_err(|_| internal_error("certificate issuer unavailable"))?;
+        let cert = issuer
+            .issue(&request, unix_now(), &registry)
+            .map_err(refused)?;
+        log::info!(
+            target: "psp-overlay",
+            "issued certificate {} to 0x{}",
+            cert.body.serial,
+            hex::encode(cert.body.identity)
+        );
+        Ok(view(&cert))
+    }
+
+    fn cert_verify(&self, certificate: String) -> RpcResult<CertificateView> {
+        let cert = Certificate::decode(&decode_hex(&certificate, "certificate")?).map_err(refused)?;
+        let genesis = genesis(&*self.client).ok_or_else(|| internal_error("no genesis block"))?;
+        let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
+        let registry = ChainRegistry::new(self.client.clone());
+        cert.verify(unix_now(), &genesis, &authorities, &registry)
+            .map_err(refused)?;
+        Ok(view(&cert))
+    }
+}

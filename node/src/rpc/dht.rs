@@ -1,0 +1,98 @@
+//! The DHT methods (`psp_dhtPut`, `psp_dhtGet`): put a signed record through this node and
+//! look records up over the overlay's Kademlia.
+//!
+//! A record names its publisher. When that is this node and the publisher signature is still
+//! empty (all zeros), this node co-signs it — the owner chose it as publisher — after checking
+//! nothing else; the record is then validated like any other before it is stored.
+
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use psp_net::dht::{RecordKind, SignedRecord};
+use psp_primitives::rpc::{DhtPutView, DhtRecordView};
+
+use super::{internal_error, invalid_params, Psp};
+
+/// The DHT methods.
+#[rpc(server)]
+pub trait DhtRpc {
+    /// Validates, stores and replicates a signed record (hex of `psp_net::dht::SignedRecord`).
+    #[method(name = "psp_dhtPut")]
+    async fn dht_put(&self, record: String) -> RpcResult<DhtPutView>;
+
+    /// Looks a key (0x + 64 hex digits) up; `null` if no valid record was found.
+    #[method(name = "psp_dhtGet")]
+    async fn dht_get(&self, key: String) -> RpcResult<Option<DhtRecordView>>;
+}
+
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+fn from_hex(text: &str, what: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    hex::decode(text.trim().strip_prefix("0x").unwrap_or(text.trim()))
+        .map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
+}
+
+fn kind_name(kind: RecordKind) -> String {
+    kind.as_str().to_owned()
+}
+
+#[jsonrpsee::core::async_trait]
+impl<C: Send + Sync + 'static> DhtRpcServer for Psp<C> {
+    async fn dht_put(&self, record: String) -> RpcResult<DhtPutView> {
+        let bytes = from_hex(&record, "record")?;
+        let mut signed = SignedRecord::decode(&bytes)
+            .map_err(|e| invalid_params(format!("record refused: {e}")))?;
+        let identity = self.identity()?;
+        if signed.content.publisher == identity.node_id() && signed.publisher_sig == [0; 64] {
+            signed = SignedRecord::cosign(signed.content, signed.owner_sig, &identity.signing_key());
+        }
+        let handle = self
+            .overlay
+            .handle
+            .get()
+            .ok_or_else(|| internal_error("the overlay has not started yet"))?;
+        let report = handle
+            .dht_put(signed.encode())
+            .await
+            .map_err(|e| invalid_params(e.to_string()))?;
+        Ok(DhtPutView {
+            key: hex0x(&report.key),
+            replicas: report.replicas as u32,
+        })
+    }
+
+    async fn dht_get(&self, key: String) -> RpcResult<Option<DhtRecordView>> {
+        let key: [u8; 32] = from_hex(&key, "key")?
+            .try_into()
+            .map_err(|_| invalid_params("key must be 32 bytes".into()))?;
+        let handle = self
+            .overlay
+            .handle
+            .get()
+            .ok_or_else(|| internal_error("the overlay has not started yet"))?;
+        let report = handle
+            .dht_get(key)
+            .await
+            .map_err(|e| internal_error(&e.to_string()))?;
+        let Some(bytes) = report.record else {
+            return Ok(None);
+        };
+        let record = SignedRecord::decode(&bytes)
+            .map_err(|e| internal_error(&format!("stored record does not decode: {e}")))?;
+        let c = &record.content;
+        Ok(Some(DhtRecordView {
+            key: hex0x(&key),
+            kind: kind_name(c.kind),
+            owner: hex0x(&c.owner),
+            topic: hex0x(&c.topic),
+            publisher: hex0x(&c.publisher),
+            seq: c.seq,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            value: hex0x(&c.value),
+            record: hex0x(&bytes),
+            found: report.found as u32,
+            refused: report.refused as u32,
+        }))
+    }
+}

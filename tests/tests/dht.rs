@@ -1,0 +1,267 @@
+//! End to end: the chain-checked DHT on `--chain local`.
+//!
+//! Alice, Bob and Charlie run the overlay; their node identities are registered on chain, so
+//! each node's Kademlia routing table fills with the other two (from the chain's node list).
+//! A client identity (registered by //Alice's account) then:
+//! - publishes a presence record through Alice with `psp dht put` (Alice co-signs it as the
+//!   publisher and replicates it); Charlie finds it with `psp dht get`;
+//! - renews it (a higher sequence number, a new value); Bob's lookup returns the new one;
+//! - has records refused with their reason, put through Bob as raw signed records: a forged
+//!   one (value changed after signing), an expired one, an oversized one and one whose owner
+//!   is not registered;
+//! - is revoked on chain: a new record is refused ("revoked"), and the stored one stops being
+//!   served (lookups refuse it, stores purge it).
+
+use anyhow::{bail, ensure, Context, Result};
+use psp_client::{
+    chain::{keypair_from_suri, Chain, Progress},
+    hex0x,
+    keystore::{self, KdfParams, Keys},
+    overlay::{self, NodeRpc},
+};
+use psp_e2e_tests::{
+    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, wait_for_node_list,
+    OverlayOptions, PspNode,
+};
+use psp_net::crypto::Sr25519Keypair;
+use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
+use psp_primitives::{IdentityKind, Registration};
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+/// The client identity's seed: the test signs raw records with it too.
+const CLIENT_SEED: [u8; 32] = [0x5a; 32];
+
+fn print(p: Progress) {
+    eprintln!("  {p}");
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+async fn psp_json(args: &[&str]) -> Result<serde_json::Value> {
+    let run = run_psp(args, CLI_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(0),
+        "psp {} failed:\n{}",
+        args.join(" "),
+        run.stderr
+    );
+    serde_json::from_str(&run.stdout).with_context(|| format!("JSON of psp {}", args.join(" ")))
+}
+
+async fn psp_refused(args: &[&str], reason: &str) -> Result<()> {
+    let run = run_psp(args, CLI_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(1) && run.stderr.contains(reason),
+        "psp {} should be refused with {reason:?}: {run:?}",
+        args.join(" ")
+    );
+    eprintln!("refused as expected: {reason}");
+    Ok(())
+}
+
+/// A record owned by `owner`, published by `publisher`, with the publisher's signature left
+/// for the publishing node to add; `edit` changes the content after the owner signed.
+fn raw_record(
+    owner: &Sr25519Keypair,
+    publisher: [u8; 32],
+    issued_at: u64,
+    expires_at: u64,
+    value: Vec<u8>,
+    edit: impl FnOnce(&mut RecordContent),
+) -> String {
+    let mut content = RecordContent {
+        kind: RecordKind::Presence,
+        owner: owner.public(),
+        topic: psp_client::dht::topic("e2e"),
+        publisher,
+        seq: 1,
+        issued_at,
+        expires_at,
+        value,
+    };
+    let owner_sig = owner.sign(&content.owner_message());
+    edit(&mut content);
+    hex0x(
+        &SignedRecord {
+            content,
+            owner_sig,
+            publisher_sig: [0; 64],
+        }
+        .encode(),
+    )
+}
+
+async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
+    let [alice, bob, charlie] = nodes else {
+        bail!("expected three nodes");
+    };
+    let chain = Chain::connect(&alice.url()).await?;
+    wait_finalized(&chain, 1, FINALITY_TIMEOUT).await?;
+
+    // The three overlay identities on chain.
+    let payer = keypair_from_suri("//Alice", "--payer")?;
+    let mut node_ids = Vec::new();
+    for node in nodes {
+        let rpc = NodeRpc::connect(&node.url()).await?;
+        let registered =
+            overlay::register_node(&chain, &rpc, &payer, "peerstream", "relay", print).await?;
+        node_ids.push(registered.key);
+    }
+    let want: BTreeSet<String> = node_ids.iter().map(|k| hex0x(k)).collect();
+    for node in nodes {
+        let c = Chain::connect(&node.url()).await?;
+        wait_for_node_list(&c, &want, "registrations finalized", PROPAGATION_TIMEOUT).await?;
+    }
+
+    // A client identity, in a keystore for the CLI.
+    let keys = Keys::from_secrets(CLIENT_SEED, [0x6b; 32])?;
+    let registration = Registration {
+        kind: IdentityKind::Client,
+        namespace: b"peerstream".to_vec(),
+        app_namespace: b"account".to_vec(),
+        key: keys.identity_public(),
+        x25519: keys.x25519_public(),
+        node: None,
+    };
+    chain
+        .register(&payer, keys.identity_keypair(), registration, print)
+        .await?;
+    let store = dir.join("client.json");
+    let pass = dir.join("pass");
+    std::fs::write(&pass, "e2e passphrase")?;
+    keystore::save(&store, &keys, "e2e passphrase", KdfParams::INSECURE_TEST, false)?;
+    let (store, pass) = (store.display().to_string(), pass.display().to_string());
+    let owner = hex0x(&keys.identity_public());
+
+    // Publish through Alice until the record reaches another node (routing tables fill
+    // from the chain's node list every few seconds).
+    let put = |value: &'static str| {
+        let (store, pass, url) = (store.clone(), pass.clone(), alice.url());
+        async move {
+            psp_json(&[
+                "dht", "put", "--keystore", &store, "--passphrase-file", &pass, "--topic",
+                "e2e", "--value", value, "--ttl", "300", "--url", &url,
+            ])
+            .await
+        }
+    };
+    let first = wait_for("a put replicated", PROPAGATION_TIMEOUT, || async {
+        let v = put("hello-1").await.map_err(|e| e.to_string())?;
+        Ok((v["replicas"].as_u64() >= Some(1)).then_some(v))
+    })
+    .await?;
+    eprintln!("published through alice: {first}");
+    let get = |url: String| {
+        let owner = owner.clone();
+        async move {
+            psp_json(&[
+                "dht", "get", "--owner", &owner, "--topic", "e2e", "--url", &url,
+            ])
+            .await
+        }
+    };
+    let found = get(charlie.url()).await?;
+    ensure!(
+        found["value"] == hex0x(b"hello-1") && found["publisher"] == hex0x(&node_ids[0]),
+        "charlie's lookup: {found:#}"
+    );
+
+    // Renewed: the higher sequence number wins everywhere.
+    put("hello-2").await?;
+    let renewed = wait_for("bob sees the renewal", PROPAGATION_TIMEOUT, || async {
+        let v = get(bob.url()).await.map_err(|e| e.to_string())?;
+        Ok((v["value"] == hex0x(b"hello-2")).then_some(v))
+    })
+    .await?;
+    ensure!(
+        renewed["seq"].as_u64() > found["seq"].as_u64(),
+        "renewal seq {renewed:#}"
+    );
+
+    // Refusals, put through Bob as raw records (Bob co-signs what names him as publisher).
+    let signer = Sr25519Keypair::from_seed(&CLIENT_SEED);
+    let bob_id = node_ids[1];
+    let t = now();
+    let bob_url = bob.url();
+    let refuse = |record: String, reason: &'static str| {
+        let url = bob_url.clone();
+        async move { psp_refused(&["dht", "put", "--record", &record, "--url", &url], reason).await }
+    };
+    refuse(
+        raw_record(&signer, bob_id, t, t + 60, b"ok".to_vec(), |c| c.value = b"forged".to_vec()),
+        "bad owner signature",
+    )
+    .await?;
+    refuse(
+        raw_record(&signer, bob_id, t - 100, t - 10, b"old".to_vec(), |_| {}),
+        "expired",
+    )
+    .await?;
+    refuse(
+        raw_record(&signer, bob_id, t, t + 60, vec![7; 2_000], |_| {}),
+        "exceeds the limit",
+    )
+    .await?;
+    refuse(
+        raw_record(&signer, bob_id, t, t + 86_400, b"x".to_vec(), |_| {}),
+        "beyond the maximum lifetime",
+    )
+    .await?;
+    let stranger = Sr25519Keypair::from_seed(&[0x77; 32]);
+    refuse(
+        raw_record(&stranger, bob_id, t, t + 60, b"x".to_vec(), |_| {}),
+        "not registered",
+    )
+    .await?;
+
+    // Revoked on chain: refused from the next finalized block, and no longer served.
+    chain
+        .revoke(&payer, keys.identity_public(), print)
+        .await?;
+    wait_for("a put refused as revoked", PROPAGATION_TIMEOUT, || async {
+        let run = run_psp(
+            &[
+                "dht", "put", "--keystore", &store, "--passphrase-file", &pass, "--topic", "e2e",
+                "--value", "hello-3", "--url", &bob.url(),
+            ],
+            CLI_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
+    })
+    .await?;
+    wait_for("the revoked owner's record gone", PROPAGATION_TIMEOUT, || async {
+        let run = run_psp(
+            &["dht", "get", "--owner", &owner, "--topic", "e2e", "--url", &charlie.url()],
+            CLI_TIMEOUT,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok((run.code == Some(1) && run.stderr.contains("no valid record")).then_some(()))
+    })
+    .await?;
+    eprintln!("revoked owner's record refused and no longer served");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_chain_checked_replicated_renewed_and_refused() -> Result<()> {
+    let nodes = start_local_network(
+        &["alice", "bob", "charlie"],
+        Some(OverlayOptions::default()),
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes, dir.path())).await
+}
