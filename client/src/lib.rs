@@ -43,6 +43,7 @@
 pub mod cert;
 pub mod chain;
 pub mod dht;
+pub mod directory;
 pub mod error;
 pub mod keystore;
 pub mod overlay;

@@ -8,8 +8,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use psp_client::{
     chain::{keypair_from_suri, parse_ss58, ss58, Chain, Progress, TxOutcome},
-    dht,
-    hex0x,
+    dht, directory, hex0x,
     keystore::{self, KdfParams, Keys, PublicKeys},
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
     parse_hex, parse_hex_vec,
@@ -54,6 +53,31 @@ enum Command {
     /// Publish signed records in the DHT and look them up.
     #[command(subcommand)]
     Dht(DhtCommand),
+    /// The discovery directory: show it (checked against the elected discovery set) and the
+    /// equivocations a node has seen.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DirectoryCommand {
+    /// Fetch the latest directory from the node at `--url` and accept it only with the
+    /// threshold of valid signatures from the discovery set elected for the current epoch (or
+    /// the `--trust` set). JSON on stdout; exit code 1 with the reason if refused.
+    Show {
+        /// Trust these discovery node keys (hex) instead of the chain's elected set: the
+        /// built-in bootstrap set of a client that cannot read the chain yet. Repeatable.
+        #[arg(long = "trust")]
+        trust: Vec<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Equivocations (two directories signed for one period) the node at `--url` has seen,
+    /// with the evidence `psp stake report-equivocation` takes. JSON on stdout.
+    Equivocations {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +247,17 @@ enum StakeCommand {
         /// Or: a psp-node's RPC endpoint, whose overlay identity stands.
         #[arg(long, value_name = "URL")]
         node_url: Option<String>,
+        #[command(flatten)]
+        staker: StakerArgs,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Report a node that signed two conflicting statements (e.g. two directories for one
+    /// period): the chain slashes it and pays the reporter half.
+    ReportEquivocation {
+        /// SCALE-encoded evidence as hex (`psp directory equivocations` lists it).
+        #[arg(long)]
+        evidence: String,
         #[command(flatten)]
         staker: StakerArgs,
         #[command(flatten)]
@@ -618,6 +653,26 @@ async fn run(command: Command) -> Result<()> {
         Command::Rewards(cmd) => rewards(cmd).await,
         Command::Cert(cmd) => cert(cmd).await,
         Command::Dht(cmd) => dht_command(cmd).await,
+        Command::Directory(cmd) => directory_command(cmd).await,
+    }
+}
+
+async fn directory_command(cmd: DirectoryCommand) -> Result<()> {
+    match cmd {
+        DirectoryCommand::Show { trust, node } => {
+            let rpc = NodeRpc::connect(&node.url).await?;
+            let trusted = trust
+                .iter()
+                .map(|k| parse_hex::<32>(k, "--trust"))
+                .collect::<Result<Vec<_>>>()?;
+            let chain = connect(&node.url).await?;
+            let checked = directory::fetch_checked(&rpc, &chain, &trusted).await?;
+            print_json(&checked)
+        }
+        DirectoryCommand::Equivocations { node } => {
+            let rpc = NodeRpc::connect(&node.url).await?;
+            print_json(&rpc.directory_equivocations().await?)
+        }
     }
 }
 
@@ -844,6 +899,22 @@ async fn stake(cmd: StakeCommand) -> Result<()> {
             let role = Role::from(role);
             eprintln!("standing for {} with node {}", role.as_str(), hex0x(&key));
             done("standing", chain.stand(&staker, key, role, report).await?);
+            Ok(())
+        }
+        StakeCommand::ReportEquivocation {
+            evidence,
+            staker,
+            node,
+        } => {
+            let reporter = signer(&staker)?;
+            let evidence = parse_hex_vec(&evidence, "--evidence")?;
+            let chain = connect(&node.url).await?;
+            done(
+                "reported",
+                chain
+                    .report_equivocation(&reporter, &evidence, report)
+                    .await?,
+            );
             Ok(())
         }
         StakeCommand::Leave { role, staker, node } => {

@@ -11,7 +11,7 @@ use crate::{
     overlay::NodeRpc,
     parse_hex_vec,
 };
-use codec::{Encode, Output};
+use codec::{Decode, Encode, Output};
 use psp_primitives::{
     rpc::{CandidateView, ElectedView, EpochView, LedgerView},
     staking::Role,
@@ -178,6 +178,30 @@ impl Chain {
         let payload = subxt::tx::dynamic(PALLET, "stand", (Static(node), Static(role)));
         self.submit("PspStaking.stand", payload, staker, progress)
             .await
+    }
+
+    /// Reports a node that signed two conflicting statements (SCALE-encoded
+    /// `EquivocationEvidence`, as `psp_directoryEquivocations` returns it): the chain checks
+    /// it, slashes the offender and pays the reporter.
+    pub async fn report_equivocation(
+        &self,
+        reporter: &Keypair,
+        evidence: &[u8],
+        progress: impl FnMut(Progress) + Send,
+    ) -> Result<TxOutcome> {
+        let evidence = psp_primitives::staking::EquivocationEvidence::decode(&mut &evidence[..])
+            .map_err(|e| Error::InvalidInput {
+                what: "--evidence",
+                reason: format!("not SCALE-encoded equivocation evidence: {e}"),
+            })?;
+        let payload = subxt::tx::dynamic(PALLET, "report_equivocation", (Static(evidence),));
+        self.submit(
+            "PspStaking.report_equivocation",
+            payload,
+            reporter,
+            progress,
+        )
+        .await
     }
 
     /// Stops standing for `role`.

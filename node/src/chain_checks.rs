@@ -66,11 +66,29 @@ where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
 {
+    elected_in(client, role, &[0, 1])
+}
+
+/// The nodes elected to `role` for the current epoch only, at the latest finalized block (the
+/// discovery set a directory is checked against).
+pub fn elected_now<C>(client: &C, role: Role) -> Result<Vec<[u8; 32]>, sp_api::ApiError>
+where
+    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
+    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
+{
+    elected_in(client, role, &[0])
+}
+
+fn elected_in<C>(client: &C, role: Role, offsets: &[u32]) -> Result<Vec<[u8; 32]>, sp_api::ApiError>
+where
+    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
+    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
+{
     let at = client.info().finalized_hash;
     let api = client.runtime_api();
     let current = api.epoch(at)?.current;
     let mut nodes = Vec::new();
-    for epoch in [current, current.saturating_add(1)] {
+    for epoch in offsets.iter().map(|o| current.saturating_add(*o)) {
         for elected in api.elected(at, role, epoch)?.unwrap_or_default() {
             if !nodes.contains(&elected.node) {
                 nodes.push(elected.node);

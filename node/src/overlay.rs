@@ -15,8 +15,8 @@ use psp_net::{
     circuit::{NodeDirectory, NodeRecord, RelayEvent},
     crypto::{NodeId, OnionPublic, OnionSecret},
     driver::{
-        node_address, parse_node_address, DhtSetup, Keypair, Multiaddr, Node, NodeConfig,
-        NodeEvent, NodeHandle, NodeSecrets,
+        node_address, parse_node_address, DhtSetup, DirectorySetup, DiscoveryView, Keypair,
+        Multiaddr, Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets, NodeServices, PeerId,
     },
 };
 use psp_primitives::{api::PspApi, IdentityKind, IdentityStatus, NodeDetails, Registration};
@@ -61,6 +61,16 @@ pub struct OverlayParams {
     /// authority, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub cert_lifetime: u64,
+
+    /// Length of a discovery directory period, in seconds (15 minutes by default; seconds on a
+    /// test network).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub directory_period: u64,
+
+    /// How long after a period's start discovery nodes collect votes before they sign the
+    /// consensus, in seconds; a fifth of the period when unset.
+    #[arg(long, value_name = "SECS")]
+    pub directory_vote_window: Option<u64>,
 
     /// Derive the overlay identity from this string instead of the secret file (dev and tests
     /// only: anyone knowing the string has the keys).
@@ -276,7 +286,24 @@ pub fn start(
     let directory = Arc::new(ChainDirectory {
         client: client.clone(),
     });
-    let dht = DhtSetup::new(Arc::new(ChainRegistry::new(client.clone())));
+    let registry = Arc::new(ChainRegistry::new(client.clone()));
+    let period = params.directory_period.max(1);
+    let node_services = NodeServices {
+        dht: Some(DhtSetup::new(registry.clone())),
+        directory: crate::chain_checks::genesis(&*client).map(|genesis| DirectorySetup {
+            key: identity.signing_key(),
+            genesis,
+            config: psp_net::directory::Config {
+                period_secs: period,
+                vote_window_secs: params
+                    .directory_vote_window
+                    .unwrap_or(period / 5)
+                    .min(period.saturating_sub(1)),
+                ..psp_net::directory::Config::default()
+            },
+            registry,
+        }),
+    };
     let secrets = NodeSecrets {
         id: NodeId(identity.node_id()),
         onion: OnionSecret::from_bytes(identity.onion_secret),
@@ -285,13 +312,14 @@ pub fn start(
     let spawn_inner = spawn.clone();
     spawn.spawn("psp-overlay", Some("overlay"), async move {
         let services = Box::new(psp_net::circuit::Services::default());
-        let node = match Node::with_dht(config, secrets, directory, services, Some(dht)) {
-            Ok(node) => node,
-            Err(e) => {
-                log::error!(target: "psp-overlay", "overlay did not start: {e}");
-                return;
-            }
-        };
+        let node =
+            match Node::with_node_services(config, secrets, directory, services, node_services) {
+                Ok(node) => node,
+                Err(e) => {
+                    log::error!(target: "psp-overlay", "overlay did not start: {e}");
+                    return;
+                }
+            };
         let Node {
             handle,
             mut events,
@@ -306,9 +334,9 @@ pub fn start(
         let _ = state.handle.set(handle.clone());
         spawn_inner.spawn("psp-overlay-driver", Some("overlay"), task.run());
         spawn_inner.spawn(
-            "psp-overlay-dht-peers",
+            "psp-overlay-chain-feed",
             Some("overlay"),
-            feed_dht_peers(client, handle),
+            feed_from_chain(client, handle, identity.clone()),
         );
         while let Some(event) = events.recv().await {
             match event {
@@ -327,35 +355,95 @@ pub fn start(
     });
 }
 
-/// How often the DHT routing table is refreshed from the chain's node list.
-const DHT_PEER_REFRESH: std::time::Duration = std::time::Duration::from_secs(6);
+/// How often the overlay re-reads the chain (node list, elected sets).
+const CHAIN_FEED_INTERVAL: std::time::Duration = std::time::Duration::from_secs(6);
 
-/// Keeps the DHT routing table filled with the node identities registered on chain (at the
-/// latest finalized block): the only peers Kademlia may route through.
-async fn feed_dht_peers(client: Arc<FullClient>, handle: NodeHandle) {
-    let mut tick = tokio::time::interval(DHT_PEER_REFRESH);
+/// Keeps the overlay in step with the chain at the latest finalized block: the DHT routing
+/// table holds the registered node identities (the only peers Kademlia may route through), and
+/// the directory knows the elected discovery set and this node's flags.
+async fn feed_from_chain(
+    client: Arc<FullClient>,
+    handle: NodeHandle,
+    identity: Arc<OverlayIdentity>,
+) {
+    let mut tick = tokio::time::interval(CHAIN_FEED_INTERVAL);
+    let mut last_view = None;
     loop {
         tick.tick().await;
-        let peers = registered_peers(&client);
+        let nodes = registered_nodes(&client);
+        let peers = nodes
+            .iter()
+            .map(|(_, peer, addr)| (*peer, addr.clone()))
+            .collect();
         match handle.dht_add_peers(peers).await {
             Ok(0) => {}
             Ok(added) => log::info!(target: "psp-overlay", "dht: {added} registered nodes added"),
             Err(_) => return, // the overlay stopped
         }
+        let view = discovery_view(&client, &nodes, &identity);
+        if last_view.as_ref() != Some(&view) {
+            log::info!(
+                target: "psp-overlay",
+                "directory: {} elected discovery nodes, our flags {:#04x}",
+                view.set.len(),
+                view.flags
+            );
+            if handle.directory_update(view.clone()).await.is_err() {
+                return;
+            }
+            last_view = Some(view);
+        }
     }
 }
 
-/// Peer ids and addresses of the active node identities on chain.
-fn registered_peers(client: &FullClient) -> Vec<(psp_net::driver::PeerId, Multiaddr)> {
+/// The elected discovery nodes (with their link addresses) and this node's flags.
+fn discovery_view(
+    client: &FullClient,
+    nodes: &[([u8; 32], PeerId, Multiaddr)],
+    identity: &OverlayIdentity,
+) -> DiscoveryView {
+    use psp_net::directory::flags;
+    use psp_primitives::staking::Role;
+    let me = identity.node_id();
+    let elected = |role| crate::chain_checks::elected_now(client, role).unwrap_or_default();
+    let discovery = elected(Role::Discovery);
+    let mut own = flags::RELAY | flags::ENTRY;
+    for (role, flag) in [
+        (Role::Authority, flags::AUTHORITY),
+        (Role::Discovery, flags::DISCOVERY),
+        (Role::Oracle, flags::ORACLE),
+    ] {
+        let set = if role == Role::Discovery {
+            discovery.clone()
+        } else {
+            elected(role)
+        };
+        if set.contains(&me) {
+            own |= flag;
+        }
+    }
+    DiscoveryView {
+        set: nodes
+            .iter()
+            .filter(|(id, _, _)| discovery.contains(id))
+            .map(|(id, peer, addr)| (NodeId(*id), *peer, addr.clone()))
+            .collect(),
+        flags: own,
+        addresses: vec![identity.address.clone()],
+    }
+}
+
+/// Node keys, peer ids and addresses of the active node identities on chain.
+fn registered_nodes(client: &FullClient) -> Vec<([u8; 32], PeerId, Multiaddr)> {
     let at = client.info().finalized_hash;
     let api = client.runtime_api();
-    let mut peers = Vec::new();
+    let mut nodes = Vec::new();
     let mut after = None;
     loop {
         let page = match api.nodes(at, after, psp_primitives::api::MAX_NODES_PER_PAGE) {
             Ok(page) => page,
             Err(e) => {
-                log::warn!(target: "psp-overlay", "dht: node list look-up failed: {e}");
+                log::warn!(target: "psp-overlay", "node list look-up failed: {e}");
                 break;
             }
         };
@@ -368,10 +456,10 @@ fn registered_peers(client: &FullClient) -> Vec<(psp_net::driver::PeerId, Multia
                 .and_then(|n| n.addresses.into_iter().next())
                 .and_then(|a| String::from_utf8(a).ok());
             if let Some(Ok((peer, addr))) = address.as_deref().map(parse_node_address) {
-                peers.push((peer, addr));
+                nodes.push((info.key, peer, addr));
             }
         }
         after = Some(last);
     }
-    peers
+    nodes
 }

@@ -95,7 +95,10 @@ fn kind_from_byte(b: u8) -> Option<IdentityKind> {
 }
 
 /// Checks the identity is live and may hold a certificate (groups share keys: none).
-fn live_kind(registry: &impl IdentityRegistry, identity: &[u8; 32]) -> Result<IdentityKind, CertError> {
+fn live_kind(
+    registry: &impl IdentityRegistry,
+    identity: &[u8; 32],
+) -> Result<IdentityKind, CertError> {
     match registry.status(identity) {
         IdentityStatus::Active(IdentityKind::Group) => Err(CertError::Identity("a group")),
         IdentityStatus::Active(kind) => Ok(kind),
@@ -127,7 +130,14 @@ impl CertRequest {
         authority: &[u8; 32],
         at: u64,
     ) -> Vec<u8> {
-        [REQUEST_CONTEXT, identity, x25519, authority, &at.to_be_bytes()].concat()
+        [
+            REQUEST_CONTEXT,
+            identity,
+            x25519,
+            authority,
+            &at.to_be_bytes(),
+        ]
+        .concat()
     }
 
     /// Builds and signs a request.
@@ -316,7 +326,12 @@ pub struct CertificateAuthority {
 impl CertificateAuthority {
     /// An authority signing with its node key. `first_serial` should differ across restarts
     /// (the node uses the start time in milliseconds), so a serial is never signed twice.
-    pub fn new(key: Sr25519Keypair, genesis: [u8; 32], lifetime_secs: u64, first_serial: u64) -> Self {
+    pub fn new(
+        key: Sr25519Keypair,
+        genesis: [u8; 32],
+        lifetime_secs: u64,
+        first_serial: u64,
+    ) -> Self {
         Self {
             key,
             genesis,
@@ -349,7 +364,12 @@ impl CertificateAuthority {
                 window: self.request_window_secs,
             });
         }
-        let message = CertRequest::signing_message(&req.identity, &req.x25519, &req.authority, req.requested_at);
+        let message = CertRequest::signing_message(
+            &req.identity,
+            &req.x25519,
+            &req.authority,
+            req.requested_at,
+        );
         if !sr25519_verify(&req.identity, &message, &req.signature) {
             return Err(CertError::RequestSignature);
         }

@@ -25,8 +25,8 @@
 #![warn(missing_docs)]
 
 pub mod bytes;
-pub mod cert;
 pub mod cell;
+pub mod cert;
 pub mod circuit;
 pub mod crypto;
 pub mod dht;

@@ -10,7 +10,8 @@ use psp_net::circuit::{Services, StaticDirectory};
 use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
 use psp_net::driver::{
-    DhtSetup, DriverError, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets, PeerId,
+    DhtSetup, DriverError, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
+    NodeServices, PeerId,
 };
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use tokio::time::timeout;
@@ -41,12 +42,15 @@ async fn start(i: u8, registry: &Arc<StaticRegistry>) -> DhtNode {
         listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
         ..NodeConfig::default()
     };
-    let node = Node::with_dht(
+    let node = Node::with_node_services(
         config,
         secrets,
         Arc::new(StaticDirectory::default()),
         Box::new(Services::default()),
-        Some(DhtSetup::new(registry.clone())),
+        NodeServices {
+            dht: Some(DhtSetup::new(registry.clone())),
+            directory: None,
+        },
     )
     .expect("node starts");
     tokio::spawn(node.task.run());
@@ -58,7 +62,12 @@ async fn start(i: u8, registry: &Arc<StaticRegistry>) -> DhtNode {
     }
 }
 
-fn record(owner: &Sr25519Keypair, publisher: &Sr25519Keypair, seq: u64, value: &[u8]) -> SignedRecord {
+fn record(
+    owner: &Sr25519Keypair,
+    publisher: &Sr25519Keypair,
+    seq: u64,
+    value: &[u8],
+) -> SignedRecord {
     let t = now();
     RecordContent {
         kind: RecordKind::Presence,
@@ -80,7 +89,10 @@ async fn network() -> (Vec<DhtNode>, Sr25519Keypair, Arc<StaticRegistry>) {
     let mut registry = StaticRegistry::default();
     registry.insert(client.public(), IdentityKind::Client);
     for i in 1..=4u8 {
-        registry.insert(Sr25519Keypair::from_seed(&[i; 32]).public(), IdentityKind::Node);
+        registry.insert(
+            Sr25519Keypair::from_seed(&[i; 32]).public(),
+            IdentityKind::Node,
+        );
     }
     let registry = Arc::new(registry);
     let mut nodes = Vec::new();
@@ -89,7 +101,11 @@ async fn network() -> (Vec<DhtNode>, Sr25519Keypair, Arc<StaticRegistry>) {
     }
     let peers: Vec<_> = nodes.iter().map(|n| n.peer.clone()).collect();
     for n in &nodes {
-        let added = n.handle.dht_add_peers(peers.clone()).await.expect("running");
+        let added = n
+            .handle
+            .dht_add_peers(peers.clone())
+            .await
+            .expect("running");
         assert_eq!(added, 3, "every other node is added, not itself");
     }
     (nodes, client, registry)
@@ -100,7 +116,11 @@ async fn a_record_put_through_one_node_is_found_through_another() {
     timeout(Duration::from_secs(60), async {
         let (nodes, client, _) = network().await;
         let first = record(&client, &nodes[0].key, 1, b"at node 1");
-        let put = nodes[0].handle.dht_put(first.encode()).await.expect("stored");
+        let put = nodes[0]
+            .handle
+            .dht_put(first.encode())
+            .await
+            .expect("stored");
         assert!(put.replicas >= 1, "replicated: {put:?}");
         let key = first.content.key();
         let got = nodes[3].handle.dht_get(key).await.expect("lookup");
@@ -108,12 +128,19 @@ async fn a_record_put_through_one_node_is_found_through_another() {
 
         // A renewal through another publisher supersedes it everywhere it is looked up.
         let second = record(&client, &nodes[1].key, 2, b"at node 2");
-        nodes[1].handle.dht_put(second.encode()).await.expect("stored");
+        nodes[1]
+            .handle
+            .dht_put(second.encode())
+            .await
+            .expect("stored");
         let got = nodes[2].handle.dht_get(key).await.expect("lookup");
         assert_eq!(got.record, Some(second.encode()), "{got:?}");
         // The older one is refused now.
         let stale = nodes[3].handle.dht_put(first.encode()).await;
-        assert!(matches!(stale, Err(DriverError::Dht(ref m)) if m.contains("stale")), "{stale:?}");
+        assert!(
+            matches!(stale, Err(DriverError::Dht(ref m)) if m.contains("stale")),
+            "{stale:?}"
+        );
     })
     .await
     .expect("within a minute");
@@ -137,9 +164,17 @@ async fn forged_and_unregistered_records_are_refused_and_stored_nowhere() {
         assert!(err.to_string().contains("malformed"), "{err}");
 
         for n in &nodes {
-            let got = n.handle.dht_get(forged.content.key()).await.expect("lookup");
+            let got = n
+                .handle
+                .dht_get(forged.content.key())
+                .await
+                .expect("lookup");
             assert_eq!(got.record, None);
-            let got = n.handle.dht_get(unknown.content.key()).await.expect("lookup");
+            let got = n
+                .handle
+                .dht_get(unknown.content.key())
+                .await
+                .expect("lookup");
             assert_eq!(got.record, None);
         }
     })
@@ -167,7 +202,9 @@ async fn the_routing_table_keeps_its_per_address_limit() {
             .map(|i| {
                 (
                     Keypair::generate_ed25519().public().to_peer_id(),
-                    format!("/ip4/127.0.0.1/tcp/{}", 40_000 + i).parse().expect("multiaddr"),
+                    format!("/ip4/127.0.0.1/tcp/{}", 40_000 + i)
+                        .parse()
+                        .expect("multiaddr"),
                 )
             })
             .collect();

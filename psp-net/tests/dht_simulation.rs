@@ -33,12 +33,18 @@ fn publish(net: &mut Network, records: usize) -> Vec<RecordKey> {
         let owner = r % net.clients.len();
         let publisher = honest[net.rng().below(honest.len() as u64) as usize];
         let (key, stored) = net.publish(owner, publisher, [r as u8; 32]);
-        assert!(stored >= 10, "record {r} stored on only {stored} honest nodes");
+        assert!(
+            stored >= 10,
+            "record {r} stored on only {stored} honest nodes"
+        );
         keys.push(key);
     }
     for key in keys.iter().step_by(2) {
         let stored = net.renew(key);
-        assert!(stored.is_some_and(|n| n >= 5), "renewal stored on {stored:?}");
+        assert!(
+            stored.is_some_and(|n| n >= 5),
+            "renewal stored on {stored:?}"
+        );
     }
     keys
 }
@@ -74,7 +80,10 @@ fn lookups_return_the_current_record_despite_20_percent_malicious_nodes() {
             continue;
         };
         // Whatever a lookup returns is a validly signed version, never a forgery.
-        assert!(published.versions.contains(got.signed()), "forged record returned");
+        assert!(
+            published.versions.contains(got.signed()),
+            "forged record returned"
+        );
         if got.signed() == published.current() {
             current += 1;
         }
@@ -83,7 +92,10 @@ fn lookups_return_the_current_record_despite_20_percent_malicious_nodes() {
         "{current}/{LOOKUPS} lookups returned the current record; mean hops {:.2}",
         hops as f64 / LOOKUPS as f64
     );
-    assert!(current * 100 >= LOOKUPS * 99, "only {current}/{LOOKUPS} current");
+    assert!(
+        current * 100 >= LOOKUPS * 99,
+        "only {current}/{LOOKUPS} current"
+    );
 
     memo_agrees_with_plain_validation(&mut net, &keys, &honest);
 }
@@ -94,7 +106,11 @@ fn memo_agrees_with_plain_validation(net: &mut Network, keys: &[RecordKey], hone
     let mut checked = Vec::new();
     for key in keys.iter().take(4) {
         let p = &net.published[key];
-        let all = p.versions.iter().map(|v| v.encode()).chain(p.forged.clone());
+        let all = p
+            .versions
+            .iter()
+            .map(|v| v.encode())
+            .chain(p.forged.clone());
         checked.extend(all.map(|bytes| (*key, bytes)));
     }
     let memoized: Vec<_> = checked.iter().map(|(k, b)| net.validate(k, b)).collect();
@@ -106,7 +122,10 @@ fn memo_agrees_with_plain_validation(net: &mut Network, keys: &[RecordKey], hone
         let origin = random_honest(net, honest);
         let key = keys[net.rng().below(keys.len() as u64) as usize];
         let got = net.get(origin, key).result.record;
-        assert_eq!(got.as_ref().map(|r| r.signed()), Some(net.published[&key].current()));
+        assert_eq!(
+            got.as_ref().map(|r| r.signed()),
+            Some(net.published[&key].current())
+        );
     }
     net.set_memoize(true);
 }

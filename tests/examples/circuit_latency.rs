@@ -269,6 +269,7 @@ async fn main() -> Result<()> {
         circuit_rate: Some(5_000),
         circuit_burst: Some(5_000),
         debug_log: false,
+        directory_timing: None,
     };
     let started = Instant::now();
     let nodes = start_local_network(&["alice", "bob", "charlie"], Some(overlay)).await?;

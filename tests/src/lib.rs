@@ -183,6 +183,8 @@ pub struct OverlayOptions {
     /// refusals, failed dials and refused EXTENDs at warn, but every other relay event
     /// (circuit created, circuit closed with its reason, ...) only at debug.
     pub debug_log: bool,
+    /// `--directory-period` (seconds) and `--directory-vote-window` (seconds).
+    pub directory_timing: Option<(u64, u64)>,
 }
 
 /// How to start a node.
@@ -232,6 +234,16 @@ impl NodeOptions {
             wait_finalized: false,
         }
     }
+}
+
+/// The sr25519 seed of the overlay node key psp-node derives from `--overlay-seed <seed>`
+/// (`node/src/overlay.rs`: `blake2_256("psp/overlay/seed/" ‖ seed)` is the master secret, the
+/// node key's seed is `blake2_256("psp/overlay/id" ‖ master)`). Tests sign with it to play a
+/// misbehaving node; a test checks it against the node's own `psp_overlayInfo`.
+pub fn overlay_key_seed(seed: &str) -> [u8; 32] {
+    use psp_net::crypto::blake2_256;
+    let master = blake2_256(&[b"psp/overlay/seed/".as_slice(), seed.as_bytes()].concat());
+    blake2_256(&[b"psp/overlay/id".as_slice(), &master].concat())
 }
 
 /// A fixed, name-derived node key (distinct per name; never all zero).
@@ -327,6 +339,10 @@ impl PspNode {
                 }
                 if overlay.debug_log {
                     cmd.args(["-l", "psp-overlay=debug"]);
+                }
+                if let Some((period, window)) = overlay.directory_timing {
+                    cmd.args(["--directory-period", &period.to_string()]);
+                    cmd.args(["--directory-vote-window", &window.to_string()]);
                 }
             }
             _ => {
@@ -429,6 +445,12 @@ impl PspNode {
             format!("{} has no fixed --node-key, so no known peer id", self.name)
         })?;
         Ok(format!("/ip4/127.0.0.1/tcp/{}/p2p/{peer}", self.p2p_port))
+    }
+
+    /// Stops the node (kills the process); its log stays readable.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process is still running.

@@ -139,7 +139,13 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     let store = dir.join("client.json");
     let pass = dir.join("pass");
     std::fs::write(&pass, "e2e passphrase")?;
-    keystore::save(&store, &keys, "e2e passphrase", KdfParams::INSECURE_TEST, false)?;
+    keystore::save(
+        &store,
+        &keys,
+        "e2e passphrase",
+        KdfParams::INSECURE_TEST,
+        false,
+    )?;
     let (store, pass) = (store.display().to_string(), pass.display().to_string());
     let owner = hex0x(&keys.identity_public());
 
@@ -149,8 +155,20 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
         let (store, pass, url) = (store.clone(), pass.clone(), alice.url());
         async move {
             psp_json(&[
-                "dht", "put", "--keystore", &store, "--passphrase-file", &pass, "--topic",
-                "e2e", "--value", value, "--ttl", "300", "--url", &url,
+                "dht",
+                "put",
+                "--keystore",
+                &store,
+                "--passphrase-file",
+                &pass,
+                "--topic",
+                "e2e",
+                "--value",
+                value,
+                "--ttl",
+                "300",
+                "--url",
+                &url,
             ])
             .await
         }
@@ -198,7 +216,9 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
         async move { psp_refused(&["dht", "put", "--record", &record, "--url", &url], reason).await }
     };
     refuse(
-        raw_record(&signer, bob_id, t, t + 60, b"ok".to_vec(), |c| c.value = b"forged".to_vec()),
+        raw_record(&signer, bob_id, t, t + 60, b"ok".to_vec(), |c| {
+            c.value = b"forged".to_vec()
+        }),
         "bad owner signature",
     )
     .await?;
@@ -225,14 +245,22 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     .await?;
 
     // Revoked on chain: refused from the next finalized block, and no longer served.
-    chain
-        .revoke(&payer, keys.identity_public(), print)
-        .await?;
+    chain.revoke(&payer, keys.identity_public(), print).await?;
     wait_for("a put refused as revoked", PROPAGATION_TIMEOUT, || async {
         let run = run_psp(
             &[
-                "dht", "put", "--keystore", &store, "--passphrase-file", &pass, "--topic", "e2e",
-                "--value", "hello-3", "--url", &bob.url(),
+                "dht",
+                "put",
+                "--keystore",
+                &store,
+                "--passphrase-file",
+                &pass,
+                "--topic",
+                "e2e",
+                "--value",
+                "hello-3",
+                "--url",
+                &bob.url(),
             ],
             CLI_TIMEOUT,
         )
@@ -241,15 +269,28 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
         Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
     })
     .await?;
-    wait_for("the revoked owner's record gone", PROPAGATION_TIMEOUT, || async {
-        let run = run_psp(
-            &["dht", "get", "--owner", &owner, "--topic", "e2e", "--url", &charlie.url()],
-            CLI_TIMEOUT,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok((run.code == Some(1) && run.stderr.contains("no valid record")).then_some(()))
-    })
+    wait_for(
+        "the revoked owner's record gone",
+        PROPAGATION_TIMEOUT,
+        || async {
+            let run = run_psp(
+                &[
+                    "dht",
+                    "get",
+                    "--owner",
+                    &owner,
+                    "--topic",
+                    "e2e",
+                    "--url",
+                    &charlie.url(),
+                ],
+                CLI_TIMEOUT,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok((run.code == Some(1) && run.stderr.contains("no valid record")).then_some(()))
+        },
+    )
     .await?;
     eprintln!("revoked owner's record refused and no longer served");
     Ok(())

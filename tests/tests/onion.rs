@@ -520,6 +520,7 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         circuit_burst: Some(5_000),
         // Circuit closes (the tampered cell) are logged at debug only.
         debug_log: true,
+        directory_timing: None,
     };
     let nodes = start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
     eprintln!("four nodes answering RPC after {:?}", started.elapsed());

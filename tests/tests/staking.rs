@@ -219,36 +219,67 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let store = dir.path().join("client.json").display().to_string();
     let pass = dir.path().join("pass").display().to_string();
     std::fs::write(&pass, "e2e passphrase")?;
-    let keystore = ["--keystore", store.as_str(), "--passphrase-file", pass.as_str()];
-    psp_ok(&[&["key", "generate", "--out", &store][..], &keystore[2..], &["--insecure-test-kdf"]].concat()).await?;
+    let keystore = [
+        "--keystore",
+        store.as_str(),
+        "--passphrase-file",
+        pass.as_str(),
+    ];
+    psp_ok(
+        &[
+            &["key", "generate", "--out", &store][..],
+            &keystore[2..],
+            &["--insecure-test-kdf"],
+        ]
+        .concat(),
+    )
+    .await?;
     let register = [
         &["identity", "register"][..],
         &keystore,
-        &["--kind", "client", "--namespace", "peerstream", "--app", "account"],
+        &[
+            "--kind",
+            "client",
+            "--namespace",
+            "peerstream",
+            "--app",
+            "account",
+        ],
     ]
     .concat();
     ok(cmd(&register)).await?;
-    let cert = psp_ok(&[&["cert", "request"][..], &keystore, &["--url", &dave_url]].concat()).await?;
+    let cert =
+        psp_ok(&[&["cert", "request"][..], &keystore, &["--url", &dave_url]].concat()).await?;
     let cert: serde_json::Value = serde_json::from_str(&cert).context("cert JSON")?;
     ensure!(
         cert["authority"] == node.as_str() && cert["kind"] == "client",
         "certificate: {cert:#}"
     );
-    let cert_hex = cert["certificate"].as_str().context("certificate hex")?.to_owned();
+    let cert_hex = cert["certificate"]
+        .as_str()
+        .context("certificate hex")?
+        .to_owned();
     // Any node verifies it against the elected authorities and the chain.
     let shown = psp_ok(&["cert", "show", &cert_hex, "--url", &url]).await?;
     let shown: serde_json::Value = serde_json::from_str(&shown).context("cert show JSON")?;
     ensure!(shown["serial"] == cert["serial"], "cert show: {shown:#}");
     // Revoked: refused from the next finalized block on.
     ok(cmd(&[&["identity", "revoke"][..], &keystore].concat())).await?;
-    wait_for("the certificate refused after revocation", CLI_TIMEOUT, || async {
-        let run = run_psp(&["cert", "show", &cert_hex, "--url", &url], CLI_TIMEOUT)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
-    })
+    wait_for(
+        "the certificate refused after revocation",
+        CLI_TIMEOUT,
+        || async {
+            let run = run_psp(&["cert", "show", &cert_hex, "--url", &url], CLI_TIMEOUT)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
+        },
+    )
     .await?;
-    eprintln!("certificate {} refused once its identity was revoked", cert["serial"]);
+    eprintln!(
+        "certificate {} refused once its identity was revoked",
+        cert["serial"]
+    );
     Ok(())
 }
 

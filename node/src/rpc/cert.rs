@@ -3,7 +3,7 @@
 //! elected authority set and the identity's status at the latest finalized block.
 
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
-use psp_net::cert::{Certificate, CertError};
+use psp_net::cert::{CertError, Certificate};
 use psp_net::registry::IdentityKind as NetKind;
 use psp_primitives::{
     api::{PspApi, PspStakingApi},
@@ -109,7 +109,8 @@ where
     }
 
     fn cert_verify(&self, certificate: String) -> RpcResult<CertificateView> {
-        let cert = Certificate::decode(&decode_hex(&certificate, "certificate")?).map_err(refused)?;
+        let cert =
+            Certificate::decode(&decode_hex(&certificate, "certificate")?).map_err(refused)?;
         let genesis = genesis(&*self.client).ok_or_else(|| internal_error("no genesis block"))?;
         let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
         let registry = ChainRegistry::new(self.client.clone());

@@ -44,14 +44,11 @@ impl<C: Send + Sync + 'static> DhtRpcServer for Psp<C> {
             .map_err(|e| invalid_params(format!("record refused: {e}")))?;
         let identity = self.identity()?;
         if signed.content.publisher == identity.node_id() && signed.publisher_sig == [0; 64] {
-            signed = SignedRecord::cosign(signed.content, signed.owner_sig, &identity.signing_key());
+            signed =
+                SignedRecord::cosign(signed.content, signed.owner_sig, &identity.signing_key());
         }
-        let handle = self
-            .overlay
-            .handle
-            .get()
-            .ok_or_else(|| internal_error("the overlay has not started yet"))?;
-        let report = handle
+        let report = self
+            .handle()?
             .dht_put(signed.encode())
             .await
             .map_err(|e| invalid_params(e.to_string()))?;
@@ -65,12 +62,8 @@ impl<C: Send + Sync + 'static> DhtRpcServer for Psp<C> {
         let key: [u8; 32] = from_hex(&key, "key")?
             .try_into()
             .map_err(|_| invalid_params("key must be 32 bytes".into()))?;
-        let handle = self
-            .overlay
-            .handle
-            .get()
-            .ok_or_else(|| internal_error("the overlay has not started yet"))?;
-        let report = handle
+        let report = self
+            .handle()?
             .dht_get(key)
             .await
             .map_err(|e| internal_error(&e.to_string()))?;

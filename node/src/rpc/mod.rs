@@ -5,6 +5,7 @@
 
 pub mod cert;
 pub mod dht;
+pub mod directory;
 pub mod rewards;
 pub mod staking;
 
@@ -118,6 +119,13 @@ pub struct Psp<C> {
 }
 
 impl<C> Psp<C> {
+    fn handle(&self) -> Result<&psp_net::driver::NodeHandle, ErrorObjectOwned> {
+        self.overlay
+            .handle
+            .get()
+            .ok_or_else(|| internal_error("the overlay has not started (or runs --no-overlay)"))
+    }
+
     fn identity(&self) -> Result<&Arc<crate::overlay::OverlayIdentity>, ErrorObjectOwned> {
         self.overlay.identity.get().ok_or_else(|| {
             internal_error("the overlay is not running on this node (started with --no-overlay)")
@@ -295,6 +303,10 @@ where
         overlay: overlay.clone(),
     }))?;
     module.merge(dht::DhtRpcServer::into_rpc(Psp {
+        client: client.clone(),
+        overlay: overlay.clone(),
+    }))?;
+    module.merge(directory::DirectoryRpcServer::into_rpc(Psp {
         client: client.clone(),
         overlay: overlay.clone(),
     }))?;

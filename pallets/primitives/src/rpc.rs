@@ -124,6 +124,53 @@ pub struct DhtRecordView {
     pub refused: u32,
 }
 
+/// One node in a directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryEntryView {
+    /// Node key, hex.
+    pub node: String,
+    /// Flags: `relay`, `entry`, `discovery`, `authority`, `oracle`.
+    pub flags: Vec<String>,
+    /// Entry addresses.
+    pub addresses: Vec<String>,
+}
+
+/// A discovery directory as `psp_directory` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DirectoryView {
+    /// The directory period.
+    pub period: u64,
+    /// Valid from (unix seconds).
+    pub valid_after: u64,
+    /// Valid until (unix seconds).
+    pub valid_until: u64,
+    /// The listed nodes.
+    pub entries: Vec<DirectoryEntryView>,
+    /// Discovery nodes whose signatures on it verify, hex.
+    pub signers: Vec<String>,
+    /// The discovery set it was checked against, hex.
+    pub discovery_set: Vec<String>,
+    /// Signatures needed.
+    pub threshold: u32,
+    /// The encoded signed directory, hex (for a client's own check).
+    pub directory: String,
+}
+
+/// An equivocation a discovery node signed, as `psp_directoryEquivocations` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EquivocationView {
+    /// The offending node key, hex.
+    pub offender: String,
+    /// The directory period.
+    pub period: u64,
+    /// SCALE-encoded `EquivocationEvidence`, hex: the argument of
+    /// `PspStaking::report_equivocation`.
+    pub evidence: String,
+}
+
 fn hex0x(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(2 + bytes.len() * 2);
     out.push_str("0x");

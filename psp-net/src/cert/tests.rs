@@ -32,7 +32,10 @@ fn request(f: &Fixture, at: u64) -> Vec<u8> {
 #[test]
 fn an_issued_certificate_verifies_and_round_trips() {
     let mut f = fixture();
-    let cert = f.authority.issue(&request(&f, NOW), NOW, &f.registry).expect("issued");
+    let cert = f
+        .authority
+        .issue(&request(&f, NOW), NOW, &f.registry)
+        .expect("issued");
     assert_eq!(cert.body.serial, 7);
     assert_eq!(cert.body.kind, IdentityKind::Client);
     assert_eq!(cert.body.not_after, NOW + 300);
@@ -40,11 +43,16 @@ fn an_issued_certificate_verifies_and_round_trips() {
     assert_eq!(bytes.len(), CERTIFICATE_LEN);
     let decoded = Certificate::decode(&bytes).expect("decodes");
     let set = [f.authority.public()];
-    let verified = decoded.verify(NOW + 10, &GENESIS, &set, &f.registry).expect("verifies");
+    let verified = decoded
+        .verify(NOW + 10, &GENESIS, &set, &f.registry)
+        .expect("verifies");
     assert_eq!(verified.body().identity, f.client.public());
     assert_eq!(verified.body().x25519, [9; 32]);
     // Serials never repeat.
-    let next = f.authority.issue(&request(&f, NOW), NOW, &f.registry).expect("issued");
+    let next = f
+        .authority
+        .issue(&request(&f, NOW), NOW, &f.registry)
+        .expect("issued");
     assert_eq!(next.body.serial, 8);
 }
 
@@ -87,7 +95,10 @@ fn bad_requests_are_refused() {
 #[test]
 fn verification_needs_an_elected_authority_a_live_identity_and_the_window() {
     let mut f = fixture();
-    let cert = f.authority.issue(&request(&f, NOW), NOW, &f.registry).expect("issued");
+    let cert = f
+        .authority
+        .issue(&request(&f, NOW), NOW, &f.registry)
+        .expect("issued");
     let set = [f.authority.public()];
     assert_eq!(
         cert.verify(NOW, &GENESIS, &[[4; 32]], &f.registry),

@@ -58,9 +58,7 @@ impl Sr25519Keypair {
 
     /// Signs `message` (which starts with its own context tag).
     pub fn sign(&self, message: &[u8]) -> Sr25519Signature {
-        self.pair
-            .sign_simple(SIGNING_CONTEXT, message)
-            .to_bytes()
+        self.pair.sign_simple(SIGNING_CONTEXT, message).to_bytes()
     }
 }
 

@@ -183,6 +183,16 @@ impl Path {
     fn done(&self, k: usize) -> bool {
         self.live(k).all(|(_, c)| c.state == State::Answered)
     }
+
+    /// Gives up the queries still out (farther than the k closest, which all answered).
+    fn abandon_in_flight(&mut self) {
+        for c in self.candidates.values_mut() {
+            if matches!(c.state, State::InFlight { .. }) {
+                c.state = State::Failed;
+            }
+        }
+        self.in_flight = 0;
+    }
 }
 
 /// The outcome of a lookup.
@@ -190,13 +200,22 @@ impl Path {
 pub struct LookupResult<R> {
     /// The valid record with the highest sequence number, if any peer had one.
     pub record: Option<R>,
-    /// Queries on the chain of referrals that led to the winning record; without a record, the
-    /// longest chain any path followed.
+    /// The longest chain of referrals (queries, seeds counting 1) followed on the path that
+    /// found the winning record; without a record, on any path.
     pub hops: usize,
+    /// Queries on the chain of referrals that led to the winning record (0 without one).
+    pub record_depth: usize,
     /// Peers queried.
     pub queried: usize,
     /// The k closest peers that answered, closest first: the targets of a put.
     pub closest: Vec<PeerInfo>,
+}
+
+#[derive(Clone, Debug)]
+struct Best<R> {
+    record: R,
+    path: usize,
+    depth: usize,
 }
 
 /// An iterative lookup in progress.
@@ -210,8 +229,8 @@ pub struct Lookup<R> {
     in_flight: HashMap<[u8; 32], (usize, Distance, QueryId)>,
     next_query: u64,
     queried: usize,
-    /// The best record and the depth it was found at.
-    best: Option<(R, usize)>,
+    /// The best record, and the path and depth it was found at.
+    best: Option<Best<R>>,
 }
 
 impl<R: Versioned> Lookup<R> {
@@ -246,7 +265,8 @@ impl<R: Versioned> Lookup<R> {
     pub fn exclude(&mut self, identity: [u8; 32]) {
         self.seen.insert(identity);
         for path in &mut self.paths {
-            path.candidates.retain(|_, c| c.peer.identity() != &identity);
+            path.candidates
+                .retain(|_, c| c.peer.identity() != &identity);
         }
         self.update_finished();
     }
@@ -296,7 +316,8 @@ impl<R: Versioned> Lookup<R> {
             let query = QueryId(self.next_query);
             self.next_query += 1;
             self.queried += 1;
-            self.in_flight.insert(*c.peer.identity(), (path, dist, query));
+            self.in_flight
+                .insert(*c.peer.identity(), (path, dist, query));
             out.push((c.peer, query));
         }
     }
@@ -353,7 +374,7 @@ impl<R: Versioned> Lookup<R> {
             return false;
         };
         if let Some(bytes) = response.record {
-            self.offer(&bytes, depth, validator);
+            self.offer(&bytes, path, depth, validator);
         }
         let k = self.config.k;
         for peer in response.closer.into_iter().take(k) {
@@ -366,8 +387,14 @@ impl<R: Versioned> Lookup<R> {
     }
 
     /// Keeps the record if it is valid and newer than the best held.
-    fn offer(&mut self, bytes: &[u8], depth: usize, validator: &impl Validator<Record = R>) {
-        let best_seq = self.best.as_ref().map(|(r, _)| r.seq());
+    fn offer(
+        &mut self,
+        bytes: &[u8],
+        path: usize,
+        depth: usize,
+        validator: &impl Validator<Record = R>,
+    ) {
+        let best_seq = self.best.as_ref().map(|b| b.record.seq());
         if let (Some(best), Some(claimed)) = (best_seq, validator.claimed_seq(bytes)) {
             if claimed <= best {
                 return;
@@ -377,20 +404,29 @@ impl<R: Versioned> Lookup<R> {
             return;
         };
         if best_seq.is_none_or(|best| record.seq() > best) {
-            self.best = Some((record, depth));
+            self.best = Some(Best {
+                record,
+                path,
+                depth,
+            });
         }
     }
 
     fn update_finished(&mut self) {
         let k = self.config.k;
+        let mut newly = false;
         for path in &mut self.paths {
             if !path.finished && path.done(k) {
                 path.finished = true;
+                path.abandon_in_flight();
+                newly = true;
             }
         }
-        // Queries still out on finished paths are abandoned: late answers are ignored.
-        let paths = &self.paths;
-        self.in_flight.retain(|_, (p, _, _)| !paths[*p].finished);
+        if newly {
+            // Late answers to abandoned queries are ignored.
+            let paths = &self.paths;
+            self.in_flight.retain(|_, (p, _, _)| !paths[*p].finished);
+        }
     }
 
     /// Whether every path has ended.
@@ -415,10 +451,13 @@ impl<R: Versioned> Lookup<R> {
         answered.into_iter().take(n).map(|(_, c)| c.peer).collect()
     }
 
-    fn longest_chain(&self) -> usize {
+    /// The longest chain of answered referrals on `path`, or on any path.
+    fn longest_chain(&self, path: Option<usize>) -> usize {
         self.paths
             .iter()
-            .flat_map(|p| p.candidates.values())
+            .enumerate()
+            .filter(|(i, _)| path.is_none_or(|p| p == *i))
+            .flat_map(|(_, p)| p.candidates.values())
             .filter(|c| c.state == State::Answered)
             .map(|c| c.depth)
             .max()
@@ -430,13 +469,10 @@ impl<R: Versioned> Lookup<R> {
     where
         R: Clone,
     {
-        let (record, hops) = match &self.best {
-            Some((r, depth)) => (Some(r.clone()), *depth),
-            None => (None, self.longest_chain()),
-        };
         LookupResult {
-            record,
-            hops,
+            record: self.best.as_ref().map(|b| b.record.clone()),
+            hops: self.longest_chain(self.best.as_ref().map(|b| b.path)),
+            record_depth: self.best.as_ref().map_or(0, |b| b.depth),
             queried: self.queried,
             closest: self.closest_answered(self.config.k),
         }

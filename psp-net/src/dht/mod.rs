@@ -20,12 +20,12 @@ pub mod routing;
 pub mod sim;
 pub mod store;
 
+pub use lookup::{
+    Lookup, LookupConfig, LookupResult, QueryId, RecordValidator, Response, Validator, Versioned,
+};
 pub use record::{
     record_key, RecordContent, RecordError, RecordKey, RecordKind, RecordLimits, SignedRecord,
     ValidRecord,
-};
-pub use lookup::{
-    Lookup, LookupConfig, LookupResult, QueryId, RecordValidator, Response, Validator, Versioned,
 };
 pub use routing::{
     DhtId, Distance, InsertOutcome, PeerInfo, RoutingConfig, RoutingError, RoutingTable, Subnet, K,

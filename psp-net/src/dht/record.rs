@@ -179,7 +179,9 @@ pub enum RecordError {
         now: u64,
     },
     /// Expires later than the maximum lifetime allows.
-    #[error("record expires at {expires_at}, beyond the maximum lifetime ({max_secs} s from {now})")]
+    #[error(
+        "record expires at {expires_at}, beyond the maximum lifetime ({max_secs} s from {now})"
+    )]
     LifetimeTooLong {
         /// Expiry.
         expires_at: u64,
@@ -213,7 +215,11 @@ pub enum RecordError {
 }
 
 fn hex4(key: &[u8; 32]) -> String {
-    key[..4].iter().map(|b| format!("{b:02x}")).collect::<String>() + ".."
+    key[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        + ".."
 }
 
 fn status_name(status: IdentityStatus) -> &'static str {
@@ -261,7 +267,11 @@ impl RecordContent {
         out.extend_from_slice(&self.issued_at.to_be_bytes());
         out.extend_from_slice(&self.expires_at.to_be_bytes());
         // Values longer than u16 are refused before encoding; saturate rather than wrap.
-        out.extend_from_slice(&u16::try_from(self.value.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(self.value.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
         out.extend_from_slice(&self.value);
     }
 
@@ -499,8 +509,11 @@ impl ValidRecord {
 /// on messages built beforehand. Returns whether both verify.
 #[doc(hidden)]
 pub fn bench_raw_verify(prepared: &PreparedSignatures) -> bool {
-    sr25519_verify(&prepared.publisher, &prepared.publisher_msg, &prepared.publisher_sig)
-        && sr25519_verify(&prepared.owner, &prepared.owner_msg, &prepared.owner_sig)
+    sr25519_verify(
+        &prepared.publisher,
+        &prepared.publisher_msg,
+        &prepared.publisher_sig,
+    ) && sr25519_verify(&prepared.owner, &prepared.owner_msg, &prepared.owner_sig)
 }
 
 /// Messages and signatures of a record, prepared for [`bench_raw_verify`].

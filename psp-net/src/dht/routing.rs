@@ -341,11 +341,9 @@ impl RoutingTable {
 
     /// The `n` known peers closest to `target`, closest first.
     pub fn closest(&self, target: &DhtId, n: usize) -> Vec<PeerInfo> {
-        let mut all: Vec<(Distance, PeerInfo)> = self
-            .iter()
-            .map(|p| (target.distance(&p.id), *p))
-            .collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut all: Vec<(Distance, PeerInfo)> =
+            self.iter().map(|p| (target.distance(&p.id), *p)).collect();
+        all.sort_unstable_by_key(|(d, _)| *d);
         all.into_iter().take(n).map(|(_, p)| p).collect()
     }
 
@@ -474,7 +472,10 @@ mod tests {
         let mut t = RoutingTable::new(&ident(0), config);
         for (i, p) in peers.iter().take(3).enumerate() {
             let addr = v4(10, i as u8, 0, 1);
-            assert_eq!(t.insert(PeerInfo::new(*p, addr), &reg), Ok(InsertOutcome::Inserted));
+            assert_eq!(
+                t.insert(PeerInfo::new(*p, addr), &reg),
+                Ok(InsertOutcome::Inserted)
+            );
         }
         let err = t.insert(PeerInfo::new(peers[3], v4(10, 9, 0, 1)), &reg);
         assert_eq!(err, Err(RoutingError::BucketFull { bucket: 255, k: 3 }));
@@ -485,7 +486,9 @@ mod tests {
         assert_eq!(t.bucket(255).last().map(|p| *p.identity()), Some(peers[0]));
         assert!(t.remove(&peers[1]));
         assert!(!t.remove(&peers[1]));
-        assert!(t.insert(PeerInfo::new(peers[3], v4(10, 9, 0, 1)), &reg).is_ok());
+        assert!(t
+            .insert(PeerInfo::new(peers[3], v4(10, 9, 0, 1)), &reg)
+            .is_ok());
         assert!(!t.contains(&peers[1]) && t.contains(&peers[3]));
     }
 
@@ -509,11 +512,24 @@ mod tests {
             reg.insert(*p, IdentityKind::Node);
         }
         let mut t = RoutingTable::new(&ident(0), RoutingConfig::default());
-        assert!(t.insert(PeerInfo::new(peers[0], v4(198, 51, 100, 1)), &reg).is_ok());
-        assert!(t.insert(PeerInfo::new(peers[1], v4(198, 51, 100, 2)), &reg).is_ok());
+        assert!(t
+            .insert(PeerInfo::new(peers[0], v4(198, 51, 100, 1)), &reg)
+            .is_ok());
+        assert!(t
+            .insert(PeerInfo::new(peers[1], v4(198, 51, 100, 2)), &reg)
+            .is_ok());
         let err = t.insert(PeerInfo::new(peers[2], v4(198, 51, 100, 3)), &reg);
-        assert!(matches!(err, Err(RoutingError::SubnetLimit { bucket: 255, max: 2, .. })));
-        assert!(t.insert(PeerInfo::new(peers[2], v4(198, 51, 101, 3)), &reg).is_ok());
+        assert!(matches!(
+            err,
+            Err(RoutingError::SubnetLimit {
+                bucket: 255,
+                max: 2,
+                ..
+            })
+        ));
+        assert!(t
+            .insert(PeerInfo::new(peers[2], v4(198, 51, 101, 3)), &reg)
+            .is_ok());
         let v6 = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 7, 1, 0, 0, 0, last));
         assert!(t.insert(PeerInfo::new(peers[3], v6(1)), &reg).is_ok());
         assert_eq!(
@@ -529,7 +545,10 @@ mod tests {
         let reg = registry_of(200);
         let mut t = RoutingTable::new(&ident(0), RoutingConfig::default());
         for i in 1..200u32 {
-            let _ = t.insert(PeerInfo::new(ident(i), v4(10, (i >> 8) as u8, i as u8, 1)), &reg);
+            let _ = t.insert(
+                PeerInfo::new(ident(i), v4(10, (i >> 8) as u8, i as u8, 1)),
+                &reg,
+            );
         }
         let target = DhtId([0x5a; 32]);
         let got = t.closest(&target, 5);
@@ -537,6 +556,8 @@ mod tests {
         let mut all: Vec<PeerInfo> = t.iter().copied().collect();
         all.sort_by_key(|p| target.distance(p.id()));
         assert_eq!(got, all[..5].to_vec());
-        assert!(got.windows(2).all(|w| target.distance(w[0].id()) < target.distance(w[1].id())));
+        assert!(got
+            .windows(2)
+            .all(|w| target.distance(w[0].id()) < target.distance(w[1].id())));
     }
 }

@@ -429,7 +429,9 @@ impl Network {
         let record = match node.behaviour {
             Behaviour::Honest => {
                 let now_secs = EPOCH_SECS + self.now.0 / 1_000;
-                node.store.get(&target.0, now_secs).map(|r| r.signed().encode())
+                node.store
+                    .get(&target.0, now_secs)
+                    .map(|r| r.signed().encode())
             }
             Behaviour::Drop => return None,
             Behaviour::Forge => {
@@ -481,7 +483,12 @@ impl Network {
     /// Client `owner` publishes a new record through node `publisher`: a lookup of the key, then
     /// a put to the k closest peers it found. Returns the key and how many honest nodes
     /// stored it.
-    pub fn publish(&mut self, owner: usize, publisher: usize, topic: [u8; 32]) -> (RecordKey, usize) {
+    pub fn publish(
+        &mut self,
+        owner: usize,
+        publisher: usize,
+        topic: [u8; 32],
+    ) -> (RecordKey, usize) {
         let value = format!("presence of client {owner} topic {:02x}", topic[0]).into_bytes();
         let record = self.make_record(owner, publisher, topic, 1, value);
         let key = record.content.key();
@@ -542,9 +549,15 @@ impl Network {
     /// Node `j` is asked to store `bytes` under `key`; returns whether it did.
     fn store_at(&mut self, j: usize, key: &RecordKey, bytes: &[u8], now: u64) -> bool {
         if !self.config.memoize_validation {
-            return self.nodes[j].store.put(key, bytes, now, &self.registry).is_ok();
+            return self.nodes[j]
+                .store
+                .put(key, bytes, now, &self.registry)
+                .is_ok();
         }
-        match self.memo.validate(key, bytes, now, &self.registry, &self.config.store.record) {
+        match self
+            .memo
+            .validate(key, bytes, now, &self.registry, &self.config.store.record)
+        {
             Ok(record) => self.nodes[j].store.insert(record).is_ok(),
             Err(_) => false,
         }

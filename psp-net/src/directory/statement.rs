@@ -2,7 +2,7 @@
 //! chain verifies when equivocation is reported.
 //!
 //! [`statement_message`] must equal `psp_primitives::staking::statement_message` byte for byte
-//! (a test checks it); it is written out here so that the overlay does not depend on the
+//! (checked in `tests/tests/chain_formats.rs`, which sees both crates); it is written out here so that the overlay does not depend on the
 //! runtime's SCALE crates. The SCALE encoding of
 //! `(STATEMENT_CONTEXT, genesis, RoleStatement { role, slot, payload_hash })` is:
 //!

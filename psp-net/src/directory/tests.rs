@@ -1,9 +1,8 @@
 //! Wire formats, checks, consensus, signatures and equivocation of the directory.
 
-use super::statement::{statement_message, ROLE_DISCOVERY, STATEMENT_LEN};
 use super::*;
 use crate::bytes::BytesError;
-use crate::crypto::{sr25519_verify, NodeId, Sr25519Keypair};
+use crate::crypto::{NodeId, Sr25519Keypair};
 use crate::registry::{IdentityKind, StaticRegistry};
 
 pub(super) const GENESIS: [u8; 32] = [0x6e; 32];
@@ -452,41 +451,6 @@ fn directory_round_trips_and_decoder_refuses_bad_input() {
     ));
 }
 
-#[test]
-fn statement_message_equals_the_chains() {
-    use psp_primitives::staking::{self, Role, RoleStatement};
-    for (slot, hash) in [
-        (0, [0u8; 32]),
-        (PERIOD, directory().hash()),
-        (u64::MAX, [0xab; 32]),
-    ] {
-        let ours = statement_message(&GENESIS, ROLE_DISCOVERY, slot, &hash);
-        let chain = staking::statement_message(
-            &GENESIS,
-            &RoleStatement {
-                role: Role::Discovery,
-                slot,
-                payload_hash: hash,
-            },
-        );
-        assert_eq!(ours, chain);
-        assert_eq!(ours.len(), STATEMENT_LEN);
-    }
-    assert_eq!(statement::STATEMENT_CONTEXT, staking::STATEMENT_CONTEXT);
-    for role in Role::ALL {
-        let ours = statement_message(&GENESIS, role as u8, 7, &[1; 32]);
-        let chain = staking::statement_message(
-            &GENESIS,
-            &RoleStatement {
-                role,
-                slot: 7,
-                payload_hash: [1; 32],
-            },
-        );
-        assert_eq!(ours, chain);
-    }
-}
-
 /// The directory signed by discovery nodes `signers`.
 fn signed_by(d: &Directory, signers: &[u8]) -> SignedDirectory {
     let mut sd = SignedDirectory::new(d.clone());
@@ -640,7 +604,6 @@ fn directory_signature_round_trips_and_verifies() {
 
 #[test]
 fn find_equivocations_returns_signers_of_both_directories() {
-    use psp_primitives::staking::{EquivocationEvidence, Role, RoleStatement, SignedStatement};
     let a = directory();
     let mut b = a.clone();
     b.entries.pop();
@@ -658,26 +621,6 @@ fn find_equivocations_returns_signers_of_both_directories() {
     assert_eq!((e.first.0, e.second.0), (a.hash(), b.hash()));
     assert!(e.verify(&GENESIS));
     assert!(!e.verify(&[0; 32]));
-
-    // What the chain's evidence needs, and its own message verifies the signatures.
-    let signed = |(payload_hash, signature): ([u8; 32], _)| SignedStatement {
-        statement: RoleStatement {
-            role: Role::Discovery,
-            slot: e.period,
-            payload_hash,
-        },
-        signature,
-    };
-    let evidence = EquivocationEvidence {
-        offender: e.offender.0,
-        first: signed(e.first),
-        second: signed(e.second),
-    };
-    assert!(evidence.conflicts());
-    for s in [&evidence.first, &evidence.second] {
-        let m = psp_primitives::staking::statement_message(&GENESIS, &s.statement);
-        assert!(sr25519_verify(&evidence.offender, &m, &s.signature));
-    }
 
     // Same directory, or different periods: nothing.
     assert!(find_equivocations(&sa, &sa, &GENESIS).is_empty());

@@ -234,12 +234,12 @@ impl ConnectionHandler for Handler {
 }
 
 /// Everything the overlay's swarm runs: the cell substreams and, on nodes, the DHT
-/// (Kademlia with the chain-checked store; off for clients).
+/// (Kademlia with the chain-checked store) and the directory protocol (both off for clients).
 #[derive(libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
 pub(crate) struct Overlay {
     pub(crate) cells: Behaviour,
-    pub(crate) dht: libp2p::swarm::behaviour::toggle::Toggle<
-        libp2p::kad::Behaviour<super::dht::DhtStore>,
-    >,
+    pub(crate) dht:
+        libp2p::swarm::behaviour::toggle::Toggle<libp2p::kad::Behaviour<super::dht::DhtStore>>,
+    pub(crate) directory: libp2p::swarm::behaviour::toggle::Toggle<super::directory::DirBehaviour>,
 }

@@ -124,10 +124,7 @@ impl DhtStore {
 
     /// Validates and stores; storing the very record held again is a no-op, not an error.
     pub(crate) fn put_checked(&mut self, key: &RecordKey, value: &[u8]) -> Result<(), StoreError> {
-        match self
-            .records
-            .put(key, value, unix_now(), &&*self.registry)
-        {
+        match self.records.put(key, value, unix_now(), &&*self.registry) {
             Ok(_) => Ok(()),
             Err(StoreError::Stale { .. })
                 if self
@@ -245,7 +242,13 @@ pub(crate) struct Dht {
     setup: DhtSetup,
     local: PeerId,
     gets: HashMap<kad::QueryId, PendingGet>,
-    puts: HashMap<kad::QueryId, (RecordKey, oneshot::Sender<Result<DhtPutReport, DriverError>>)>,
+    puts: HashMap<
+        kad::QueryId,
+        (
+            RecordKey,
+            oneshot::Sender<Result<DhtPutReport, DriverError>>,
+        ),
+    >,
     known: HashSet<PeerId>,
     per_ip: HashMap<IpAddr, usize>,
     sweeps: u64,
@@ -384,7 +387,7 @@ impl Dht {
     /// Wipes expired records (and every 10th time, revoked identities' records).
     pub(crate) fn sweep(&mut self, kad: &mut kad::Behaviour<DhtStore>) {
         self.sweeps += 1;
-        let wiped = kad.store_mut().sweep(self.sweeps % 10 == 0);
+        let wiped = kad.store_mut().sweep(self.sweeps.is_multiple_of(10));
         if wiped > 0 {
             tracing::info!(wiped, "psp dht: expired or revoked records wiped");
         }

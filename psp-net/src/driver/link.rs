@@ -389,10 +389,14 @@ impl Links {
 
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<OverlayEvent>) {
         match event {
-            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Stream { peer, stream })) => {
-                self.on_stream(peer, stream)
-            }
-            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Failed { peer, reason })) => {
+            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Stream {
+                peer,
+                stream,
+            })) => self.on_stream(peer, stream),
+            SwarmEvent::Behaviour(OverlayEvent::Cells(behaviour::Event::Failed {
+                peer,
+                reason,
+            })) => {
                 self.fail_dials_to(peer, &reason);
                 self.events.push_back(LinkEvent::Refused {
                     peer_id: peer,

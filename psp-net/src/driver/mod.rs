@@ -20,6 +20,7 @@
 mod behaviour;
 pub mod client;
 mod dht;
+mod directory;
 mod link;
 pub mod node;
 
@@ -33,7 +34,12 @@ pub use client::{
     StreamWriter,
 };
 pub use dht::{DhtGetReport, DhtPutReport, DhtSetup, DHT_PROTOCOL};
-pub use node::{Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets, NodeStats, NodeTask};
+pub use directory::{
+    DirCodec, DirRequest, DirResponse, DirectorySetup, DiscoveryView, DIRECTORY_PROTOCOL,
+};
+pub use node::{
+    Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets, NodeServices, NodeStats, NodeTask,
+};
 
 use crate::cell::EndReason;
 use crate::circuit::{CircuitError, NodeDirectory, NodeRecord, Timestamp};
@@ -99,6 +105,9 @@ pub enum DriverError {
     /// A DHT operation was refused or failed (the reason says which check).
     #[error("dht: {0}")]
     Dht(String),
+    /// A directory was refused (the reason says which check).
+    #[error("directory: {0}")]
+    Directory(String),
     /// The driver task has stopped (shut down, or its handle outlived it).
     #[error("the driver task has stopped")]
     Stopped,
@@ -248,12 +257,12 @@ fn require_runtime() -> Result<(), DriverError> {
         .map_err(|_| DriverError::NoRuntime)
 }
 
-/// Builds the swarm every driver task uses: TCP + Noise + Yamux, the cell behaviour and, with
-/// `dht`, Kademlia.
+/// Builds the swarm every driver task uses: TCP + Noise + Yamux, the cell behaviour and, on
+/// nodes (`services`), Kademlia and the directory protocol.
 fn build_swarm(
     key: Keypair,
     config: &LinkConfig,
-    dht: Option<&DhtSetup>,
+    services: Option<&NodeServices>,
 ) -> Result<libp2p::Swarm<behaviour::Overlay>, DriverError> {
     let hello_timeout = config.hello_timeout;
     let dial_timeout = config.dial_timeout;
@@ -267,8 +276,13 @@ fn build_swarm(
         .map_err(|e| DriverError::Transport(e.to_string()))?
         .with_behaviour(|key| behaviour::Overlay {
             cells: behaviour::Behaviour::new(dial_timeout.max(hello_timeout)),
-            dht: dht
+            dht: services
+                .and_then(|s| s.dht.as_ref())
                 .map(|setup| dht::behaviour(key.public().to_peer_id(), setup))
+                .into(),
+            directory: services
+                .and_then(|s| s.directory.as_ref())
+                .map(|_| directory::behaviour())
                 .into(),
         })
         .map_err(|e| DriverError::Transport(e.to_string()))?

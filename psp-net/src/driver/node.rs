@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::OverlayEvent;
 use super::dht::{Dht, DhtGetReport, DhtPutReport, DhtSetup, DhtStore};
+use super::directory::{DirBehaviour, DirectoryNode, DirectorySetup, DiscoveryView};
 use super::link::{Hello, LinkEvent, Links};
 use super::{
     build_swarm, require_runtime, resolve, Clock, DriverError, Keypair, LinkConfig, NodeDescriptor,
@@ -40,6 +41,7 @@ use crate::circuit::{self, NodeDirectory, NodeRecord, Peer, Relay, RelayEvent, S
 use crate::circuit::{ServiceRegistry, Timestamp};
 use crate::crypto::{NodeId, OnionPublic, OnionSecret};
 use crate::dht::RecordKey;
+use crate::directory::Equivocation;
 
 /// Configuration of a relay node. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,8 +150,15 @@ enum Command {
     Stats(oneshot::Sender<NodeStats>),
     CloseLink(NodeId, oneshot::Sender<bool>),
     DhtPut(Vec<u8>, oneshot::Sender<Result<DhtPutReport, DriverError>>),
-    DhtGet(RecordKey, oneshot::Sender<Result<DhtGetReport, DriverError>>),
+    DhtGet(
+        RecordKey,
+        oneshot::Sender<Result<DhtGetReport, DriverError>>,
+    ),
     DhtAddPeers(Vec<(PeerId, Multiaddr)>, oneshot::Sender<usize>),
+    DirectoryUpdate(DiscoveryView),
+    DirectoryLatest(oneshot::Sender<Option<(Vec<u8>, Vec<NodeId>)>>),
+    DirectorySubmit(Vec<u8>, oneshot::Sender<Result<(), DriverError>>),
+    DirectoryEquivocations(oneshot::Sender<Vec<Equivocation>>),
     Shutdown,
 }
 
@@ -232,6 +241,34 @@ impl NodeHandle {
         self.ask(|tx| Command::DhtAddPeers(peers, tx)).await
     }
 
+    /// Tells the node the discovery set and its own flags and addresses (from the chain).
+    pub async fn directory_update(&self, view: DiscoveryView) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::DirectoryUpdate(view))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// The newest directory with the threshold of signatures this node holds (its own as a
+    /// discovery node, or the one it fetched and verified), and the discovery set it checked
+    /// it against.
+    pub async fn directory_latest(&self) -> Result<Option<(Vec<u8>, Vec<NodeId>)>, DriverError> {
+        self.ask(Command::DirectoryLatest).await
+    }
+
+    /// Hands the node a signed directory (e.g. one seen elsewhere): a discovery node records
+    /// its signatures, so a signer's conflicting signature shows in
+    /// [`directory_equivocations`](Self::directory_equivocations).
+    pub async fn directory_submit(&self, directory: Vec<u8>) -> Result<(), DriverError> {
+        self.ask(|tx| Command::DirectorySubmit(directory, tx))
+            .await?
+    }
+
+    /// Discovery nodes caught signing two different directories for one period.
+    pub async fn directory_equivocations(&self) -> Result<Vec<Equivocation>, DriverError> {
+        self.ask(Command::DirectoryEquivocations).await
+    }
+
     /// Stops the node: every link and circuit closes.
     pub async fn shutdown(&self) {
         let _ = self.cmd.send(Command::Shutdown).await;
@@ -266,20 +303,31 @@ impl Node {
         directory: Arc<dyn NodeDirectory + Send + Sync>,
         services: Box<dyn ServiceRegistry>,
     ) -> Result<Self, DriverError> {
-        Self::with_dht(config, secrets, directory, services, None)
+        Self::with_node_services(
+            config,
+            secrets,
+            directory,
+            services,
+            NodeServices::default(),
+        )
     }
 
-    /// A node serving `services` and, with `dht`, the chain-checked DHT.
-    pub fn with_dht(
+    /// A node serving `services` and the node services set up in `node_services` (the
+    /// chain-checked DHT, the discovery directory).
+    pub fn with_node_services(
         config: NodeConfig,
         secrets: NodeSecrets,
         directory: Arc<dyn NodeDirectory + Send + Sync>,
         services: Box<dyn ServiceRegistry>,
-        dht: Option<DhtSetup>,
+        node_services: NodeServices,
     ) -> Result<Self, DriverError> {
         require_runtime()?;
         let peer_id = secrets.link_key.public().to_peer_id();
-        let mut swarm = build_swarm(secrets.link_key, &config.link, dht.as_ref())?;
+        let mut swarm = build_swarm(secrets.link_key, &config.link, Some(&node_services))?;
+        let NodeServices {
+            dht,
+            directory: discovery,
+        } = node_services;
         swarm
             .listen_on(config.listen.clone())
             .map_err(|e| DriverError::Listen {
@@ -320,6 +368,7 @@ impl Node {
                 waiting: Vec::new(),
                 sweep,
                 dht: dht.map(|setup| Dht::new(setup, peer_id)),
+                discovery: discovery.map(DirectoryNode::new),
             },
         })
     }
@@ -347,6 +396,16 @@ pub struct NodeTask {
     waiting: Vec<oneshot::Sender<Vec<Multiaddr>>>,
     sweep: Duration,
     dht: Option<Dht>,
+    discovery: Option<DirectoryNode>,
+}
+
+/// The node services beyond relaying, each optional.
+#[derive(Clone, Debug, Default)]
+pub struct NodeServices {
+    /// The chain-checked DHT.
+    pub dht: Option<DhtSetup>,
+    /// The discovery directory.
+    pub directory: Option<DirectorySetup>,
 }
 
 /// Link messages handled per wake-up before the core's output is flushed.
@@ -389,6 +448,11 @@ impl NodeTask {
                             dht.on_event(kad, e);
                         }
                     }
+                    SwarmEvent::Behaviour(OverlayEvent::Directory(e)) => {
+                        if let Some((node, rr)) = self.discovery_parts() {
+                            node.on_event(rr, e, unix_now());
+                        }
+                    }
                     other => self.links.on_swarm_event(other),
                 },
                 () = sleep_until(deadline) => {}
@@ -399,6 +463,9 @@ impl NodeTask {
                         (&mut self.dht, self.links.swarm.behaviour_mut().dht.as_mut())
                     {
                         dht.sweep(kad);
+                    }
+                    if let Some((node, rr)) = self.discovery_parts() {
+                        node.tick(rr, unix_now());
                     }
                 }
             }
@@ -437,13 +504,17 @@ impl NodeTask {
             Command::DhtPut(record, tx) => match self.dht_parts() {
                 Some((dht, kad)) => dht.put(kad, record, tx),
                 None => {
-                    let _ = tx.send(Err(DriverError::Dht("this node does not run the DHT".into())));
+                    let _ = tx.send(Err(DriverError::Dht(
+                        "this node does not run the DHT".into(),
+                    )));
                 }
             },
             Command::DhtGet(key, tx) => match self.dht_parts() {
                 Some((dht, kad)) => dht.get(kad, key, tx),
                 None => {
-                    let _ = tx.send(Err(DriverError::Dht("this node does not run the DHT".into())));
+                    let _ = tx.send(Err(DriverError::Dht(
+                        "this node does not run the DHT".into(),
+                    )));
                 }
             },
             Command::DhtAddPeers(peers, tx) => {
@@ -452,12 +523,57 @@ impl NodeTask {
                     .map_or(0, |(dht, kad)| dht.add_peers(kad, peers));
                 let _ = tx.send(added);
             }
+            Command::DirectoryUpdate(view) => {
+                let mut addresses = Vec::new();
+                if let Some(node) = self.discovery.as_mut() {
+                    node.update(&mut addresses, view);
+                }
+                for (peer, addr) in addresses {
+                    self.links.swarm.add_peer_address(peer, addr);
+                }
+            }
+            Command::DirectoryLatest(tx) => {
+                let latest = self
+                    .discovery
+                    .as_ref()
+                    .and_then(|d| d.latest().map(|sd| (sd.encode(), d.set())));
+                let _ = tx.send(latest);
+            }
+            Command::DirectorySubmit(bytes, tx) => {
+                let result = match self.discovery.as_mut() {
+                    Some(d) => d
+                        .accept_directory(unix_now(), &bytes)
+                        .map_err(|e| DriverError::Directory(e.to_string())),
+                    None => Err(DriverError::Directory(
+                        "this node does not run the directory".into(),
+                    )),
+                };
+                let _ = tx.send(result);
+            }
+            Command::DirectoryEquivocations(tx) => {
+                let _ = tx.send(
+                    self.discovery
+                        .as_ref()
+                        .map(DirectoryNode::equivocations)
+                        .unwrap_or_default(),
+                );
+            }
             Command::Shutdown => {}
         }
     }
 
+    fn discovery_parts(&mut self) -> Option<(&mut DirectoryNode, &mut DirBehaviour)> {
+        Some((
+            self.discovery.as_mut()?,
+            self.links.swarm.behaviour_mut().directory.as_mut()?,
+        ))
+    }
+
     fn dht_parts(&mut self) -> Option<(&mut Dht, &mut libp2p::kad::Behaviour<DhtStore>)> {
-        Some((self.dht.as_mut()?, self.links.swarm.behaviour_mut().dht.as_mut()?))
+        Some((
+            self.dht.as_mut()?,
+            self.links.swarm.behaviour_mut().dht.as_mut()?,
+        ))
     }
 
     /// Handles what the links report; `true` if there was anything.
@@ -565,4 +681,12 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => futures::future::pending().await,
     }
+}
+
+/// Unix seconds: the directory's and the DHT's clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }

@@ -73,6 +73,8 @@ impl Toynet {
                 return queried;
             }
             let queries = lookup.poll_queries(now);
+            // Nothing overdue survives a poll, abandoned queries included.
+            assert!(lookup.next_deadline().is_none_or(|d| d > now));
             let mut answered = false;
             for (p, _) in queries {
                 queried.push(*p.identity());
@@ -124,7 +126,9 @@ fn keeps_the_highest_valid_seq_and_does_not_stop_at_the_first_record() {
     net.run(&mut lookup, answer, &toy_check);
     let result = lookup.result();
     assert_eq!(result.record, Some(Toy(7)));
-    assert!(result.hops >= 1);
+    // Seeds (depth 1) referred to the holders (depth 2).
+    assert_eq!(result.record_depth, 2);
+    assert!(result.hops >= result.record_depth);
     assert_eq!(result.closest.len(), K);
 }
 
@@ -155,7 +159,7 @@ fn paths_are_disjoint_and_bounded_by_alpha() {
 fn silent_peers_time_out_and_the_lookup_still_ends() {
     let net = Toynet::new(200);
     let holders = net.closest(K);
-    let silent = |p: &PeerInfo| p.identity()[3] % 3 == 0;
+    let silent = |p: &PeerInfo| p.identity()[3].is_multiple_of(3);
     let mut lookup = Lookup::new(net.target, seeds(&net), LookupConfig::default());
     let answer = |p: &PeerInfo| {
         if silent(p) {
@@ -190,7 +194,10 @@ fn explicit_timeout_fails_the_peer_and_late_answers_are_ignored() {
     assert_eq!(q.len(), 1);
     assert_ne!(q[0].0, first);
     // Past its deadline, the second counts as failed too: nothing is left, the lookup ends.
-    assert_eq!(lookup.next_deadline(), Some(Timestamp(1 + config.query_timeout_ms)));
+    assert_eq!(
+        lookup.next_deadline(),
+        Some(Timestamp(1 + config.query_timeout_ms))
+    );
     assert!(lookup.poll_queries(Timestamp(5_000)).is_empty());
     assert!(lookup.is_finished());
     assert_eq!(lookup.result().queried, 2);
@@ -231,7 +238,7 @@ fn excluded_and_disallowed_peers_are_never_queried() {
             toy_check(bytes)
         }
         fn peer_allowed(&self, p: &PeerInfo) -> bool {
-            p.identity()[3] % 2 == 0
+            p.identity()[3].is_multiple_of(2)
         }
     }
     let net = Toynet::new(100);
@@ -240,7 +247,7 @@ fn excluded_and_disallowed_peers_are_never_queried() {
     lookup.exclude(*me.identity());
     let queried = net.run(&mut lookup, |p| Some(net.honest(p, None)), &OnlyEven);
     assert!(!queried.contains(me.identity()));
-    assert!(queried.iter().all(|id| id[3] % 2 == 0));
+    assert!(queried.iter().all(|id| id[3].is_multiple_of(2)));
     assert!(queried.len() > 1);
 }
 
@@ -249,5 +256,5 @@ fn no_seeds_means_finished_and_empty() {
     let lookup: Lookup<Toy> = Lookup::new(DhtId([0; 32]), Vec::new(), LookupConfig::default());
     assert!(lookup.is_finished());
     let r = lookup.result();
-    assert!(r.record.is_none() && r.queried == 0 && r.hops == 0);
+    assert!(r.record.is_none() && r.queried == 0 && r.hops == 0 && r.record_depth == 0);
 }

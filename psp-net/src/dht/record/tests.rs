@@ -50,8 +50,9 @@ fn a_signed_record_round_trips_and_validates() {
     let decoded = SignedRecord::decode(&bytes).expect("decodes");
     assert_eq!(decoded, record);
     let key = record.content.key();
-    let valid = SignedRecord::decode_valid(&key, &bytes, NOW, &f.registry, &RecordLimits::default())
-        .expect("valid");
+    let valid =
+        SignedRecord::decode_valid(&key, &bytes, NOW, &f.registry, &RecordLimits::default())
+            .expect("valid");
     assert_eq!(valid.content().value, b"presence at node 2");
     assert_eq!(valid.key(), &key);
 }
@@ -68,11 +69,17 @@ fn forged_or_tampered_signatures_are_refused() {
 
     let mut forged_owner = good.clone();
     forged_owner.owner_sig = content(&f, 1).sign_as_owner(&f.publisher);
-    assert_eq!(check(&f, forged_owner), Err(RecordError::PublisherSignature));
+    assert_eq!(
+        check(&f, forged_owner),
+        Err(RecordError::PublisherSignature)
+    );
 
     let mut forged_publisher = good.clone();
     forged_publisher.publisher_sig = f.owner.sign(b"anything");
-    assert_eq!(check(&f, forged_publisher), Err(RecordError::PublisherSignature));
+    assert_eq!(
+        check(&f, forged_publisher),
+        Err(RecordError::PublisherSignature)
+    );
 
     // Replayed under another publisher: the owner named the publisher it chose.
     let other = Sr25519Keypair::from_seed(&[3; 32]);
@@ -97,7 +104,16 @@ fn chain_state_is_checked_for_owner_and_publisher() {
         .clone()
         .validate(NOW, &revoked, &RecordLimits::default())
         .unwrap_err();
-    assert!(matches!(err, RecordError::Owner { status: "revoked", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RecordError::Owner {
+                status: "revoked",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let mut unknown = StaticRegistry::default();
     unknown.insert(f.publisher.public(), IdentityKind::Node);
@@ -105,7 +121,13 @@ fn chain_state_is_checked_for_owner_and_publisher() {
         .clone()
         .validate(NOW, &unknown, &RecordLimits::default())
         .unwrap_err();
-    assert!(matches!(err, RecordError::Owner { status: "not registered", .. }));
+    assert!(matches!(
+        err,
+        RecordError::Owner {
+            status: "not registered",
+            ..
+        }
+    ));
 
     // A client cannot publish: publishers are nodes.
     let mut client_publisher = f.registry.clone();
@@ -114,13 +136,25 @@ fn chain_state_is_checked_for_owner_and_publisher() {
         .clone()
         .validate(NOW, &client_publisher, &RecordLimits::default())
         .unwrap_err();
-    assert!(matches!(err, RecordError::Publisher { status: "of the wrong kind", .. }));
+    assert!(matches!(
+        err,
+        RecordError::Publisher {
+            status: "of the wrong kind",
+            ..
+        }
+    ));
 
     // Group records belong to group identities only.
     let mut group = content(&f, 1);
     group.kind = RecordKind::Group;
     let err = check(&f, group.sign(&f.owner, &f.publisher)).unwrap_err();
-    assert!(matches!(err, RecordError::Owner { status: "of the wrong kind", .. }));
+    assert!(matches!(
+        err,
+        RecordError::Owner {
+            status: "of the wrong kind",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -166,19 +200,28 @@ fn malformed_bytes_are_refused_without_panic() {
     let bytes = content(&f, 1).sign(&f.owner, &f.publisher).encode();
     for cut in [0, 1, 2, 50, HEADER_LEN, bytes.len() - 1] {
         assert!(
-            matches!(SignedRecord::decode(&bytes[..cut]), Err(RecordError::Malformed(_))),
+            matches!(
+                SignedRecord::decode(&bytes[..cut]),
+                Err(RecordError::Malformed(_))
+            ),
             "cut at {cut}"
         );
     }
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(SignedRecord::decode(&long), Err(RecordError::TrailingBytes(1)));
+    assert_eq!(
+        SignedRecord::decode(&long),
+        Err(RecordError::TrailingBytes(1))
+    );
     let mut version = bytes.clone();
     version[0] = 9;
     assert_eq!(SignedRecord::decode(&version), Err(RecordError::Version(9)));
     let mut kind = bytes.clone();
     kind[1] = 0;
-    assert_eq!(SignedRecord::decode(&kind), Err(RecordError::UnknownKind(0)));
+    assert_eq!(
+        SignedRecord::decode(&kind),
+        Err(RecordError::UnknownKind(0))
+    );
     let mut huge = bytes[..HEADER_LEN].to_vec();
     huge[HEADER_LEN - 2..].copy_from_slice(&u16::MAX.to_be_bytes());
     assert!(matches!(

@@ -6,7 +6,11 @@ use crate::dht::record::tests::{content, fixture};
 
 const NOW: u64 = 1_000_000;
 
-fn put(store: &mut RecordStore, f: &crate::dht::record::tests::Fixture, seq: u64) -> Result<PutOutcome, StoreError> {
+fn put(
+    store: &mut RecordStore,
+    f: &crate::dht::record::tests::Fixture,
+    seq: u64,
+) -> Result<PutOutcome, StoreError> {
     let record = content(f, seq).sign(&f.owner, &f.publisher);
     store.put(&record.content.key(), &record.encode(), NOW, &f.registry)
 }
@@ -67,10 +71,18 @@ fn a_flood_from_one_publisher_hits_its_quota() {
         c.topic = [topic; 32];
         c.publisher = publisher.public();
         let r = c.sign(&f.owner, publisher);
-        store.put(&r.content.key(), &r.encode(), NOW, &registry_with(&f, publisher))
+        store.put(
+            &r.content.key(),
+            &r.encode(),
+            NOW,
+            &registry_with(&f, publisher),
+        )
     };
     for topic in 0..3 {
-        assert_eq!(put_topic(&mut store, topic, &f.publisher), Ok(PutOutcome::Inserted));
+        assert_eq!(
+            put_topic(&mut store, topic, &f.publisher),
+            Ok(PutOutcome::Inserted)
+        );
     }
     assert_eq!(
         put_topic(&mut store, 3, &f.publisher),
@@ -109,7 +121,10 @@ fn expired_records_are_wiped_and_revoked_owners_purged() {
     put(&mut store, &f, 1).expect("stored");
     let key = content(&f, 1).key();
     assert!(store.get(&key, NOW + 599).is_some());
-    assert!(store.get(&key, NOW + 600).is_none(), "never served once expired");
+    assert!(
+        store.get(&key, NOW + 600).is_none(),
+        "never served once expired"
+    );
     assert_eq!(store.expire(NOW + 599), 0);
     assert_eq!(store.expire(NOW + 600), 1);
     assert!(store.is_empty());

@@ -1,0 +1,295 @@
+//! End to end: the discovery directory on `--chain local`, with 8-second directory periods.
+//!
+//! Six nodes run the overlay. Alice, Bob, Charlie, Dave and Eve each register their node
+//! identity, bond 5,000 PSP and stand as discovery nodes (each with its own account, through
+//! the `psp` CLI); Ferdie's node stays a plain relay. Once the five are elected:
+//! - the directory forms: `psp directory show` (which checks the signatures itself against
+//!   the discovery set elected on chain) shows all five signatures on a directory listing the
+//!   six nodes, through a discovery node and through Ferdie, who only proxies it;
+//! - with Dave and Eve stopped, later directories still form, with the three live signatures
+//!   (the threshold of five);
+//! - a conflicting directory signed with Alice's node key for the same period, handed to Bob,
+//!   makes Bob report Alice's equivocation; `psp stake report-equivocation` submits Bob's
+//!   evidence and the chain slashes Alice's bond by 10% and removes her from the role.
+
+use anyhow::{bail, ensure, Context, Result};
+use psp_client::{chain::Chain, hex0x, overlay::NodeRpc, psp_primitives::staking::Role};
+use psp_e2e_tests::{
+    overlay_key_seed, run_psp, start_local_network, wait_finalized, wait_for, OverlayOptions,
+    PspNode,
+};
+use psp_net::crypto::Sr25519Keypair;
+use psp_net::directory::SignedDirectory;
+use std::time::Duration;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(900);
+const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
+const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+/// Election at the next epoch boundary (30 s epochs), with room.
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(150);
+/// A few 8-second directory periods.
+const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(120);
+const DISCOVERY: [&str; 5] = ["alice", "bob", "charlie", "dave", "eve"];
+
+fn account(name: &str) -> String {
+    let mut c = name.chars();
+    let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or('X');
+    format!("//{first}{}", c.as_str())
+}
+
+async fn psp_ok(args: Vec<String>) -> Result<String> {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = run_psp(&refs, CLI_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(0),
+        "psp {} failed:\n{}",
+        args.join(" "),
+        run.stderr
+    );
+    Ok(run.stdout)
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Registers the node at `node_url`, bonds 5,000 and stands for discovery, as `payer`.
+async fn stand_for_discovery(node_url: String, chain_url: String, payer: String) -> Result<()> {
+    let common = ["--payer", payer.as_str(), "--url", chain_url.as_str()];
+    psp_ok(args(
+        &[
+            &["identity", "register-node", "--node-url", &node_url][..],
+            &common,
+        ]
+        .concat(),
+    ))
+    .await?;
+    psp_ok(args(
+        &[&["stake", "bond", "--amount", "5000"][..], &common].concat(),
+    ))
+    .await?;
+    psp_ok(args(
+        &[
+            &[
+                "stake",
+                "candidate",
+                "--role",
+                "discovery",
+                "--node-url",
+                &node_url,
+            ][..],
+            &common,
+        ]
+        .concat(),
+    ))
+    .await?;
+    eprintln!("{payer} stands for discovery with {node_url}");
+    Ok(())
+}
+
+/// `psp directory show` through `url`, parsed; `None` while no directory is held.
+async fn show(url: &str) -> Result<Option<serde_json::Value>, String> {
+    let run = run_psp(&["directory", "show", "--url", url], CLI_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    if run.code != Some(0) {
+        return Err(run.stderr);
+    }
+    serde_json::from_str(&run.stdout)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+async fn scenario(nodes: &mut [PspNode]) -> Result<()> {
+    ensure!(nodes.len() == 6, "expected six nodes");
+    let url = nodes[0].url();
+    let chain = Chain::connect(&url).await?;
+    wait_finalized(&chain, 1, FINALITY_TIMEOUT).await?;
+
+    // Five discovery candidates, in parallel (each its own account).
+    let mut stands = tokio::task::JoinSet::new();
+    for (name, node) in DISCOVERY.iter().zip(nodes.iter()) {
+        stands.spawn(stand_for_discovery(node.url(), url.clone(), account(name)));
+    }
+    while let Some(done) = stands.join_next().await {
+        done.context("stand task")??;
+    }
+    // Ferdie's node registered too (a plain relay in the directory).
+    psp_ok(args(&[
+        "identity",
+        "register-node",
+        "--node-url",
+        &nodes[5].url(),
+        "--payer",
+        "//Ferdie",
+        "--url",
+        &url,
+    ]))
+    .await?;
+
+    let elected = wait_for("five discovery nodes elected", ELECTION_TIMEOUT, || async {
+        let set = chain
+            .staking_elected(Role::Discovery, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((set.len() == 5).then_some(set))
+    })
+    .await?;
+    eprintln!("discovery set elected: {} nodes", elected.len());
+
+    // The directory forms with all five signatures and lists all six nodes.
+    let full = wait_for(
+        "a directory signed by all five",
+        DIRECTORY_TIMEOUT,
+        || async {
+            let d = show(&url).await?;
+            Ok(d.filter(|d| {
+                d["verifiedSignatures"] == 5 && d["entries"].as_array().map(Vec::len) == Some(6)
+            }))
+        },
+    )
+    .await?;
+    let period = full["period"].as_u64().context("period")?;
+    ensure!(
+        full["requiredSignatures"] == 3 && full["trustedSet"] == "chain",
+        "{full:#}"
+    );
+    let discovery_entries = full["entries"]
+        .as_array()
+        .context("entries")?
+        .iter()
+        .filter(|e| {
+            e["flags"]
+                .as_array()
+                .is_some_and(|f| f.contains(&"discovery".into()))
+        })
+        .count();
+    ensure!(discovery_entries == 5, "flags in {full:#}");
+    eprintln!("directory of period {period}: 6 nodes, 5 signatures");
+    // Ferdie is no discovery node: he proxies a directory he fetched and checked.
+    let proxied = wait_for(
+        "ferdie proxying the directory",
+        DIRECTORY_TIMEOUT,
+        || async {
+            Ok(show(&nodes[5].url())
+                .await?
+                .filter(|d| d["period"].as_u64() >= Some(period)))
+        },
+    )
+    .await?;
+    ensure!(
+        proxied["verifiedSignatures"].as_u64() >= Some(3),
+        "{proxied:#}"
+    );
+
+    // Two of five down: later directories still form, with the three live signatures.
+    nodes[3].stop();
+    nodes[4].stop();
+    let later = wait_for(
+        "a directory after two discovery nodes stopped",
+        DIRECTORY_TIMEOUT,
+        || async {
+            Ok(show(&url)
+                .await?
+                .filter(|d| d["period"].as_u64() > Some(period + 1)))
+        },
+    )
+    .await?;
+    ensure!(later["verifiedSignatures"] == 3, "{later:#}");
+    eprintln!(
+        "with dave and eve down: directory of period {} signed by 3 of 5",
+        later["period"]
+    );
+
+    // Alice signs a second, different directory for the same period; Bob notices.
+    let alice_key = Sr25519Keypair::from_seed(&overlay_key_seed("psp-e2e-alice"));
+    let alice_id = NodeRpc::connect(&url).await?.overlay_info().await?.node_id;
+    ensure!(
+        hex0x(&alice_key.public()) == alice_id,
+        "harness derives another key"
+    );
+    let bob = NodeRpc::connect(&nodes[1].url()).await?;
+    let held = bob.directory().await?.context("bob's directory")?;
+    let genuine =
+        SignedDirectory::decode(&psp_client::parse_hex_vec(&held.directory, "directory")?)?;
+    let mut conflicting = SignedDirectory::new({
+        let mut d = genuine.directory.clone();
+        d.entries.retain(|e| hex0x(&e.node.0) != alice_id);
+        d
+    });
+    conflicting.sign(&alice_key, &chain.genesis_hash());
+    // One signature is below the threshold: refused as a directory, but the signature counts.
+    let submitted = bob.directory_submit(&hex0x(&conflicting.encode())).await;
+    ensure!(
+        submitted.is_err(),
+        "a one-signature directory must be refused"
+    );
+    let equivocations = wait_for(
+        "bob reporting alice's equivocation",
+        DIRECTORY_TIMEOUT,
+        || async {
+            let list = bob
+                .directory_equivocations()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((!list.is_empty()).then_some(list))
+        },
+    )
+    .await?;
+    ensure!(equivocations[0].offender == alice_id, "{equivocations:?}");
+
+    // The evidence goes to the chain: Alice's bond is slashed by 10%.
+    psp_ok(args(&[
+        "stake",
+        "report-equivocation",
+        "--evidence",
+        &equivocations[0].evidence,
+        "--payer",
+        "//Ferdie",
+        "--url",
+        &url,
+    ]))
+    .await?;
+    let alice_account = psp_client::chain::keypair_from_suri("//Alice", "account")?
+        .public_key()
+        .0;
+    let ledger = chain
+        .staking_ledger(&alice_account)
+        .await?
+        .context("alice's ledger")?;
+    ensure!(
+        ledger.active == "4500000000000000" && !ledger.roles.contains(&Role::Discovery),
+        "after the report: {ledger:?}"
+    );
+    eprintln!(
+        "alice's equivocation reported: bond slashed to 4,500 PSP, out of the discovery role"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_forms_survives_two_down_and_equivocation_is_slashed() -> Result<()> {
+    let overlay = OverlayOptions {
+        directory_timing: Some((8, 3)),
+        ..OverlayOptions::default()
+    };
+    let mut nodes = start_local_network(
+        &["alice", "bob", "charlie", "dave", "eve", "ferdie"],
+        Some(overlay),
+    )
+    .await?;
+    let outcome = tokio::time::timeout(TEST_TIMEOUT, scenario(&mut nodes)).await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => bail!("{e:#}\n{}", tails(&nodes)),
+        Err(_) => bail!("scenario timed out\n{}", tails(&nodes)),
+    }
+}
+
+fn tails(nodes: &[PspNode]) -> String {
+    nodes
+        .iter()
+        .map(|n| format!("--- {} log tail ---\n{}", n.name(), n.log_tail(30)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
