@@ -63,9 +63,11 @@ pub async fn fetch_checked(
     chain: &Chain,
     trusted: &[[u8; 32]],
 ) -> Result<CheckedDirectory> {
-    let view = node.directory().await?.ok_or_else(|| Error::InvalidInput {
-        what: "directory",
-        reason: format!("{} holds no directory yet", node.url()),
+    let view = node.directory().await?.ok_or_else(|| {
+        Error::NotFound(format!(
+            "{} holds no directory yet (one forms each period once discovery nodes are elected)",
+            node.url()
+        ))
     })?;
     let (set, source) = if trusted.is_empty() {
         let elected = chain.staking_elected(Role::Discovery, None).await?;

@@ -177,6 +177,10 @@ pub enum Error {
         key: String,
     },
 
+    /// A look-up found nothing (the message says what and where).
+    #[error("{0}")]
+    NotFound(String),
+
     /// The chain has no usable registered overlay node.
     #[error("no overlay nodes are registered on the chain at {url} ({unusable} node records at the finalized block, none usable): register relays with `psp identity register-node --node-url ws://NODE:RPC --payer SURI` and wait for finality")]
     NoRegisteredNodes {

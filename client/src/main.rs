@@ -742,10 +742,11 @@ async fn dht_command(cmd: DhtCommand) -> Result<()> {
             let rpc = NodeRpc::connect(&node.url).await?;
             match rpc.dht_get(&key).await? {
                 Some(view) => print_json(&view),
-                None => Err(Error::InvalidInput {
-                    what: "dht get",
-                    reason: format!("no valid record found for key {}", hex0x(&key)),
-                }),
+                None => Err(Error::NotFound(format!(
+                    "no valid record found for key {} (through {})",
+                    hex0x(&key),
+                    node.url
+                ))),
             }
         }
     }

@@ -62,10 +62,10 @@ pub struct OverlayParams {
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub cert_lifetime: u64,
 
-    /// Length of a discovery directory period, in seconds (15 minutes by default; seconds on a
-    /// test network).
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
-    pub directory_period: u64,
+    /// Length of a discovery directory period, in seconds: 900 (15 minutes) by default, 10 on
+    /// the dev and local chains.
+    #[arg(long, value_name = "SECS")]
+    pub directory_period: Option<u64>,
 
     /// How long after a period's start discovery nodes collect votes before they sign the
     /// consensus, in seconds; a fifth of the period when unset.
@@ -272,6 +272,7 @@ pub fn start(
     client: Arc<FullClient>,
     state: Arc<OverlayState>,
     spawn: &sc_service::SpawnTaskHandle,
+    test_network: bool,
 ) {
     let mut config = NodeConfig {
         listen: params.listen(),
@@ -287,7 +288,10 @@ pub fn start(
         client: client.clone(),
     });
     let registry = Arc::new(ChainRegistry::new(client.clone()));
-    let period = params.directory_period.max(1);
+    let period = params
+        .directory_period
+        .unwrap_or(if test_network { 10 } else { 900 })
+        .max(1);
     let node_services = NodeServices {
         dht: Some(DhtSetup::new(registry.clone())),
         directory: crate::chain_checks::genesis(&*client).map(|genesis| DirectorySetup {

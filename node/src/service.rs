@@ -225,6 +225,10 @@ pub fn new_full<
             client.clone(),
             overlay_state.clone(),
             &task_manager.spawn_handle(),
+            matches!(
+                config.chain_spec.chain_type(),
+                sc_service::ChainType::Development | sc_service::ChainType::Local
+            ),
         );
     }
 
