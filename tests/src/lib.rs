@@ -19,7 +19,7 @@
 
 #![warn(missing_docs)]
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, subxt::rpcs::rpc_params};
 use std::{
     fs::File,
@@ -134,6 +134,75 @@ pub async fn run_psp(args: &[&str], timeout: Duration) -> Result<PspRun> {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+/// The registration of `keys` as a client identity in `peerstream` / `account`.
+pub fn client_registration(keys: &psp_client::keystore::Keys) -> psp_primitives::Registration {
+    psp_primitives::Registration {
+        kind: psp_primitives::IdentityKind::Client,
+        namespace: b"peerstream".to_vec(),
+        app_namespace: b"account".to_vec(),
+        key: keys.identity_public(),
+        x25519: keys.x25519_public(),
+        node: None,
+    }
+}
+
+/// How long one `psp` command may take in the end-to-end tests (a transaction to finality).
+pub const PSP_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `psp args...` and expects success; returns its stdout.
+pub async fn psp_ok(args: &[&str]) -> Result<String> {
+    let run = run_psp(args, PSP_TIMEOUT).await?;
+    ensure!(
+        run.code == Some(0),
+        "psp {} failed:\n{}",
+        args.join(" "),
+        run.stderr
+    );
+    eprintln!(
+        "psp {}: ok",
+        args.iter().take(2).copied().collect::<Vec<_>>().join(" ")
+    );
+    Ok(run.stdout)
+}
+
+/// Runs `psp args...`, expects success and parses its stdout as JSON.
+pub async fn psp_json(args: &[&str]) -> Result<serde_json::Value> {
+    let out = psp_ok(args).await?;
+    serde_json::from_str(&out).with_context(|| format!("JSON of psp {}", args.join(" ")))
+}
+
+/// Runs `psp args...` and expects a failure (exit code 1) whose message names `reason`.
+pub async fn psp_refused(args: &[&str], reason: &str) -> Result<()> {
+    ensure!(
+        psp_refuses_now(args, reason)
+            .await
+            .map_err(anyhow::Error::msg)?
+            .is_some(),
+        "psp {} should be refused with {reason:?}",
+        args.join(" ")
+    );
+    eprintln!(
+        "psp {}: refused with {reason}",
+        args.iter().take(2).copied().collect::<Vec<_>>().join(" ")
+    );
+    Ok(())
+}
+
+/// Whether `psp args...` fails now with `reason` in its message (for polling with
+/// [`wait_for`]); the error names what happened instead.
+pub async fn psp_refuses_now(args: &[&str], reason: &str) -> Result<Option<()>, String> {
+    let run = run_psp(args, PSP_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    if run.code == Some(1) && run.stderr.contains(reason) {
+        Ok(Some(()))
+    } else if run.code == Some(0) {
+        Ok(None)
+    } else {
+        Err(format!("exit {:?}: {}", run.code, run.stderr.trim()))
+    }
 }
 
 /// A free TCP port on 127.0.0.1 (free when asked; the node binds it a moment later).

@@ -12,7 +12,7 @@
 //! - is revoked on chain: a new record is refused ("revoked"), and the stored one stops being
 //!   served (lookups refuse it, stores purge it).
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use psp_client::{
     chain::{keypair_from_suri, Chain, Progress},
     hex0x,
@@ -20,19 +20,17 @@ use psp_client::{
     overlay::{self, NodeRpc},
 };
 use psp_e2e_tests::{
-    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, wait_for_node_list,
-    OverlayOptions, PspNode,
+    client_registration, psp_json, psp_refused, psp_refuses_now, run_scenario, start_local_network,
+    wait_finalized, wait_for, wait_for_node_list, OverlayOptions, PspNode,
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
-use psp_primitives::{IdentityKind, Registration};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
 const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
-const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// The client identity's seed: the test signs raw records with it too.
 const CLIENT_SEED: [u8; 32] = [0x5a; 32];
 
@@ -47,26 +45,24 @@ fn now() -> u64 {
         .unwrap_or_default()
 }
 
-async fn psp_json(args: &[&str]) -> Result<serde_json::Value> {
-    let run = run_psp(args, CLI_TIMEOUT).await?;
-    ensure!(
-        run.code == Some(0),
-        "psp {} failed:\n{}",
-        args.join(" "),
-        run.stderr
-    );
-    serde_json::from_str(&run.stdout).with_context(|| format!("JSON of psp {}", args.join(" ")))
-}
-
-async fn psp_refused(args: &[&str], reason: &str) -> Result<()> {
-    let run = run_psp(args, CLI_TIMEOUT).await?;
-    ensure!(
-        run.code == Some(1) && run.stderr.contains(reason),
-        "psp {} should be refused with {reason:?}: {run:?}",
-        args.join(" ")
-    );
-    eprintln!("refused as expected: {reason}");
-    Ok(())
+/// `psp dht put` of `value` under the topic `e2e`, signed with the keystore, through `url`.
+fn put_args<'a>(store: &'a str, pass: &'a str, value: &'a str, url: &'a str) -> [&'a str; 14] {
+    [
+        "dht",
+        "put",
+        "--keystore",
+        store,
+        "--passphrase-file",
+        pass,
+        "--topic",
+        "e2e",
+        "--value",
+        value,
+        "--ttl",
+        "300",
+        "--url",
+        url,
+    ]
 }
 
 /// A record owned by `owner`, published by `publisher`, with the publisher's signature left
@@ -125,14 +121,7 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
 
     // A client identity, in a keystore for the CLI.
     let keys = Keys::from_secrets(CLIENT_SEED, [0x6b; 32])?;
-    let registration = Registration {
-        kind: IdentityKind::Client,
-        namespace: b"peerstream".to_vec(),
-        app_namespace: b"account".to_vec(),
-        key: keys.identity_public(),
-        x25519: keys.x25519_public(),
-        node: None,
-    };
+    let registration = client_registration(&keys);
     chain
         .register(&payer, keys.identity_keypair(), registration, print)
         .await?;
@@ -153,25 +142,7 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     // from the chain's node list every few seconds).
     let put = |value: &'static str| {
         let (store, pass, url) = (store.clone(), pass.clone(), alice.url());
-        async move {
-            psp_json(&[
-                "dht",
-                "put",
-                "--keystore",
-                &store,
-                "--passphrase-file",
-                &pass,
-                "--topic",
-                "e2e",
-                "--value",
-                value,
-                "--ttl",
-                "300",
-                "--url",
-                &url,
-            ])
-            .await
-        }
+        async move { psp_json(&put_args(&store, &pass, value, &url)).await }
     };
     let first = wait_for("a put replicated", PROPAGATION_TIMEOUT, || async {
         let v = put("hello-1").await.map_err(|e| e.to_string())?;
@@ -246,50 +217,26 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
 
     // Revoked on chain: refused from the next finalized block, and no longer served.
     chain.revoke(&payer, keys.identity_public(), print).await?;
-    wait_for("a put refused as revoked", PROPAGATION_TIMEOUT, || async {
-        let run = run_psp(
-            &[
-                "dht",
-                "put",
-                "--keystore",
-                &store,
-                "--passphrase-file",
-                &pass,
-                "--topic",
-                "e2e",
-                "--value",
-                "hello-3",
-                "--url",
-                &bob.url(),
-            ],
-            CLI_TIMEOUT,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
+    let put_again = put_args(&store, &pass, "hello-3", &bob_url);
+    wait_for("a put refused as revoked", PROPAGATION_TIMEOUT, || {
+        psp_refuses_now(&put_again, "revoked")
     })
     .await?;
+    let charlie_url = charlie.url();
+    let get_again = [
+        "dht",
+        "get",
+        "--owner",
+        &owner,
+        "--topic",
+        "e2e",
+        "--url",
+        &charlie_url,
+    ];
     wait_for(
         "the revoked owner's record gone",
         PROPAGATION_TIMEOUT,
-        || async {
-            let run = run_psp(
-                &[
-                    "dht",
-                    "get",
-                    "--owner",
-                    &owner,
-                    "--topic",
-                    "e2e",
-                    "--url",
-                    &charlie.url(),
-                ],
-                CLI_TIMEOUT,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-            Ok((run.code == Some(1) && run.stderr.contains("no valid record")).then_some(()))
-        },
+        || psp_refuses_now(&get_again, "no valid record"),
     )
     .await?;
     eprintln!("revoked owner's record refused and no longer served");

@@ -16,7 +16,7 @@ use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, hex0x, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
     overlay_key_seed, run_psp, start_local_network, wait_finalized, wait_for, OverlayOptions,
-    PspNode,
+    PspNode, PSP_TIMEOUT,
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::directory::SignedDirectory;
@@ -24,7 +24,6 @@ use std::time::Duration;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(900);
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
-const CLI_TIMEOUT: Duration = Duration::from_secs(180);
 /// Election at the next epoch boundary (30 s epochs), with room.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(150);
 /// A few 8-second directory periods.
@@ -39,14 +38,7 @@ fn account(name: &str) -> String {
 
 async fn psp_ok(args: Vec<String>) -> Result<String> {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = run_psp(&refs, CLI_TIMEOUT).await?;
-    ensure!(
-        run.code == Some(0),
-        "psp {} failed:\n{}",
-        args.join(" "),
-        run.stderr
-    );
-    Ok(run.stdout)
+    psp_e2e_tests::psp_ok(&refs).await
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -89,7 +81,7 @@ async fn stand_for_discovery(node_url: String, chain_url: String, payer: String)
 
 /// `psp directory show` through `url`, parsed; `None` while no directory is held.
 async fn show(url: &str) -> Result<Option<serde_json::Value>, String> {
-    let run = run_psp(&["directory", "show", "--url", url], CLI_TIMEOUT)
+    let run = run_psp(&["directory", "show", "--url", url], PSP_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     if run.code != Some(0) {

@@ -10,8 +10,8 @@ use psp_client::{
     subxt::rpcs::rpc_params,
     Error, IdentityError,
 };
-use psp_e2e_tests::PspNode;
-use psp_primitives::{rpc::IdentityView, IdString, IdentityKind, IdentityStatus, Registration};
+use psp_e2e_tests::{client_registration, PspNode};
+use psp_primitives::{rpc::IdentityView, IdString, IdentityKind, IdentityStatus};
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
@@ -21,17 +21,6 @@ use std::{
 const DEPOSIT: u128 = 1_000_000_000_000;
 /// The whole scenario must finish well within this.
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
-
-fn registration(keys: &Keys) -> Registration {
-    Registration {
-        kind: IdentityKind::Client,
-        namespace: b"peerstream".to_vec(),
-        app_namespace: b"account".to_vec(),
-        key: keys.identity_public(),
-        x25519: keys.x25519_public(),
-        node: None,
-    }
-}
 
 /// Records every progress report, so the test can check the sequence.
 fn recorder() -> (Arc<Mutex<Vec<Progress>>>, impl FnMut(Progress) + Send) {
@@ -174,7 +163,7 @@ async fn scenario(url: &str) -> Result<()> {
         .register(
             &alice,
             keys.identity_keypair(),
-            registration(&keys),
+            client_registration(&keys),
             progress,
         )
         .await?;
@@ -280,7 +269,12 @@ async fn scenario(url: &str) -> Result<()> {
     // --- the same key again: AlreadyRegistered, only the fee paid
     let failed = expect_identity_error(
         chain
-            .register(&alice, keys.identity_keypair(), registration(&keys), print)
+            .register(
+                &alice,
+                keys.identity_keypair(),
+                client_registration(&keys),
+                print,
+            )
             .await,
         IdentityError::AlreadyRegistered,
     )?;
@@ -292,12 +286,12 @@ async fn scenario(url: &str) -> Result<()> {
         &chain.genesis_hash(),
         &alice_id,
         keys.identity_keypair(),
-        &registration(&fresh),
+        &client_registration(&fresh),
     );
     let before = balance_at(&chain, &alice_id, state).await?;
     let failed = expect_identity_error(
         chain
-            .register_with_proof(&alice, registration(&fresh), wrong_proof, print)
+            .register_with_proof(&alice, client_registration(&fresh), wrong_proof, print)
             .await,
         IdentityError::BadProof,
     )?;
@@ -312,12 +306,12 @@ async fn scenario(url: &str) -> Result<()> {
         &chain.genesis_hash(),
         &bob.public_key().0,
         fresh.identity_keypair(),
-        &registration(&fresh),
+        &client_registration(&fresh),
     );
     let before = balance_at(&chain, &alice_id, state).await?;
     let failed = expect_identity_error(
         chain
-            .register_with_proof(&alice, registration(&fresh), for_bob, print)
+            .register_with_proof(&alice, client_registration(&fresh), for_bob, print)
             .await,
         IdentityError::BadProof,
     )?;
@@ -422,7 +416,7 @@ async fn scenario(url: &str) -> Result<()> {
             .register(
                 &alice,
                 keys.identity_keypair(),
-                registration(&rotated),
+                client_registration(&rotated),
                 print,
             )
             .await,

@@ -21,8 +21,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    finalized_head, run_psp, run_scenario, start_local_network, wait_finalized, wait_for,
-    NodeOptions, OverlayOptions, PspNode,
+    finalized_head, psp_ok, psp_refused, psp_refuses_now, run_scenario, start_local_network,
+    wait_finalized, wait_for, NodeOptions, OverlayOptions, PspNode, PSP_TIMEOUT,
 };
 use std::time::{Duration, Instant};
 
@@ -30,37 +30,10 @@ use std::time::{Duration, Instant};
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Finality of the first blocks (needs all three authorities connected).
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
-/// One `psp` command (a transaction to finality).
-const CLI_TIMEOUT: Duration = Duration::from_secs(180);
 /// Election at the next boundary, then one more session: at most ~3 epochs of 30 s.
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(150);
 /// What Dave's log says when his node seals a block it authored (sc-consensus-slots).
 const SEALED: &str = "Pre-sealed block for proposal";
-
-/// Runs `psp args...` and expects success.
-async fn psp_ok(args: &[&str]) -> Result<String> {
-    let run = run_psp(args, CLI_TIMEOUT).await?;
-    ensure!(
-        run.code == Some(0),
-        "psp {} failed:\n{}",
-        args.join(" "),
-        run.stderr
-    );
-    eprintln!("psp {}: ok", args[..2].join(" "));
-    Ok(run.stdout)
-}
-
-/// Runs `psp args...` and expects a failure whose message names `error`.
-async fn psp_refused(args: &[&str], error: &str) -> Result<()> {
-    let run = run_psp(args, CLI_TIMEOUT).await?;
-    ensure!(
-        run.code == Some(1) && run.stderr.contains(error),
-        "psp {} should fail with {error}: {run:?}",
-        args.join(" ")
-    );
-    eprintln!("psp {}: refused with {error}", args[..2].join(" "));
-    Ok(())
-}
 
 async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let [alice, _bob, _charlie, dave] = nodes else {
@@ -265,15 +238,11 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     ensure!(shown["serial"] == cert["serial"], "cert show: {shown:#}");
     // Revoked: refused from the next finalized block on.
     ok(cmd(&[&["identity", "revoke"][..], &keystore].concat())).await?;
+    let show = ["cert", "show", cert_hex.as_str(), "--url", url.as_str()];
     wait_for(
         "the certificate refused after revocation",
-        CLI_TIMEOUT,
-        || async {
-            let run = run_psp(&["cert", "show", &cert_hex, "--url", &url], CLI_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok((run.code == Some(1) && run.stderr.contains("revoked")).then_some(()))
-        },
+        PSP_TIMEOUT,
+        || psp_refuses_now(&show, "revoked"),
     )
     .await?;
     eprintln!(
