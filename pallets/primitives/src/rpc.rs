@@ -90,7 +90,7 @@ pub struct CertificateView {
 pub struct DhtPutView {
     /// The record's DHT key, hex.
     pub key: String,
-    /// How many other nodes stored it.
+    /// Other nodes known to have stored it (1 = at least one acknowledged; 0 = none did).
     pub replicas: u32,
 }
 

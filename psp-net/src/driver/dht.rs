@@ -82,7 +82,9 @@ impl std::fmt::Debug for DhtSetup {
 pub struct DhtPutReport {
     /// The record's key.
     pub key: RecordKey,
-    /// Peers (besides this node) that stored it.
+    /// Peers (besides this node) known to have stored it: the put asks the k closest nodes
+    /// and succeeds at the first acknowledgement, so 1 means "at least one"; 0 means none
+    /// answered (e.g. a one-node network), the record is still stored here.
     pub replicas: usize,
 }
 
