@@ -2,9 +2,11 @@
 //! identity status and elected sets at the latest finalized block, through the runtime API.
 //!
 //! Reading at the *finalized* block is what makes "a revoked identity's certificate stops
-//! being accepted at the next finalized block" hold: every check asks again.
+//! being accepted at the next finalized block" hold. [`ChainRegistry`] remembers answers only
+//! for the finalized block they were read at: a new finalized block empties its cache.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use psp_net::registry::{IdentityKind as NetKind, IdentityRegistry, IdentityStatus as NetStatus};
 use psp_primitives::{
@@ -16,15 +18,31 @@ use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 
+/// Most identity statuses remembered for one finalized block.
+const MAX_CACHED: usize = 65_536;
+
+type Hash = <Block as sp_runtime::traits::Block>::Hash;
+
+/// Statuses read at one finalized block.
+#[derive(Default)]
+struct StatusCache {
+    at: Option<Hash>,
+    statuses: HashMap<[u8; 32], NetStatus>,
+}
+
 /// The identity registry as the chain has it at the latest finalized block.
 pub struct ChainRegistry<C> {
     client: Arc<C>,
+    cache: Mutex<StatusCache>,
 }
 
 impl<C> ChainRegistry<C> {
     /// Reads through `client`.
     pub fn new(client: Arc<C>) -> Self {
-        Self { client }
+        Self {
+            client,
+            cache: Mutex::new(StatusCache::default()),
+        }
     }
 }
 
@@ -44,18 +62,33 @@ where
 {
     fn status(&self, key: &[u8; 32]) -> NetStatus {
         let at = self.client.info().finalized_hash;
-        match self.client.runtime_api().identity_by_key(at, *key) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.at != Some(at) {
+                cache.at = Some(at);
+                cache.statuses.clear();
+            }
+            if let Some(status) = cache.statuses.get(key) {
+                return *status;
+            }
+        }
+        let status = match self.client.runtime_api().identity_by_key(at, *key) {
             Ok(Some(info)) => match info.status {
                 IdentityStatus::Active => NetStatus::Active(net_kind(info.kind)),
                 IdentityStatus::Revoked { .. } => NetStatus::Revoked,
             },
             Ok(None) => NetStatus::Unknown,
             Err(e) => {
-                // A failed look-up must not let anything through.
+                // A failed look-up must not let anything through, and is not remembered.
                 log::warn!(target: "psp-overlay", "identity look-up failed: {e}");
-                NetStatus::Unknown
+                return NetStatus::Unknown;
+            }
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.at == Some(at) && cache.statuses.len() < MAX_CACHED {
+                cache.statuses.insert(*key, status);
             }
         }
+        status
     }
 }
 
