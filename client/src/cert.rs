@@ -5,6 +5,7 @@
 //! authority's node key (so it cannot be replayed to another authority) and the current time.
 
 use psp_net::cert::CertRequest;
+use psp_net::driver::unix_now;
 use psp_primitives::rpc::CertificateView;
 use subxt::rpcs::rpc_params;
 
@@ -12,13 +13,6 @@ use crate::error::Result;
 use crate::keystore::Keys;
 use crate::overlay::NodeRpc;
 use crate::{hex0x, parse_hex};
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
 
 impl NodeRpc {
     /// Asks this node, an elected authority, for a certificate for `keys`' identity.

@@ -7,6 +7,7 @@
 
 use psp_net::crypto::blake2_256;
 use psp_net::dht::{record_key, RecordContent, RecordKey, RecordKind, SignedRecord};
+use psp_net::driver::unix_now;
 use psp_primitives::rpc::{DhtPutView, DhtRecordView};
 use subxt::rpcs::rpc_params;
 
@@ -48,9 +49,11 @@ pub fn parse_kind(name: &str) -> Result<RecordKind> {
     })
 }
 
-fn now() -> std::time::Duration {
+/// The default sequence number: now in milliseconds, so a renewal supersedes.
+fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default()
 }
 
@@ -60,17 +63,15 @@ impl NodeRpc {
     pub async fn dht_publish(&self, keys: &Keys, publication: &Publication) -> Result<DhtPutView> {
         let info = self.overlay_info().await?;
         let publisher = parse_hex::<32>(&info.node_id, "psp_overlayInfo nodeId")?;
-        let now = now();
+        let now = unix_now();
         let content = RecordContent {
             kind: publication.kind,
             owner: keys.identity_public(),
             topic: publication.topic,
             publisher,
-            seq: publication
-                .seq
-                .unwrap_or(u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
-            issued_at: now.as_secs(),
-            expires_at: now.as_secs().saturating_add(publication.ttl_secs),
+            seq: publication.seq.unwrap_or_else(unix_millis),
+            issued_at: now,
+            expires_at: now.saturating_add(publication.ttl_secs),
             value: publication.value.clone(),
         };
         let owner_sig = keys.identity_keypair().sign(&content.owner_message()).0;

@@ -5,6 +5,7 @@
 
 use psp_net::crypto::NodeId;
 use psp_net::directory::{default_threshold, SignedDirectory};
+use psp_net::driver::unix_now;
 use psp_primitives::rpc::{DirectoryView, EquivocationView};
 use psp_primitives::staking::Role;
 use serde::Serialize;
@@ -47,13 +48,6 @@ pub struct CheckedDirectory {
     pub required_signatures: usize,
     /// Where the trusted set came from: `chain` or `bootstrap`.
     pub trusted_set: &'static str,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// Fetches the directory from `node` and checks it against `trusted` (the bootstrap set) or,

@@ -55,6 +55,16 @@ fn net_kind(kind: IdentityKind) -> NetKind {
     }
 }
 
+/// The chain's name for a psp-net identity kind.
+pub fn chain_kind(kind: NetKind) -> IdentityKind {
+    match kind {
+        NetKind::Client => IdentityKind::Client,
+        NetKind::Node => IdentityKind::Node,
+        NetKind::Group => IdentityKind::Group,
+        NetKind::Device => IdentityKind::Device,
+    }
+}
+
 impl<C> IdentityRegistry for ChainRegistry<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,

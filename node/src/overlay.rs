@@ -372,8 +372,15 @@ async fn feed_from_chain(
 ) {
     let mut tick = tokio::time::interval(CHAIN_FEED_INTERVAL);
     let mut last_view = None;
+    let mut last_finalized = None;
     loop {
         tick.tick().await;
+        // Everything read here is finalized state: nothing to do until it moves.
+        let finalized = client.info().finalized_hash;
+        if last_finalized == Some(finalized) {
+            continue;
+        }
+        last_finalized = Some(finalized);
         let nodes = registered_nodes(&client);
         let peers = nodes
             .iter()
@@ -412,19 +419,14 @@ fn discovery_view(
     let elected = |role| crate::chain_checks::elected_now(client, role).unwrap_or_default();
     let discovery = elected(Role::Discovery);
     let mut own = flags::RELAY | flags::ENTRY;
-    for (role, flag) in [
-        (Role::Authority, flags::AUTHORITY),
-        (Role::Discovery, flags::DISCOVERY),
-        (Role::Oracle, flags::ORACLE),
-    ] {
-        let set = if role == Role::Discovery {
-            discovery.clone()
-        } else {
-            elected(role)
-        };
-        if set.contains(&me) {
-            own |= flag;
-        }
+    if discovery.contains(&me) {
+        own |= flags::DISCOVERY;
+    }
+    if elected(Role::Authority).contains(&me) {
+        own |= flags::AUTHORITY;
+    }
+    if elected(Role::Oracle).contains(&me) {
+        own |= flags::ORACLE;
     }
     DiscoveryView {
         set: nodes

@@ -4,24 +4,17 @@
 //! limits. Every test is bounded in time.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use psp_net::circuit::{Services, StaticDirectory};
 use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
 use psp_net::driver::{
-    DhtSetup, DriverError, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
+    unix_now, DhtSetup, DriverError, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
     NodeServices, PeerId,
 };
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use tokio::time::timeout;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
 
 struct DhtNode {
     handle: NodeHandle,
@@ -68,7 +61,7 @@ fn record(
     seq: u64,
     value: &[u8],
 ) -> SignedRecord {
-    let t = now();
+    let t = unix_now();
     RecordContent {
         kind: RecordKind::Presence,
         owner: owner.public(),

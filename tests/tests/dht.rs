@@ -25,8 +25,9 @@ use psp_e2e_tests::{
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
+use psp_net::driver::unix_now;
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
@@ -36,13 +37,6 @@ const CLIENT_SEED: [u8; 32] = [0x5a; 32];
 
 fn print(p: Progress) {
     eprintln!("  {p}");
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// `psp dht put` of `value` under the topic `e2e`, signed with the keystore, through `url`.
@@ -180,7 +174,7 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     // Refusals, put through Bob as raw records (Bob co-signs what names him as publisher).
     let signer = Sr25519Keypair::from_seed(&CLIENT_SEED);
     let bob_id = node_ids[1];
-    let t = now();
+    let t = unix_now();
     let bob_url = bob.url();
     let refuse = |record: String, reason: &'static str| {
         let url = bob_url.clone();

@@ -4,19 +4,18 @@
 
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
 use psp_net::cert::{CertError, Certificate};
-use psp_net::registry::IdentityKind as NetKind;
+use psp_net::driver::unix_now;
 use psp_primitives::{
     api::{PspApi, PspStakingApi},
     rpc::CertificateView,
     staking::Role,
-    IdentityKind,
 };
 use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 
-use super::{internal_error, invalid_params, runtime_error, Psp};
-use crate::chain_checks::{elected_nodes, genesis, ChainRegistry};
+use super::{from_hex, hex0x, internal_error, invalid_params, runtime_error, Psp};
+use crate::chain_checks::{chain_kind, elected_nodes, genesis, ChainRegistry};
 
 /// The certificate methods.
 #[rpc(server)]
@@ -32,42 +31,21 @@ pub trait CertRpc {
     fn cert_verify(&self, certificate: String) -> RpcResult<CertificateView>;
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
-fn decode_hex(text: &str, what: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
-    hex::decode(text.strip_prefix("0x").unwrap_or(text))
-        .map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
-}
-
 fn refused(err: CertError) -> ErrorObjectOwned {
     invalid_params(format!("refused: {err}"))
-}
-
-fn kind(kind: NetKind) -> IdentityKind {
-    match kind {
-        NetKind::Client => IdentityKind::Client,
-        NetKind::Node => IdentityKind::Node,
-        NetKind::Group => IdentityKind::Group,
-        NetKind::Device => IdentityKind::Device,
-    }
 }
 
 fn view(cert: &Certificate) -> CertificateView {
     let b = &cert.body;
     CertificateView {
-        certificate: format!("0x{}", hex::encode(cert.encode())),
+        certificate: hex0x(&cert.encode()),
         serial: b.serial,
-        identity: format!("0x{}", hex::encode(b.identity)),
-        kind: kind(b.kind),
-        x25519: format!("0x{}", hex::encode(b.x25519)),
+        identity: hex0x(&b.identity),
+        kind: chain_kind(b.kind),
+        x25519: hex0x(&b.x25519),
         not_before: b.not_before,
         not_after: b.not_after,
-        authority: format!("0x{}", hex::encode(b.authority)),
+        authority: hex0x(&b.authority),
     }
 }
 
@@ -78,7 +56,7 @@ where
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
 {
     fn cert_request(&self, request: String) -> RpcResult<CertificateView> {
-        let request = decode_hex(&request, "request")?;
+        let request = from_hex(&request, "request")?;
         let me = self.identity()?.node_id();
         let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
         if !authorities.contains(&me) {
@@ -109,8 +87,7 @@ where
     }
 
     fn cert_verify(&self, certificate: String) -> RpcResult<CertificateView> {
-        let cert =
-            Certificate::decode(&decode_hex(&certificate, "certificate")?).map_err(refused)?;
+        let cert = Certificate::decode(&from_hex(&certificate, "certificate")?).map_err(refused)?;
         let genesis = genesis(&*self.client).ok_or_else(|| internal_error("no genesis block"))?;
         let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
         let registry = ChainRegistry::new(self.client.clone());

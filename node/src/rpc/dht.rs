@@ -5,11 +5,11 @@
 //! empty (all zeros), this node co-signs it — the owner chose it as publisher — after checking
 //! nothing else; the record is then validated like any other before it is stored.
 
-use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 use psp_net::dht::{RecordKind, SignedRecord};
 use psp_primitives::rpc::{DhtPutView, DhtRecordView};
 
-use super::{internal_error, invalid_params, Psp};
+use super::{from_hex, hex0x, internal_error, invalid_params, Psp};
 
 /// The DHT methods.
 #[rpc(server)]
@@ -21,15 +21,6 @@ pub trait DhtRpc {
     /// Looks a key (0x + 64 hex digits) up; `null` if no valid record was found.
     #[method(name = "psp_dhtGet")]
     async fn dht_get(&self, key: String) -> RpcResult<Option<DhtRecordView>>;
-}
-
-fn hex0x(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
-}
-
-fn from_hex(text: &str, what: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
-    hex::decode(text.trim().strip_prefix("0x").unwrap_or(text.trim()))
-        .map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
 }
 
 fn kind_name(kind: RecordKind) -> String {

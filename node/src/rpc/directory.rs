@@ -12,7 +12,7 @@ use psp_primitives::{
     staking::{EquivocationEvidence, Role, RoleStatement, SignedStatement},
 };
 
-use super::{internal_error, invalid_params, Psp};
+use super::{from_hex, hex0x, internal_error, invalid_params, Psp};
 
 /// The directory methods.
 #[rpc(server)]
@@ -29,10 +29,6 @@ pub trait DirectoryRpc {
     /// Equivocations this node has seen.
     #[method(name = "psp_directoryEquivocations")]
     async fn directory_equivocations(&self) -> RpcResult<Vec<EquivocationView>>;
-}
-
-fn hex0x(bytes: &[u8]) -> String {
-    format!("0x{}", hex::encode(bytes))
 }
 
 fn flag_names(bits: u8) -> Vec<String> {
@@ -110,8 +106,7 @@ where
     }
 
     async fn directory_submit(&self, directory: String) -> RpcResult<()> {
-        let bytes = hex::decode(directory.trim().trim_start_matches("0x"))
-            .map_err(|e| invalid_params(format!("directory is not hex: {e}")))?;
+        let bytes = from_hex(&directory, "directory")?;
         self.handle()?
             .directory_submit(bytes)
             .await

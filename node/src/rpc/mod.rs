@@ -187,6 +187,18 @@ fn invalid_params(message: String) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(ErrorCode::InvalidParams.code(), message, None::<()>)
 }
 
+/// `0x` + lowercase hex.
+fn hex0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+/// Bytes from hex with or without `0x`; an invalid-params error naming `what` otherwise.
+fn from_hex(text: &str, what: &str) -> Result<Vec<u8>, ErrorObjectOwned> {
+    let text = text.trim();
+    hex::decode(text.strip_prefix("0x").unwrap_or(text))
+        .map_err(|e| invalid_params(format!("{what} is not hex: {e}")))
+}
+
 fn internal_error(message: &str) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(ErrorCode::InternalError.code(), message, None::<()>)
 }

@@ -20,14 +20,14 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use libp2p::kad::{self, store::RecordStore as KadStore};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 use tokio::sync::oneshot;
 
-use super::DriverError;
+use super::{unix_now, DriverError};
 use crate::dht::{RecordKey, RecordStore, SignedRecord, StoreError, StoreLimits, ValidRecord};
 use crate::registry::IdentityRegistry;
 
@@ -99,13 +99,6 @@ pub struct DhtGetReport {
     pub found: usize,
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
-
 fn record_key(key: &kad::RecordKey) -> Option<RecordKey> {
     key.as_ref().try_into().ok()
 }
@@ -138,6 +131,12 @@ impl DhtStore {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Keeps a record validated elsewhere (a lookup's winner), unless the store holds a newer
+    /// one or is full: best effort, never an error.
+    fn keep(&mut self, record: ValidRecord) {
+        let _ = self.records.insert(record);
     }
 
     /// Wipes expired records and, with `purge`, those of identities no longer live.
@@ -461,8 +460,8 @@ impl Dht {
                 if last || result.is_err() {
                     if let Some(p) = self.gets.remove(&id) {
                         if let Some(best) = &p.best {
-                            // Keep the newest version here too (best effort: it is valid).
-                            let _ = kad.store_mut().put_checked(&p.key, &best.signed().encode());
+                            // Keep the newest version here too (it was validated above).
+                            kad.store_mut().keep(best.clone());
                         }
                         let _ = p.reply.send(Ok(DhtGetReport {
                             record: p.best.map(|b| b.signed().encode()),

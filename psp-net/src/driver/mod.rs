@@ -250,6 +250,15 @@ impl std::fmt::Display for CircuitClosed {
     }
 }
 
+/// The current time in unix seconds: the clock of signed data (record expiry, directory
+/// periods, certificate windows), read by the driver and by hosts, never by the cores.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
 /// Checks that a tokio runtime is available (libp2p-tcp panics without one).
 fn require_runtime() -> Result<(), DriverError> {
     tokio::runtime::Handle::try_current()

@@ -35,7 +35,8 @@ use super::dht::{Dht, DhtGetReport, DhtPutReport, DhtSetup, DhtStore};
 use super::directory::{DirBehaviour, DirectoryNode, DirectorySetup, DiscoveryView};
 use super::link::{Hello, LinkEvent, Links};
 use super::{
-    build_swarm, require_runtime, resolve, Clock, DriverError, Keypair, LinkConfig, NodeDescriptor,
+    build_swarm, require_runtime, resolve, unix_now, Clock, DriverError, Keypair, LinkConfig,
+    NodeDescriptor,
 };
 use crate::circuit::{self, NodeDirectory, NodeRecord, Peer, Relay, RelayEvent, Services};
 use crate::circuit::{ServiceRegistry, Timestamp};
@@ -681,12 +682,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => futures::future::pending().await,
     }
-}
-
-/// Unix seconds: the directory's and the DHT's clock.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
