@@ -31,6 +31,26 @@ pub struct Publication {
     pub seq: Option<u64>,
 }
 
+impl Publication {
+    /// A publication of `value` under a record kind name (`presence`, `stream` or `group`) and
+    /// a topic label (hashed with [`topic`]).
+    pub fn labelled(
+        kind: &str,
+        topic_label: &str,
+        value: Vec<u8>,
+        ttl_secs: u64,
+        seq: Option<u64>,
+    ) -> Result<Self> {
+        Ok(Self {
+            kind: parse_kind(kind)?,
+            topic: topic(topic_label),
+            value,
+            ttl_secs,
+            seq,
+        })
+    }
+}
+
 /// The 32-byte topic of a text label (BLAKE2-256 of it).
 pub fn topic(label: &str) -> [u8; 32] {
     blake2_256(label.as_bytes())
@@ -39,6 +59,14 @@ pub fn topic(label: &str) -> [u8; 32] {
 /// The DHT key of an owner's record.
 pub fn key_of(kind: RecordKind, owner: &[u8; 32], topic: &[u8; 32]) -> RecordKey {
     record_key(kind, owner, topic)
+}
+
+/// The DHT key of an owner's record from a record kind name, the owner's identity key as hex
+/// (errors name `--owner`) and a topic label.
+pub fn owner_key(kind: &str, owner: &str, topic_label: &str) -> Result<RecordKey> {
+    let kind = parse_kind(kind)?;
+    let owner = parse_hex::<32>(owner, "--owner")?;
+    Ok(key_of(kind, &owner, &topic(topic_label)))
 }
 
 /// Parses a record kind name.
@@ -92,5 +120,30 @@ impl NodeRpc {
     /// Looks `key` up through this node's DHT.
     pub async fn dht_get(&self, key: &RecordKey) -> Result<Option<DhtRecordView>> {
         self.request("psp_dhtGet", rpc_params![hex0x(key)]).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_become_kinds_topics_and_keys() -> Result<()> {
+        let owner = [7u8; 32];
+        let key = owner_key("stream", &hex0x(&owner), "news")?;
+        assert_eq!(key, key_of(parse_kind("stream")?, &owner, &topic("news")));
+        assert!(owner_key("nope", &hex0x(&owner), "news")
+            .expect_err("kind")
+            .to_string()
+            .contains("--kind"));
+        assert!(owner_key("presence", "0x12", "news")
+            .expect_err("owner")
+            .to_string()
+            .contains("--owner"));
+        let publication = Publication::labelled("group", "t", vec![1], 60, Some(3))?;
+        assert_eq!(publication.topic, topic("t"));
+        assert_eq!(publication.kind, parse_kind("group")?);
+        assert_eq!((publication.ttl_secs, publication.seq), (60, Some(3)));
+        Ok(())
     }
 }

@@ -292,6 +292,22 @@ pub fn read_passphrase(file: Option<&Path>) -> Result<Zeroizing<String>> {
     Ok(pass)
 }
 
+/// [`read_passphrase`], but `None` instead of [`Error::NoPassphrase`] when neither `file` nor
+/// `PSP_PASSPHRASE` gives one (for commands that work without decrypting).
+pub fn read_passphrase_if_given(file: Option<&Path>) -> Result<Option<Zeroizing<String>>> {
+    match read_passphrase(file) {
+        Ok(passphrase) => Ok(Some(passphrase)),
+        Err(Error::NoPassphrase) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the passphrase ([`read_passphrase`]) and opens the keystore at `path` with it.
+pub fn open(path: &Path, passphrase_file: Option<&Path>) -> Result<Keys> {
+    let passphrase = read_passphrase(passphrase_file)?;
+    load(path, &passphrase)
+}
+
 fn derive(
     passphrase: &str,
     salt: &[u8],

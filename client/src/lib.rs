@@ -9,6 +9,8 @@
 //!   reports and finality, balances, and the `psp_identityByKey` / `psp_identityById` look-ups.
 //! - [`overlay`]: onion routing: register relay nodes, choose hops from the chain's
 //!   finalized node list, build circuits, echo bytes through them.
+//! - [`identity`]: building checked registrations, identity look-ups by key or id string,
+//!   and crash-safe staging of rotated keystores.
 //! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
 //!   `psp_staking*` look-ups.
 //! - [`rewards`]: bandwidth rewards: pending rewards and credits per relay, `claim`.
@@ -45,6 +47,7 @@ pub mod chain;
 pub mod dht;
 pub mod directory;
 pub mod error;
+pub mod identity;
 pub mod keystore;
 pub mod overlay;
 pub mod rewards;

@@ -7,6 +7,8 @@
 //! - [`registered_nodes`]: every active node identity at the chain's latest finalized block
 //!   (`psp_nodes`, paged), as [`RelayNode`]s ready to be dialled.
 //! - [`select_path`]: N distinct hops, the `--via` ones first (in order), the rest at random.
+//! - [`Via`] and [`choose_path`]: `--via` values (node keys, id strings, node URLs) resolved
+//!   and completed into a path from the chain's registered nodes.
 //! - [`OverlayClient`]: builds circuits ([`OverlayClient::build`] times it, and a refused
 //!   EXTEND is traced to the hop that refused and the node it refused), and
 //!   [`echo`] pushes bytes through the `echo` service on the last hop and checks every one.
@@ -515,6 +517,76 @@ pub fn select_path(
     Ok(path)
 }
 
+/// A `--via` value: a hop to parse now, or a node to ask for its own description later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A node key or id string ([`Hop::parse`]).
+    Hop(Hop),
+    /// A node's RPC URL (`ws://` / `wss://`), resolved with [`Hop::from_node_url`].
+    NodeUrl(String),
+}
+
+impl Via {
+    /// Parses a `--via` value without touching the network: a `ws://` / `wss://` URL is kept
+    /// for later, anything else must be a node key or id string.
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.starts_with("ws://") || text.starts_with("wss://") {
+            Ok(Via::NodeUrl(text.to_string()))
+        } else {
+            Hop::parse(text).map(Via::Hop)
+        }
+    }
+
+    /// The hop: node URLs are asked to describe themselves.
+    pub async fn resolve(self) -> Result<Hop> {
+        match self {
+            Via::Hop(hop) => Ok(hop),
+            Via::NodeUrl(url) => Hop::from_node_url(&url).await,
+        }
+    }
+}
+
+/// Resolves the `via` hops (in order) and completes the path to `hops` nodes with random
+/// registered nodes from `chain` ([`select_path`]). The chain's node list is read only when
+/// needed (a registered hop was named, or hops are missing); unusable records are reported
+/// through `skipped`.
+pub async fn choose_path(
+    chain: &Chain,
+    via: Vec<Via>,
+    hops: usize,
+    skipped: impl FnMut(&Error),
+) -> Result<Vec<RelayNode>> {
+    let mut resolved = Vec::with_capacity(via.len());
+    for v in via {
+        resolved.push(v.resolve().await?);
+    }
+    let needs_chain_nodes =
+        resolved.iter().any(|h| matches!(h, Hop::Registered(_))) || resolved.len() < hops;
+    let registered = if needs_chain_nodes {
+        registered_nodes_with(chain, skipped).await?
+    } else {
+        Vec::new()
+    };
+    select_path(&registered, resolved, hops, &mut rand::thread_rng())
+}
+
+/// A node identity key: `key` as hex (errors name `what`), else the overlay identity the node
+/// at `url` reports (`psp_overlayInfo`), else `None`.
+pub async fn node_key(
+    key: Option<&str>,
+    url: Option<&str>,
+    what: &'static str,
+) -> Result<Option<[u8; 32]>> {
+    match (key, url) {
+        (Some(key), _) => parse_hex::<32>(key, what).map(Some),
+        (None, Some(url)) => {
+            let info = NodeRpc::connect(url).await?.overlay_info().await?;
+            parse_hex::<32>(&info.node_id, "psp_overlayInfo node id").map(Some)
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// Client settings of circuits and echo checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CircuitOptions {
@@ -535,6 +607,34 @@ impl Default for CircuitOptions {
             build_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl CircuitOptions {
+    /// Options sending at most `cells_per_sec` cells per second in bursts of at most `burst`,
+    /// with `timeout` for the build and for each echoed reply. Refuses a zero rate or burst
+    /// (errors name `--rate / --burst`) and a timeout under a second (`--timeout`).
+    pub fn with_limits(cells_per_sec: u32, burst: u32, timeout: Duration) -> Result<Self> {
+        if cells_per_sec == 0 || burst == 0 {
+            return Err(Error::InvalidInput {
+                what: "--rate / --burst",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if timeout < Duration::from_secs(1) {
+            return Err(Error::InvalidInput {
+                what: "--timeout",
+                reason: "must be at least 1 second".into(),
+            });
+        }
+        Ok(Self {
+            send_rate: Rate {
+                cells_per_sec,
+                burst,
+            },
+            build_timeout: timeout,
+            idle_timeout: timeout,
+        })
     }
 }
 
@@ -993,5 +1093,42 @@ mod tests {
         assert!(Hop::parse(&client).is_err());
         assert!(Hop::parse("alice").is_err());
         assert!(Hop::parse("0x1234").is_err());
+    }
+
+    #[test]
+    fn via_keeps_node_urls_for_later_and_parses_the_rest_now() {
+        assert_eq!(
+            Via::parse("ws://127.0.0.1:9944").expect("url"),
+            Via::NodeUrl("ws://127.0.0.1:9944".into())
+        );
+        assert_eq!(
+            Via::parse("wss://relay.example").expect("url"),
+            Via::NodeUrl("wss://relay.example".into())
+        );
+        let key = [6u8; 32];
+        assert_eq!(
+            Via::parse(&hex0x(&key)).expect("key"),
+            Via::Hop(Hop::Registered(key))
+        );
+        let err = Via::parse("alice").expect_err("not a hop");
+        assert!(err.to_string().starts_with("invalid --via"), "{err}");
+    }
+
+    #[test]
+    fn circuit_limits_refuse_zero_rate_burst_and_timeout() {
+        let ok = CircuitOptions::with_limits(10, 100, Duration::from_secs(30)).expect("valid");
+        assert_eq!(ok.send_rate.cells_per_sec, 10);
+        assert_eq!(ok.send_rate.burst, 100);
+        assert_eq!(ok.build_timeout, Duration::from_secs(30));
+        assert_eq!(ok.idle_timeout, Duration::from_secs(30));
+        let rate = CircuitOptions::with_limits(0, 100, Duration::from_secs(30));
+        assert!(rate.expect_err("rate").to_string().contains("--rate"));
+        let burst = CircuitOptions::with_limits(10, 0, Duration::from_secs(30));
+        assert!(burst.expect_err("burst").to_string().contains("--burst"));
+        let timeout = CircuitOptions::with_limits(10, 100, Duration::ZERO);
+        assert!(timeout
+            .expect_err("timeout")
+            .to_string()
+            .contains("--timeout"));
     }
 }

@@ -41,6 +41,19 @@ impl Chain {
         self.request("psp_rewardsEpoch", rpc_params![epoch]).await
     }
 
+    /// What `psp rewards status` shows as JSON: the `pot` ([`Chain::rewards_status`]) and,
+    /// with a relay, its `relay` key (`node`) and unclaimed `rewards`.
+    pub async fn rewards_overview(&self, relay: Option<&[u8; 32]>) -> Result<serde_json::Value> {
+        let mut status = serde_json::json!({ "pot": self.rewards_status().await? });
+        if let Some(key) = relay {
+            status["relay"] = serde_json::json!({
+                "node": hex0x(key),
+                "rewards": self.relay_rewards(key).await?,
+            });
+        }
+        Ok(status)
+    }
+
     /// Claims what `relay` earned in `epochs` (at most [`MAX_CLAIM_EPOCHS`]); `owner`, the
     /// relay's owner, signs and receives the payment.
     pub async fn claim_rewards(

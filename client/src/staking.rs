@@ -254,6 +254,24 @@ impl Chain {
             .await
     }
 
+    /// What `psp stake status` shows as JSON: `account` (SS58), the `epoch` schedule, the
+    /// account's `ledger` (bond and candidacy) and the sets `elected` per role for the current
+    /// epoch.
+    pub async fn staking_status(&self, account: &[u8; 32]) -> Result<serde_json::Value> {
+        let epoch = self.staking_epoch().await?;
+        let mut elected = serde_json::Map::new();
+        for role in Role::ALL {
+            let set = self.staking_elected(role, Some(epoch.current)).await?;
+            elected.insert(role.as_str().into(), serde_json::json!(set));
+        }
+        Ok(serde_json::json!({
+            "account": ss58(account),
+            "epoch": epoch,
+            "ledger": self.staking_ledger(account).await?,
+            "elected": elected,
+        }))
+    }
+
     /// `psp_stakingCandidate`: the backing account and roles of a candidate node.
     pub async fn staking_candidate(&self, node: &[u8; 32]) -> Result<Option<CandidateView>> {
         self.request("psp_stakingCandidate", rpc_params![hex0x(node)])
