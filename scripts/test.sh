@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 start=$(date +%s)
-# One build of the whole workspace with every target: the same feature set as `cargo test
-# --workspace`, so dev runs and test runs share every compiled crate.
-echo "test: building the workspace (debug; a clean build takes about 30 minutes on 2 cores)"
+# Lint first: rustfmt compiles nothing; clippy checks every crate (about 10 minutes on an empty
+# target directory, 1-3 minutes warm), warnings as errors. scripts/lint.sh runs the same alone.
+bash scripts/lint.sh
+echo "test: building the workspace (debug; a clean build takes about 30 minutes on 2 cores, see README)"
 cargo build --workspace --all-targets
 export PSP_NODE_BIN="$CARGO_TARGET_DIR/debug/psp-node"
 echo "test: running cargo test --workspace"

@@ -8,6 +8,8 @@
 //! - [`command`]: what each subcommand does.
 //! - [`chain_spec`]: the `dev` and `local` chains.
 //! - [`service`]: assembling the chain's services.
+//! - [`client`]: the chain client type shared by the services.
+//! - [`chain_checks`]: the one component the overlay checks the chain through.
 //! - [`overlay`]: the PSP overlay started beside the chain, checked against chain state.
 //! - [`rpc`]: JSON-RPC, the standard methods plus `psp_*`.
 #![warn(missing_docs)]
@@ -19,6 +21,7 @@ mod benchmarking;
 mod chain_checks;
 mod chain_spec;
 mod cli;
+mod client;
 mod command;
 mod overlay;
 mod rpc;

@@ -273,6 +273,8 @@ pub struct NodeOptions {
     pub overlay: Option<OverlayOptions>,
     /// Also wait for a finalized block #1 before [`PspNode::start_with`] returns.
     pub wait_finalized: bool,
+    /// Further `psp-node` arguments, passed last (e.g. `--rpc-external`).
+    pub extra_args: Vec<String>,
 }
 
 impl NodeOptions {
@@ -286,6 +288,7 @@ impl NodeOptions {
             bootnodes: Vec::new(),
             overlay: None,
             wait_finalized: true,
+            extra_args: Vec::new(),
         }
     }
 
@@ -301,6 +304,7 @@ impl NodeOptions {
             bootnodes: Vec::new(),
             overlay: None,
             wait_finalized: false,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -418,6 +422,7 @@ impl PspNode {
                 cmd.arg("--no-overlay");
             }
         }
+        cmd.args(&options.extra_args);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

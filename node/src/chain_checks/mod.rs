@@ -1,12 +1,26 @@
-//! Chain checks for the overlay's signed data (DHT records, certificates, directories):
-//! identity status and elected sets at the latest finalized block, through the runtime API.
+//! Chain checks in one place: every check the overlay makes against the chain (EXTEND and link
+//! targets, DHT record owners and publishers, certificate holders, the directory's discovery
+//! set) reads [`ChainChecks`], at the latest finalized block.
+//!
+//! - The node identities and elected sets come from a [`ChainSnapshot`] that the overlay's
+//!   chain feed reads off the async tasks (in a blocking task) each time finality moves and
+//!   swaps in whole ([`ChainChecks::refresh`]); checks read it without calling the runtime.
+//! - Other identities (clients, groups, devices) are looked up on first use and remembered for
+//!   the finalized block they were read at; a new finalized block empties that cache, a failed
+//!   look-up is not remembered.
 //!
 //! Reading at the *finalized* block is what makes "a revoked identity's certificate stops
-//! being accepted at the next finalized block" hold. [`ChainRegistry`] remembers answers only
-//! for the finalized block they were read at: a new finalized block empties its cache.
+//! being accepted at the next finalized block" hold.
+
+mod snapshot;
+
+pub use snapshot::ChainSnapshot;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+
+use psp_net::circuit::{NodeDirectory, NodeRecord};
+use psp_net::crypto::NodeId;
 
 use psp_net::registry::{IdentityKind as NetKind, IdentityRegistry, IdentityStatus as NetStatus};
 use psp_primitives::{
@@ -30,19 +44,67 @@ struct StatusCache {
     statuses: HashMap<[u8; 32], NetStatus>,
 }
 
-/// The identity registry as the chain has it at the latest finalized block.
-pub struct ChainRegistry<C> {
+/// The chain as the overlay checks it: node identities and elected sets from the latest
+/// snapshot, other identities' statuses looked up and cached per finalized block.
+pub struct ChainChecks<C> {
     client: Arc<C>,
+    snapshot: RwLock<Arc<ChainSnapshot>>,
     cache: Mutex<StatusCache>,
 }
 
-impl<C> ChainRegistry<C> {
-    /// Reads through `client`.
+impl<C> ChainChecks<C> {
+    /// Reads through `client`; the snapshot is empty until the first [`Self::refresh`] (a
+    /// node identity is then looked up like any other).
     pub fn new(client: Arc<C>) -> Self {
         Self {
             client,
+            snapshot: RwLock::new(Arc::new(ChainSnapshot::default())),
             cache: Mutex::new(StatusCache::default()),
         }
+    }
+
+    /// The snapshot in force.
+    pub fn snapshot(&self) -> Arc<ChainSnapshot> {
+        // A poisoned lock only means a writer panicked between two whole snapshots.
+        self.snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl<C> ChainChecks<C>
+where
+    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
+    C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
+    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
+{
+    /// Reads a new snapshot at the latest finalized block and puts it in force. Executes the
+    /// runtime: call it from a blocking task. Returns the snapshot, or `None` when finality
+    /// has not moved since the last one.
+    pub fn refresh(&self) -> Result<Option<Arc<ChainSnapshot>>, sp_api::ApiError> {
+        let finalized = self.client.info().finalized_hash.0;
+        if self.snapshot().at == Some(finalized) {
+            return Ok(None);
+        }
+        let fresh = Arc::new(ChainSnapshot::read(&*self.client)?);
+        *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        Ok(Some(fresh))
+    }
+}
+
+impl<C: Send + Sync> NodeDirectory for ChainChecks<C> {
+    /// Active node identities come from the snapshot only: an EXTEND never waits on the
+    /// runtime.
+    fn onion_key(&self, node: &NodeId) -> Option<NodeRecord> {
+        let record = self.snapshot().nodes.get(&node.0).map(|n| n.record.clone());
+        if record.is_none() {
+            log::info!(
+                target: "psp-overlay",
+                "node {node:?} is not an active node identity at the latest finalized block"
+            );
+        }
+        record
     }
 }
 
@@ -65,13 +127,21 @@ pub fn chain_kind(kind: NetKind) -> IdentityKind {
     }
 }
 
-impl<C> IdentityRegistry for ChainRegistry<C>
+impl<C> IdentityRegistry for ChainChecks<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
     C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
 {
     fn status(&self, key: &[u8; 32]) -> NetStatus {
         let at = self.client.info().finalized_hash;
+        {
+            let snapshot = self.snapshot();
+            // The feed swaps in a new snapshot as soon as finality moves; reading the one in
+            // force keeps this check off the runtime for every node identity.
+            if snapshot.at.is_some() && snapshot.nodes.contains_key(key) {
+                return NetStatus::Active(NetKind::Node);
+            }
+        }
         if let Ok(mut cache) = self.cache.lock() {
             if cache.at != Some(at) {
                 cache.at = Some(at);
@@ -103,26 +173,9 @@ where
 }
 
 /// The nodes elected to `role` for the current and the next epoch, at the latest finalized
-/// block (a set changes at an epoch boundary; both are accepted around it).
+/// block (a set changes at an epoch boundary; both are accepted around it). For the RPC,
+/// which reads the chain directly; the overlay reads the elected sets of its [`ChainSnapshot`].
 pub fn elected_nodes<C>(client: &C, role: Role) -> Result<Vec<[u8; 32]>, sp_api::ApiError>
-where
-    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
-    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
-{
-    elected_in(client, role, &[0, 1])
-}
-
-/// The nodes elected to `role` for the current epoch only, at the latest finalized block (the
-/// discovery set a directory is checked against).
-pub fn elected_now<C>(client: &C, role: Role) -> Result<Vec<[u8; 32]>, sp_api::ApiError>
-where
-    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
-    C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
-{
-    elected_in(client, role, &[0])
-}
-
-fn elected_in<C>(client: &C, role: Role, offsets: &[u32]) -> Result<Vec<[u8; 32]>, sp_api::ApiError>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
@@ -131,7 +184,7 @@ where
     let api = client.runtime_api();
     let current = api.epoch(at)?.current;
     let mut nodes = Vec::new();
-    for epoch in offsets.iter().map(|o| current.saturating_add(*o)) {
+    for epoch in [current, current.saturating_add(1)] {
         for elected in api.elected(at, role, epoch)?.unwrap_or_default() {
             if !nodes.contains(&elected.node) {
                 nodes.push(elected.node);

@@ -2,7 +2,7 @@
 //! issues short-lived certificates to live identities; any node verifies one against the
 //! elected authority set and the identity's status at the latest finalized block.
 
-use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned, Extensions};
 use psp_net::cert::{CertError, Certificate};
 use psp_net::driver::unix_now;
 use psp_primitives::{
@@ -15,14 +15,16 @@ use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 
 use super::{from_hex, hex0x, internal_error, invalid_params, runtime_error, Psp};
-use crate::chain_checks::{chain_kind, elected_nodes, genesis, ChainRegistry};
+use crate::chain_checks::{chain_kind, elected_nodes, genesis, ChainChecks};
 
 /// The certificate methods.
 #[rpc(server)]
 pub trait CertRpc {
     /// Issues a certificate for a signed request (hex of `psp_net::cert::CertRequest`), if
-    /// this node is an elected authority and the identity is live on chain.
-    #[method(name = "psp_certRequest")]
+    /// this node is an elected authority and the identity is live on chain. Issuing is the
+    /// public service of an authority (the request is signed by the identity and checked on
+    /// chain), so it stays safe, but each call draws on the connection's network budget.
+    #[method(name = "psp_certRequest", with_extensions)]
     fn cert_request(&self, request: String) -> RpcResult<CertificateView>;
 
     /// Verifies a certificate (hex) against the elected authorities and the chain; the
@@ -55,7 +57,8 @@ where
     C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
 {
-    fn cert_request(&self, request: String) -> RpcResult<CertificateView> {
+    fn cert_request(&self, ext: &Extensions, request: String) -> RpcResult<CertificateView> {
+        self.budget.take(ext, "psp_certRequest")?;
         let request = from_hex(&request, "request")?;
         let me = self.identity()?.node_id();
         let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
@@ -70,7 +73,7 @@ where
             .cert_authority
             .get()
             .ok_or_else(|| internal_error("certificate issuer not started"))?;
-        let registry = ChainRegistry::new(self.client.clone());
+        let registry = ChainChecks::new(self.client.clone());
         let mut issuer = issuer
             .lock()
             .map_err(|_| internal_error("certificate issuer unavailable"))?;
@@ -90,7 +93,7 @@ where
         let cert = Certificate::decode(&from_hex(&certificate, "certificate")?).map_err(refused)?;
         let genesis = genesis(&*self.client).ok_or_else(|| internal_error("no genesis block"))?;
         let authorities = elected_nodes(&*self.client, Role::Authority).map_err(runtime_error)?;
-        let registry = ChainRegistry::new(self.client.clone());
+        let registry = ChainChecks::new(self.client.clone());
         cert.verify(unix_now(), &genesis, &authorities, &registry)
             .map_err(refused)?;
         Ok(view(&cert))

@@ -3,23 +3,26 @@
 //!
 //! A record names its publisher. When that is this node and the publisher signature is still
 //! empty (all zeros), this node co-signs it — the owner chose it as publisher — after checking
-//! nothing else; the record is then validated like any other before it is stored.
+//! nothing else; the record is then validated like any other before it is stored. Co-signing
+//! signs with the node's key, so that path is unsafe ([`super::policy`]): a public endpoint
+//! stores only records that arrive fully signed. Both methods start overlay traffic and draw
+//! on the connection's network budget.
 
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, Extensions};
 use psp_net::dht::{RecordKind, SignedRecord};
 use psp_primitives::rpc::{DhtPutView, DhtRecordView};
 
-use super::{from_hex, hex0x, internal_error, invalid_params, Psp};
+use super::{from_hex, hex0x, internal_error, invalid_params, policy, Psp};
 
 /// The DHT methods.
 #[rpc(server)]
 pub trait DhtRpc {
     /// Validates, stores and replicates a signed record (hex of `psp_net::dht::SignedRecord`).
-    #[method(name = "psp_dhtPut")]
+    #[method(name = "psp_dhtPut", with_extensions)]
     async fn dht_put(&self, record: String) -> RpcResult<DhtPutView>;
 
     /// Looks a key (0x + 64 hex digits) up; `null` if no valid record was found.
-    #[method(name = "psp_dhtGet")]
+    #[method(name = "psp_dhtGet", with_extensions)]
     async fn dht_get(&self, key: String) -> RpcResult<Option<DhtRecordView>>;
 }
 
@@ -29,12 +32,14 @@ fn kind_name(kind: RecordKind) -> String {
 
 #[jsonrpsee::core::async_trait]
 impl<C: Send + Sync + 'static> DhtRpcServer for Psp<C> {
-    async fn dht_put(&self, record: String) -> RpcResult<DhtPutView> {
+    async fn dht_put(&self, ext: &Extensions, record: String) -> RpcResult<DhtPutView> {
+        self.budget.take(ext, "psp_dhtPut")?;
         let bytes = from_hex(&record, "record")?;
         let mut signed = SignedRecord::decode(&bytes)
             .map_err(|e| invalid_params(format!("record refused: {e}")))?;
         let identity = self.identity()?;
         if signed.content.publisher == identity.node_id() && signed.publisher_sig == [0; 64] {
+            policy::ensure_unsafe_allowed(ext, "psp_dhtPut (co-signing as this node)")?;
             signed =
                 SignedRecord::cosign(signed.content, signed.owner_sig, &identity.signing_key());
         }
@@ -49,7 +54,8 @@ impl<C: Send + Sync + 'static> DhtRpcServer for Psp<C> {
         })
     }
 
-    async fn dht_get(&self, key: String) -> RpcResult<Option<DhtRecordView>> {
+    async fn dht_get(&self, ext: &Extensions, key: String) -> RpcResult<Option<DhtRecordView>> {
+        self.budget.take(ext, "psp_dhtGet")?;
         let key: [u8; 32] = from_hex(&key, "key")?
             .try_into()
             .map_err(|_| invalid_params("key must be 32 bytes".into()))?;

@@ -5,7 +5,7 @@
 //! `PspStaking::report_equivocation`).
 
 use codec::Encode;
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, Extensions};
 use psp_net::directory::{default_threshold, flags, Equivocation, SignedDirectory};
 use psp_primitives::{
     rpc::{DirectoryEntryView, DirectoryView, EquivocationView},
@@ -23,7 +23,7 @@ pub trait DirectoryRpc {
     async fn directory(&self) -> RpcResult<Option<DirectoryView>>;
 
     /// Hands this node a signed directory (hex); a discovery node records its signatures.
-    #[method(name = "psp_directorySubmit")]
+    #[method(name = "psp_directorySubmit", with_extensions)]
     async fn directory_submit(&self, directory: String) -> RpcResult<()>;
 
     /// Equivocations this node has seen.
@@ -105,7 +105,8 @@ where
         }))
     }
 
-    async fn directory_submit(&self, directory: String) -> RpcResult<()> {
+    async fn directory_submit(&self, ext: &Extensions, directory: String) -> RpcResult<()> {
+        self.budget.take(ext, "psp_directorySubmit")?;
         let bytes = from_hex(&directory, "directory")?;
         self.handle()?
             .directory_submit(bytes)

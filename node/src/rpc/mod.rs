@@ -6,6 +6,7 @@
 pub mod cert;
 pub mod dht;
 pub mod directory;
+pub mod policy;
 pub mod rewards;
 pub mod staking;
 
@@ -82,8 +83,9 @@ pub trait OverlayRpc {
     async fn overlay_info(&self) -> RpcResult<OverlayInfo>;
 
     /// This node's registration, signed for `owner` (SS58) to submit and pay the deposit.
-    /// `namespace` defaults to `peerstream`, `app` to `relay`.
-    #[method(name = "psp_overlayRegistration")]
+    /// `namespace` defaults to `peerstream`, `app` to `relay`. Unsafe: it signs with the
+    /// node's identity key, so whoever calls it can claim the node (see [`policy`]).
+    #[method(name = "psp_overlayRegistration", with_extensions)]
     fn overlay_registration(
         &self,
         owner: String,
@@ -116,6 +118,18 @@ impl<C: HeaderBackend<Block>> RuntimeApiRpc<C> {
 pub struct Psp<C> {
     client: Arc<C>,
     overlay: Arc<crate::overlay::OverlayState>,
+    /// Shared by every `psp_*` server object, so one connection has one budget.
+    budget: Arc<policy::NetworkBudget>,
+}
+
+impl<C> Clone for Psp<C> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            overlay: self.overlay.clone(),
+            budget: self.budget.clone(),
+        }
+    }
 }
 
 impl<C> Psp<C> {
@@ -159,12 +173,14 @@ where
 
     fn overlay_registration(
         &self,
+        ext: &jsonrpsee::Extensions,
         owner: String,
         namespace: Option<String>,
         app: Option<String>,
     ) -> RpcResult<SignedRegistration> {
         use codec::Encode;
         use sp_core::crypto::Ss58Codec;
+        policy::ensure_unsafe_allowed(ext, "psp_overlayRegistration")?;
         let identity = self.identity()?;
         let owner = AccountId::from_ss58check(&owner)
             .map_err(|e| invalid_params(format!("owner is not an SS58 account ({e:?})")))?;
@@ -300,28 +316,21 @@ where
     } = deps;
     module.merge(System::new(client.clone(), pool).into_rpc())?;
     module.merge(TransactionPayment::new(client.clone()).into_rpc())?;
-    module.merge(PspRpcServer::into_rpc(Psp {
+    let psp = Psp {
         client: client.clone(),
-        overlay: overlay.clone(),
-    }))?;
+        overlay,
+        budget: Arc::new(policy::NetworkBudget::default()),
+    };
+    module.merge(PspRpcServer::into_rpc(psp.clone()))?;
     module.merge(staking::StakingRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
     module.merge(rewards::RewardsRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
-    module.merge(cert::CertRpcServer::into_rpc(Psp {
-        client: client.clone(),
-        overlay: overlay.clone(),
-    }))?;
-    module.merge(dht::DhtRpcServer::into_rpc(Psp {
-        client: client.clone(),
-        overlay: overlay.clone(),
-    }))?;
-    module.merge(directory::DirectoryRpcServer::into_rpc(Psp {
-        client: client.clone(),
-        overlay: overlay.clone(),
-    }))?;
-    module.merge(OverlayRpcServer::into_rpc(Psp { client, overlay }))?;
+    module.merge(cert::CertRpcServer::into_rpc(psp.clone()))?;
+    module.merge(dht::DhtRpcServer::into_rpc(psp.clone()))?;
+    module.merge(directory::DirectoryRpcServer::into_rpc(psp.clone()))?;
+    module.merge(OverlayRpcServer::into_rpc(psp))?;
     Ok(module)
 }

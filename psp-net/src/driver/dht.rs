@@ -7,9 +7,18 @@
 //!   lifetime, size and per-publisher bounds, newest sequence number wins).
 //! * **Node ids bound to chain identities**: buckets are filled by hand
 //!   (`BucketInserts::Manual`) with the peer ids and addresses of node identities registered
-//!   on chain, fed by the host ([`super::NodeHandle::dht_add_peers`]); at most
-//!   [`DhtSetup::max_peers_per_ip`] peers per IP address (loopback exempt: a local test
-//!   network).
+//!   on chain, fed by the host ([`super::NodeHandle::dht_set_peers`]: the whole live set at
+//!   each finalized block); at most [`DhtSetup::max_peers_per_ip`] peers per IP address and
+//!   [`DhtSetup::max_peers_per_subnet_in_bucket`] per subnet in a bucket (loopback exempt: a
+//!   local test network).
+//! * **Eviction**: a peer missing from the next feed (its identity revoked or deregistered on
+//!   chain) leaves the routing table at that feed, and its per-IP slot is freed; a peer whose
+//!   registered address changed is re-admitted at the new one.
+//! * **No referrals to unregistered peers**: Kademlia would dial any peer another peer names
+//!   in an answer; the swarm's dial gate (`behaviour::DialGate`) denies every outbound
+//!   connection to a peer outside the set last fed, so a lookup only ever contacts registered
+//!   nodes. Inbound connections stay open to anyone (clients have no chain identity). Before
+//!   the first feed (nodes without a chain, e.g. on static directories) nothing is denied.
 //! * **Disjoint lookups**: `disjoint_query_paths(true)` (S/Kademlia); every record a lookup
 //!   meets is validated here and the valid one with the highest sequence number wins, so a
 //!   stale or forged answer never does.
@@ -250,9 +259,18 @@ pub(crate) struct Dht {
             oneshot::Sender<Result<DhtPutReport, DriverError>>,
         ),
     >,
-    known: HashSet<PeerId>,
+    /// The peers in the routing table (added, possibly still pending in a full bucket).
+    known: HashMap<PeerId, Known>,
     per_ip: HashMap<IpAddr, usize>,
     sweeps: u64,
+}
+
+/// A peer this node put in the routing table.
+struct Known {
+    /// The address it was fed with.
+    addr: Multiaddr,
+    /// The address it counts against in `per_ip` (`None`: loopback or no IP, not counted).
+    ip: Option<IpAddr>,
 }
 
 fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
@@ -298,42 +316,107 @@ impl Dht {
             local,
             gets: HashMap::new(),
             puts: HashMap::new(),
-            known: HashSet::new(),
+            known: HashMap::new(),
             per_ip: HashMap::new(),
             sweeps: 0,
         }
     }
 
-    /// Adds registered nodes to the routing table, within the per-IP limit. Returns how many
-    /// were new.
-    pub(crate) fn add_peers(
+    /// Makes the routing table the registered nodes `peers` (the whole current set): peers
+    /// no longer in it are evicted (first, so their per-IP slots are free again), new ones are
+    /// added within the per-IP and per-bucket subnet limits. Returns `(added, removed)`; a
+    /// peer whose address changed and was re-admitted counts as neither.
+    pub(crate) fn set_peers(
         &mut self,
         kad: &mut kad::Behaviour<DhtStore>,
         peers: Vec<(PeerId, Multiaddr)>,
-    ) -> usize {
-        let mut added = 0;
+    ) -> (usize, usize) {
+        // The set, in the order given (admission under the limits is first come, first
+        // served), the first address of a peer listed twice.
+        let mut wanted: HashMap<PeerId, Multiaddr> = HashMap::with_capacity(peers.len());
+        let mut order = Vec::with_capacity(peers.len());
         for (peer, addr) in peers {
-            if peer == self.local || self.known.contains(&peer) {
+            if peer != self.local && !wanted.contains_key(&peer) {
+                wanted.insert(peer, addr);
+                order.push(peer);
+            }
+        }
+
+        let mut removed = 0;
+        let mut moved = HashSet::new();
+        let stale: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(peer, known)| wanted.get(peer) != Some(&known.addr))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in stale {
+            self.forget(kad, &peer);
+            if wanted.contains_key(&peer) {
+                tracing::info!(%peer, "psp dht: registered address changed, re-admitting");
+                moved.insert(peer);
+            } else {
+                tracing::info!(%peer, "psp dht: peer no longer registered, evicted");
+                removed += 1;
+            }
+        }
+
+        let mut added = 0;
+        for peer in order {
+            if self.known.contains_key(&peer) {
                 continue;
             }
-            if let Some(ip) = ip_of(&addr).filter(|ip| !ip.is_loopback()) {
-                if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.setup.max_peers_per_ip {
-                    tracing::info!(%peer, %ip, "psp dht: per-address limit, peer not added");
-                    continue;
+            let Some(addr) = wanted.remove(&peer) else {
+                continue;
+            };
+            match (self.admit(kad, peer, addr), moved.contains(&peer)) {
+                (true, false) => added += 1,
+                (false, true) => {
+                    tracing::info!(%peer, "psp dht: not re-admitted at its new address, evicted");
+                    removed += 1;
                 }
-                if subnet_peers_in_bucket(kad, peer, ip)
-                    >= self.setup.max_peers_per_subnet_in_bucket
-                {
-                    tracing::info!(%peer, %ip, "psp dht: per-bucket subnet limit, peer not added");
-                    continue;
-                }
-                *self.per_ip.entry(ip).or_insert(0) += 1;
+                _ => {}
             }
-            kad.add_address(&peer, addr);
-            self.known.insert(peer);
-            added += 1;
         }
-        added
+        (added, removed)
+    }
+
+    /// Puts a registered node in the routing table unless a limit refuses it.
+    fn admit(&mut self, kad: &mut kad::Behaviour<DhtStore>, peer: PeerId, addr: Multiaddr) -> bool {
+        let ip = ip_of(&addr).filter(|ip| !ip.is_loopback());
+        if let Some(ip) = ip {
+            if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.setup.max_peers_per_ip {
+                tracing::info!(%peer, %ip, "psp dht: per-address limit, peer not added");
+                return false;
+            }
+            if subnet_peers_in_bucket(kad, peer, ip) >= self.setup.max_peers_per_subnet_in_bucket {
+                tracing::info!(%peer, %ip, "psp dht: per-bucket subnet limit, peer not added");
+                return false;
+            }
+        }
+        if let kad::RoutingUpdate::Failed = kad.add_address(&peer, addr.clone()) {
+            // Retried at the next feed; at debug, as a full bucket refuses at every block.
+            tracing::debug!(%peer, %addr, "psp dht: bucket full or bad address, peer not added");
+            return false;
+        }
+        if let Some(ip) = ip {
+            *self.per_ip.entry(ip).or_insert(0) += 1;
+        }
+        self.known.insert(peer, Known { addr, ip });
+        true
+    }
+
+    /// Takes a peer out of the routing table and frees its per-IP slot.
+    fn forget(&mut self, kad: &mut kad::Behaviour<DhtStore>, peer: &PeerId) {
+        kad.remove_peer(peer);
+        if let Some(Known { ip: Some(ip), .. }) = self.known.remove(peer) {
+            if let Some(n) = self.per_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_ip.remove(&ip);
+                }
+            }
+        }
     }
 
     /// Validates and stores locally, then replicates to the closest peers.

@@ -284,6 +284,7 @@ fn build_swarm(
         )
         .map_err(|e| DriverError::Transport(e.to_string()))?
         .with_behaviour(|key| behaviour::Overlay {
+            gate: behaviour::DialGate::default(),
             cells: behaviour::Behaviour::new(dial_timeout.max(hello_timeout)),
             dht: services
                 .and_then(|s| s.dht.as_ref())

@@ -144,6 +144,9 @@ pub struct NodeStats {
     pub queued_cells: usize,
     /// Events dropped because the event channel was full (driver and core).
     pub events_dropped: u64,
+    /// Outbound connections refused because the peer is not in the registered set last given
+    /// to [`NodeHandle::dht_set_peers`] (DHT referrals to unregistered peers, mostly).
+    pub dials_denied: u64,
 }
 
 enum Command {
@@ -155,7 +158,7 @@ enum Command {
         RecordKey,
         oneshot::Sender<Result<DhtGetReport, DriverError>>,
     ),
-    DhtAddPeers(Vec<(PeerId, Multiaddr)>, oneshot::Sender<usize>),
+    DhtSetPeers(Vec<(PeerId, Multiaddr)>, oneshot::Sender<(usize, usize)>),
     DirectoryUpdate(DiscoveryView),
     DirectoryLatest(oneshot::Sender<Option<(Vec<u8>, Vec<NodeId>)>>),
     DirectorySubmit(Vec<u8>, oneshot::Sender<Result<(), DriverError>>),
@@ -233,13 +236,23 @@ impl NodeHandle {
         self.ask(|tx| Command::DhtGet(key, tx)).await?
     }
 
-    /// Adds registered nodes (libp2p peer id and address, as the chain lists them) to the DHT
-    /// routing table; returns how many were new. Only chain-registered nodes belong there.
-    pub async fn dht_add_peers(
+    /// Tells the node the registered nodes: the FULL current set of live node identities on
+    /// chain (libp2p peer id and address, as the chain lists them), e.g. at each finalized
+    /// block. Returns `(added, removed)`: peers newly put in the DHT routing table (within the
+    /// per-IP and per-bucket subnet limits of [`DhtSetup`]) and previously known peers evicted
+    /// from it because they are no longer in the set (revoked or deregistered).
+    ///
+    /// From the first call on, the node's swarm opens outbound connections only to peers of the
+    /// set last given (all of them, including any the routing-table limits left out): a DHT
+    /// referral to any other peer, or an EXTEND towards one, is denied before dialling
+    /// ([`NodeStats::dials_denied`]). Inbound connections are not affected. A node that is
+    /// never told (no chain, static directories) dials anyone. On a node without the DHT the
+    /// set still restricts dials, and `(0, 0)` is returned.
+    pub async fn dht_set_peers(
         &self,
         peers: Vec<(PeerId, Multiaddr)>,
-    ) -> Result<usize, DriverError> {
-        self.ask(|tx| Command::DhtAddPeers(peers, tx)).await
+    ) -> Result<(usize, usize), DriverError> {
+        self.ask(|tx| Command::DhtSetPeers(peers, tx)).await
     }
 
     /// Tells the node the discovery set and its own flags and addresses (from the chain).
@@ -492,6 +505,7 @@ impl NodeTask {
                     events_dropped: self
                         .events_dropped
                         .saturating_add(self.relay.events_dropped()),
+                    dials_denied: self.links.swarm.behaviour().gate.denied(),
                 });
             }
             Command::CloseLink(node, tx) => {
@@ -518,11 +532,17 @@ impl NodeTask {
                     )));
                 }
             },
-            Command::DhtAddPeers(peers, tx) => {
-                let added = self
+            Command::DhtSetPeers(peers, tx) => {
+                let registered = peers.iter().map(|(peer, _)| *peer).collect();
+                self.links
+                    .swarm
+                    .behaviour_mut()
+                    .gate
+                    .set_registered(registered);
+                let counts = self
                     .dht_parts()
-                    .map_or(0, |(dht, kad)| dht.add_peers(kad, peers));
-                let _ = tx.send(added);
+                    .map_or((0, 0), |(dht, kad)| dht.set_peers(kad, peers));
+                let _ = tx.send(counts);
             }
             Command::DirectoryUpdate(view) => {
                 let mut addresses = Vec::new();

@@ -1,0 +1,65 @@
+//! The overlay's command-line options (`--overlay-*`, `--cert-lifetime`, `--directory-*`).
+
+use clap::Args;
+use psp_net::driver::Multiaddr;
+
+/// Overlay options of `psp-node`.
+#[derive(Debug, Clone, Args)]
+pub struct OverlayParams {
+    /// Do not start the PSP overlay (onion relay) beside the chain.
+    #[arg(long)]
+    pub no_overlay: bool,
+
+    /// TCP port of the overlay's libp2p links (onion cells).
+    #[arg(long, value_name = "PORT", default_value_t = 30444)]
+    pub overlay_port: u16,
+
+    /// Address to listen on for overlay links; defaults to 127.0.0.1 and `--overlay-port`.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub overlay_listen: Option<Multiaddr>,
+
+    /// Address other nodes reach this node at (registered on chain); defaults to the listen
+    /// address.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub overlay_public_addr: Option<Multiaddr>,
+
+    /// Onion cells per second each circuit may send through this node (the token bucket that
+    /// keeps bulk media off the onion layer); psp-net's default when unset.
+    #[arg(long, value_name = "CELLS")]
+    pub overlay_circuit_rate: Option<u32>,
+
+    /// Largest burst of cells per circuit; psp-net's default when unset.
+    #[arg(long, value_name = "CELLS")]
+    pub overlay_circuit_burst: Option<u32>,
+
+    /// Lifetime of the access certificates this node issues while it is an elected
+    /// authority, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub cert_lifetime: u64,
+
+    /// Length of a discovery directory period, in seconds: 900 (15 minutes) by default, 10 on
+    /// the dev and local chains.
+    #[arg(long, value_name = "SECS")]
+    pub directory_period: Option<u64>,
+
+    /// How long after a period's start discovery nodes collect votes before they sign the
+    /// consensus, in seconds; a fifth of the period when unset.
+    #[arg(long, value_name = "SECS")]
+    pub directory_vote_window: Option<u64>,
+
+    /// Derive the overlay identity from this string instead of the secret file (dev and tests
+    /// only: anyone knowing the string has the keys).
+    #[arg(long, value_name = "SEED")]
+    pub overlay_seed: Option<String>,
+}
+
+impl OverlayParams {
+    /// The overlay listen address: `--overlay-listen`, else 127.0.0.1 and `--overlay-port`.
+    pub fn listen(&self) -> Multiaddr {
+        self.overlay_listen.clone().unwrap_or_else(|| {
+            format!("/ip4/127.0.0.1/tcp/{}", self.overlay_port)
+                .parse()
+                .unwrap_or_else(|_| Multiaddr::empty())
+        })
+    }
+}
