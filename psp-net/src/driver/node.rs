@@ -422,6 +422,9 @@ pub struct NodeServices {
     pub directory: Option<DirectorySetup>,
 }
 
+/// Period of the DHT's expiry sweep and the directory's duties.
+const SERVICE_TICK: Duration = Duration::from_secs(1);
+
 /// Link messages handled per wake-up before the core's output is flushed.
 const BATCH: usize = 64;
 
@@ -430,6 +433,10 @@ impl NodeTask {
     pub async fn run(mut self) {
         let mut sweep = tokio::time::interval(self.sweep);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The DHT expiry sweep and the directory duties run once a second whatever the link
+        // idle timeout is (the link sweep's period follows that timeout).
+        let mut services = tokio::time::interval(SERVICE_TICK);
+        services.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tracing::info!(node = ?self.relay.id(), "psp node: started");
         loop {
             self.flush();
@@ -473,6 +480,8 @@ impl NodeTask {
                 _ = sweep.tick() => {
                     let relay = &self.relay;
                     self.links.sweep(&|p| relay.peer_circuits(p) > 0);
+                }
+                _ = services.tick() => {
                     if let (Some(dht), Some(kad)) =
                         (&mut self.dht, self.links.swarm.behaviour_mut().dht.as_mut())
                     {
