@@ -22,6 +22,10 @@
 //!   psp-node; required) registers Dave with `identity register-node`, echoes through him with
 //!   `circuit echo`, builds a 4-hop circuit with `circuit build`, and names the shortfall of
 //!   a 5-hop one.
+//!
+//! Last, a fault: a circuit alice -> dave -> charlie carries a message, Dave's process is
+//! killed, the client is told within seconds (the circuit closes, sends fail), and a new
+//! circuit alice -> bob -> charlie carries the next message.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{
@@ -41,6 +45,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// How soon the client must learn that a relay of its circuit died.
+const RELAY_DEATH_NOTICE: Duration = Duration::from_secs(10);
 /// The whole scenario after startup.
 const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Finality of the first blocks (needs all three authorities connected).
@@ -522,9 +528,103 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         debug_log: true,
         directory_timing: None,
     };
-    let nodes = start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
+    let mut nodes =
+        start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
     eprintln!("four nodes answering RPC after {:?}", started.elapsed());
     run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await?;
     eprintln!("onion scenario passed after {:?}", started.elapsed());
+
+    // A fault: the middle relay of a live circuit is killed.
+    let mut live = None;
+    run_scenario(&nodes, TEST_TIMEOUT, async {
+        live = Some(circuit_through_dave(&nodes).await?);
+        Ok(())
+    })
+    .await?;
+    let live = live.context("no circuit through dave")?;
+    nodes[3].stop();
+    let killed = Instant::now();
+    run_scenario(&nodes, TEST_TIMEOUT, after_dave_died(live, killed)).await
+}
+
+/// A circuit alice -> dave -> charlie (Dave was registered by the CLI step), with an echo
+/// stream that has carried one message.
+struct LiveCircuit {
+    client: OverlayClient,
+    built: overlay::BuiltCircuit,
+    stream: psp_client::psp_net::driver::CircuitStream,
+    registered: Vec<RelayNode>,
+    alice: [u8; 32],
+    bob: [u8; 32],
+    charlie: [u8; 32],
+}
+
+async fn circuit_through_dave(nodes: &[PspNode]) -> Result<LiveCircuit> {
+    let mut keys = Vec::new();
+    for node in nodes {
+        let info = NodeRpc::connect(&node.url()).await?.overlay_info().await?;
+        keys.push(psp_client::parse_hex::<32>(&info.node_id, "node id")?);
+    }
+    let chain = Chain::connect(&nodes[0].url()).await?;
+    let registered = overlay::registered_nodes(&chain).await?;
+    let client = OverlayClient::new(client_options())?;
+    let via = [keys[0], keys[3], keys[2]].map(Hop::Registered).to_vec();
+    let path = overlay::select_path(&registered, via, 3, &mut rand::thread_rng())?;
+    let built = client.build(&path, None).await?;
+    let mut stream = built
+        .circuit
+        .open_stream(overlay::ECHO_SERVICE)
+        .await
+        .context("opening the echo stream through dave")?;
+    stream.send(b"through dave").await?;
+    let reply = tokio::time::timeout(Duration::from_secs(15), stream.recv()).await;
+    ensure!(
+        matches!(&reply, Ok(Some(r)) if r == b"through dave"),
+        "echo through dave: {reply:?}"
+    );
+    Ok(LiveCircuit {
+        client,
+        built,
+        stream,
+        registered,
+        alice: keys[0],
+        bob: keys[1],
+        charlie: keys[2],
+    })
+}
+
+/// The client learns of the dead relay within seconds, and a new circuit carries the next
+/// message.
+async fn after_dave_died(live: LiveCircuit, killed: Instant) -> Result<()> {
+    let LiveCircuit {
+        client,
+        built,
+        stream,
+        registered,
+        alice,
+        bob,
+        charlie,
+    } = live;
+    let closed = tokio::time::timeout(RELAY_DEATH_NOTICE, built.circuit.closed())
+        .await
+        .context("the client was not told of the dead middle relay")?;
+    eprintln!(
+        "dave killed: the client was told after {:?}: {closed}",
+        killed.elapsed()
+    );
+    ensure!(
+        stream.send(b"after").await.is_err(),
+        "a send on the dead circuit must fail"
+    );
+    let via = [alice, bob, charlie].map(Hop::Registered).to_vec();
+    let path = overlay::select_path(&registered, via, 3, &mut rand::thread_rng())?;
+    let fresh = client.build(&path, None).await?;
+    let report = overlay::echo(&fresh.circuit, 1024, client.options().idle_timeout).await?;
+    ensure!(report.bytes == 1024, "echoed {} bytes", report.bytes);
+    eprintln!(
+        "a new circuit alice -> bob -> charlie carried the next message ({:?} after the kill)",
+        killed.elapsed()
+    );
+    fresh.circuit.destroy().await.ok();
     Ok(())
 }

@@ -17,6 +17,7 @@
 //! `psp rewards claim` refuses: nothing to claim. Last, a client identity gets an access
 //! certificate from Dave's node (`psp cert request`), Alice's node verifies it
 //! (`psp cert show`), and once the identity is revoked on chain the certificate is refused.
+//! Then Charlie's validator is killed and the three left (Alice, Bob, Dave) keep finalizing.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
@@ -264,5 +265,23 @@ async fn a_fourth_node_bonds_stands_is_elected_and_authors() -> Result<()> {
     });
     dave.bootnodes.push(nodes[0].bootnode_addr()?);
     nodes.push(PspNode::start_with(dave).await?);
-    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await?;
+    // A fault: one of the four validators is killed; the other three keep authoring and
+    // finalizing (GRANDPA needs three of four votes, Aura skips the dead one's slots).
+    nodes[2].stop();
+    run_scenario(
+        &nodes,
+        FINALITY_TIMEOUT,
+        finality_without_charlie(&nodes[0]),
+    )
+    .await
+}
+
+/// Finality moves three blocks on while Charlie is down.
+async fn finality_without_charlie(alice: &PspNode) -> Result<()> {
+    let chain = Chain::connect(&alice.url()).await?;
+    let (before, _) = finalized_head(&chain).await?;
+    let reached = wait_finalized(&chain, before + 3, FINALITY_TIMEOUT).await?;
+    eprintln!("charlie killed: finality went on from #{before} to #{reached}");
+    Ok(())
 }
