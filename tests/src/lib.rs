@@ -329,10 +329,12 @@ pub fn node_key_for(name: &str) -> [u8; 32] {
     key
 }
 
-/// A running `psp-node --tmp`, killed on drop.
+/// A running `psp-node` with its base path in a temporary directory, killed on drop.
 pub struct PspNode {
-    child: Child,
+    /// Behind a lock so that a scenario holding `&PspNode` can restart it.
+    child: std::sync::Mutex<Child>,
     name: String,
+    options: NodeOptions,
     rpc_port: u16,
     p2p_port: u16,
     overlay_port: Option<u16>,
@@ -354,7 +356,7 @@ impl PspNode {
     /// Starts a node and waits until it is ready (see [`NodeOptions::wait_finalized`]).
     pub async fn start_with(options: NodeOptions) -> Result<Self> {
         let wait_finalized = options.wait_finalized;
-        let mut node = Self::spawn(options)?;
+        let node = Self::spawn(options)?;
         node.wait_ready(wait_finalized).await?;
         Ok(node)
     }
@@ -362,76 +364,30 @@ impl PspNode {
     /// Starts the process without waiting; call [`PspNode::wait_ready`] (several nodes can
     /// then start at once).
     pub fn spawn(options: NodeOptions) -> Result<Self> {
-        let bin = node_binary()?;
         let ports = free_ports(3)?;
         let (rpc_port, p2p_port) = (ports[0], ports[1]);
         let overlay_port = options.overlay.as_ref().map(|_| ports[2]);
+        let peer_id = options
+            .node_key
+            .as_ref()
+            .map(peer_id_of_node_key)
+            .transpose()?;
         let log_dir = tempfile::tempdir().context("creating a temp dir for the node log")?;
         let log_path = log_dir
             .path()
             .join(format!("psp-node-{}.log", options.name));
-        let log = File::create(&log_path).context("creating the node log")?;
-        let log_err = log.try_clone().context("duplicating the node log handle")?;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["--tmp", "--no-prometheus", "--no-telemetry", "--no-mdns"]);
-        // Log lines carry their level and target (`WARN ... psp-overlay: refused: ...`).
-        cmd.arg("--detailed-log-output");
-        match options.chain {
-            ChainKind::Dev => cmd.arg("--dev"),
-            ChainKind::Local => cmd.args(["--chain", "local"]),
-        };
-        if let Some(authority) = &options.authority {
-            cmd.arg(format!("--{authority}"));
-        }
-        cmd.args(["--name", &options.name]);
-        cmd.args(["--rpc-port", &rpc_port.to_string()]);
-        // `--listen-addr` replaces `--port` (the node refuses both) and keeps p2p on loopback.
-        cmd.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")]);
-        let mut peer_id = None;
-        if let Some(key) = &options.node_key {
-            cmd.args(["--node-key", &hex_of(key)]);
-            peer_id = Some(peer_id_of_node_key(key)?);
-        }
-        for boot in &options.bootnodes {
-            cmd.args(["--bootnodes", boot]);
-        }
-        match (&options.overlay, overlay_port) {
-            (Some(overlay), Some(port)) => {
-                if overlay.circuit_rate.is_some() || overlay.circuit_burst.is_some() {
-                    require_flag(&bin, "--overlay-circuit-rate")?;
-                }
-                cmd.args(["--overlay-port", &port.to_string()]);
-                if let Some(seed) = &overlay.seed {
-                    cmd.args(["--overlay-seed", seed]);
-                }
-                if let Some(rate) = overlay.circuit_rate {
-                    cmd.args(["--overlay-circuit-rate", &rate.to_string()]);
-                }
-                if let Some(burst) = overlay.circuit_burst {
-                    cmd.args(["--overlay-circuit-burst", &burst.to_string()]);
-                }
-                if overlay.debug_log {
-                    cmd.args(["-l", "psp-overlay=debug"]);
-                }
-                if let Some((period, window)) = overlay.directory_timing {
-                    cmd.args(["--directory-period", &period.to_string()]);
-                    cmd.args(["--directory-vote-window", &window.to_string()]);
-                }
-            }
-            _ => {
-                cmd.arg("--no-overlay");
-            }
-        }
-        cmd.args(&options.extra_args);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child = launch(
+            &options,
+            rpc_port,
+            p2p_port,
+            overlay_port,
+            &log_dir.path().join("base"),
+            &log_path,
+        )?;
         Ok(PspNode {
-            child,
-            name: options.name,
+            child: std::sync::Mutex::new(child),
+            name: options.name.clone(),
+            options,
             rpc_port,
             p2p_port,
             overlay_port,
@@ -441,9 +397,36 @@ impl PspNode {
         })
     }
 
+    /// Stops the node and starts it again on the same ports and base path (chain database,
+    /// overlay secret), appending to the same log; returns once its RPC answers.
+    pub async fn restart(&self) -> Result<()> {
+        self.kill();
+        let child = launch(
+            &self.options,
+            self.rpc_port,
+            self.p2p_port,
+            self.overlay_port,
+            &self._log_dir.path().join("base"),
+            &self.log_path,
+        )?;
+        *self.child() = child;
+        self.wait_ready(false).await
+    }
+
+    /// The process (a poisoned lock still holds a valid child handle).
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn kill(&self) {
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Waits (bounded by [`STARTUP_TIMEOUT`]) until the RPC answers and, with
     /// `finalized`, block 1 is finalized. On failure the error carries the log tail.
-    pub async fn wait_ready(&mut self, finalized: bool) -> Result<()> {
+    pub async fn wait_ready(&self, finalized: bool) -> Result<()> {
         match self.poll_ready(finalized).await {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -456,12 +439,13 @@ impl PspNode {
         }
     }
 
-    async fn poll_ready(&mut self, finalized: bool) -> Result<()> {
+    async fn poll_ready(&self, finalized: bool) -> Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         let url = self.url();
         let mut last_error = String::from("no attempt yet");
         loop {
-            if let Some(status) = self.child.try_wait().context("polling psp-node")? {
+            let exited = self.child().try_wait().context("polling psp-node")?;
+            if let Some(status) = exited {
                 bail!("psp-node exited during startup with {status}");
             }
             if Instant::now() > deadline {
@@ -523,13 +507,12 @@ impl PspNode {
 
     /// Stops the node (kills the process); its log stays readable.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child().try_wait(), Ok(None))
     }
 
     /// The node's log file.
@@ -690,9 +673,84 @@ impl Drop for PspNode {
                 self.log_tail(LOG_TAIL_LINES)
             );
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
+}
+
+/// Starts `psp-node` for `options` on the given ports and base path, its output appended to
+/// `log_path`.
+fn launch(
+    options: &NodeOptions,
+    rpc_port: u16,
+    p2p_port: u16,
+    overlay_port: Option<u16>,
+    base_path: &Path,
+    log_path: &Path,
+) -> Result<Child> {
+    let bin = node_binary()?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .context("opening the node log")?;
+    let log_err = log.try_clone().context("duplicating the node log handle")?;
+    let mut cmd = Command::new(&bin);
+    // A base path of its own (not `--tmp`), so a restarted node finds its chain database
+    // and overlay secret again.
+    cmd.arg("--base-path").arg(base_path);
+    cmd.args(["--no-prometheus", "--no-telemetry", "--no-mdns"]);
+    // Log lines carry their level and target (`WARN ... psp-overlay: refused: ...`).
+    cmd.arg("--detailed-log-output");
+    match options.chain {
+        ChainKind::Dev => cmd.arg("--dev"),
+        ChainKind::Local => cmd.args(["--chain", "local"]),
+    };
+    if let Some(authority) = &options.authority {
+        cmd.arg(format!("--{authority}"));
+    }
+    cmd.args(["--name", &options.name]);
+    cmd.args(["--rpc-port", &rpc_port.to_string()]);
+    // `--listen-addr` replaces `--port` (the node refuses both) and keeps p2p on loopback.
+    cmd.args(["--listen-addr", &format!("/ip4/127.0.0.1/tcp/{p2p_port}")]);
+    if let Some(key) = &options.node_key {
+        cmd.args(["--node-key", &hex_of(key)]);
+    }
+    for boot in &options.bootnodes {
+        cmd.args(["--bootnodes", boot]);
+    }
+    match (&options.overlay, overlay_port) {
+        (Some(overlay), Some(port)) => {
+            if overlay.circuit_rate.is_some() || overlay.circuit_burst.is_some() {
+                require_flag(&bin, "--overlay-circuit-rate")?;
+            }
+            cmd.args(["--overlay-port", &port.to_string()]);
+            if let Some(seed) = &overlay.seed {
+                cmd.args(["--overlay-seed", seed]);
+            }
+            if let Some(rate) = overlay.circuit_rate {
+                cmd.args(["--overlay-circuit-rate", &rate.to_string()]);
+            }
+            if let Some(burst) = overlay.circuit_burst {
+                cmd.args(["--overlay-circuit-burst", &burst.to_string()]);
+            }
+            if overlay.debug_log {
+                cmd.args(["-l", "psp-overlay=debug"]);
+            }
+            if let Some((period, window)) = overlay.directory_timing {
+                cmd.args(["--directory-period", &period.to_string()]);
+                cmd.args(["--directory-vote-window", &window.to_string()]);
+            }
+        }
+        _ => {
+            cmd.arg("--no-overlay");
+        }
+    }
+    cmd.args(&options.extra_args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err))
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))
 }
 
 /// Starts a `--chain local` network on loopback: the first name is the bootnode of the rest

@@ -6,6 +6,8 @@
 //! - publishes a presence record through Alice with `psp dht put` (Alice co-signs it as the
 //!   publisher and replicates it); Charlie finds it with `psp dht get`;
 //! - renews it (a higher sequence number, a new value); Bob's lookup returns the new one;
+//! - survives a restart of Charlie: same chain database (no finalized block lost) and overlay
+//!   identity, and the current record is found through him again;
 //! - has records refused with their reason, put through Bob as raw signed records: a forged
 //!   one (value changed after signing), an expired one, an oversized one and one whose owner
 //!   is not registered;
@@ -20,8 +22,8 @@ use psp_client::{
     overlay::{self, NodeRpc},
 };
 use psp_e2e_tests::{
-    client_registration, psp_json, psp_refused, psp_refuses_now, run_scenario, start_local_network,
-    wait_finalized, wait_for, wait_for_node_list, OverlayOptions, PspNode,
+    client_registration, finalized_head, psp_json, psp_refused, psp_refuses_now, run_scenario,
+    start_local_network, wait_finalized, wait_for, wait_for_node_list, OverlayOptions, PspNode,
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
@@ -169,6 +171,43 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     ensure!(
         renewed["seq"].as_u64() > found["seq"].as_u64(),
         "renewal seq {renewed:#}"
+    );
+
+    // A fault: Charlie restarts. His chain database and overlay identity persist (same node
+    // id, no block lost), his routing table refills from the chain, and the current record is
+    // served through him again.
+    let charlie_rpc = NodeRpc::connect(&charlie.url()).await?;
+    let id_before = charlie_rpc.overlay_info().await?.node_id;
+    let (height_before, _) = finalized_head(&Chain::connect(&charlie.url()).await?).await?;
+    charlie.restart().await?;
+    let charlie_chain = Chain::connect(&charlie.url()).await?;
+    let (height_after, _) = finalized_head(&charlie_chain).await?;
+    ensure!(
+        height_after >= height_before,
+        "charlie restarted at finalized #{height_after}, had #{height_before}"
+    );
+    let id_after = NodeRpc::connect(&charlie.url())
+        .await?
+        .overlay_info()
+        .await?
+        .node_id;
+    ensure!(
+        id_after == id_before,
+        "overlay id {id_before} became {id_after}"
+    );
+    let served = wait_for(
+        "the record served through restarted charlie",
+        PROPAGATION_TIMEOUT,
+        || async {
+            let v = get(charlie.url()).await.map_err(|e| e.to_string())?;
+            Ok((v["value"] == hex0x(b"hello-2")).then_some(v))
+        },
+    )
+    .await?;
+    eprintln!(
+        "charlie restarted (finalized #{height_before} -> #{height_after}, same overlay id) \
+         and serves seq {} again",
+        served["seq"]
     );
 
     // Refusals, put through Bob as raw records (Bob co-signs what names him as publisher).

@@ -8,7 +8,9 @@
 //!   co-sign. Safe methods still answer, and a flood of `psp_dhtGet` on one connection is cut
 //!   off by the per-connection budget while a fresh connection is served.
 //! - `operator` runs with the default RPC (loopback only, `--rpc-methods auto`): the operator
-//!   on the same machine gets the signed registration, as `psp node register` needs.
+//!   on the same machine gets the signed registration, as `psp identity register-node`
+//!   needs; its overlay identity comes from the secret file under its base path and is the
+//!   same after a restart.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{hex0x, overlay::NodeRpc, parse_hex};
@@ -146,13 +148,31 @@ async fn scenario(public: &PspNode, operator: &PspNode) -> Result<()> {
         hex0x(&signed.registration.key) == operator_info.node_id,
         "the registration is not for the node's own identity"
     );
+
+    // The operator's node has no --overlay-seed: its identity comes from the secret file
+    // under its base path, created on first start. Restarted, it has the same identity.
+    operator.restart().await?;
+    let after = NodeRpc::connect(&operator.url())
+        .await?
+        .overlay_info()
+        .await?;
+    ensure!(
+        after.node_id == operator_info.node_id && after.onion_key == operator_info.onion_key,
+        "overlay identity changed across a restart: {} -> {}",
+        operator_info.node_id,
+        after.node_id
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_rpc_is_refused_to_remote_callers_and_lookups_are_rate_limited() -> Result<()> {
-    let mut public = PspNode::spawn(dev_node("public", &["--rpc-external"]))?;
-    let mut operator = PspNode::spawn(dev_node("operator", &[]))?;
+    let public = PspNode::spawn(dev_node("public", &["--rpc-external"]))?;
+    let mut operator = dev_node("operator", &[]);
+    if let Some(overlay) = operator.overlay.as_mut() {
+        overlay.seed = None;
+    }
+    let operator = PspNode::spawn(operator)?;
     public.wait_ready(false).await?;
     operator.wait_ready(false).await?;
     let nodes = [public, operator];
