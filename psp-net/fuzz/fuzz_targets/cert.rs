@@ -1,0 +1,10 @@
+//! See `checks/cert.rs`: the checks are shared with `tests/fuzz_regressions.rs`.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../checks/cert.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| {
+    checks::check(data);
+});
