@@ -12,10 +12,16 @@
 //! authority set, inside its window, and only while the identity is live at the latest
 //! finalized block — a revoked identity's certificate stops working at the next one.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+// The sans-IO onion crate's modules, under the paths this code had inside `psp-net`.
+use psp_onion::{bytes, crypto, registry};
+
 use crate::bytes::{BytesError, Reader};
 use crate::crypto::{blake2_256, sr25519_verify, Sr25519Keypair, Sr25519Signature};
-use crate::directory::statement::statement_message;
 use crate::registry::{IdentityKind, IdentityRegistry, IdentityStatus};
+use psp_directory::statement::statement_message;
 
 /// Wire version of requests and certificates.
 const VERSION: u8 = 1;

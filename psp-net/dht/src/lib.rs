@@ -13,10 +13,18 @@
 //! The libp2p driver carries these records in Kademlia's `PUT_VALUE`/`GET_VALUE` with
 //! `StoreInserts::FilterBoth`: every inbound record goes through [`store::RecordStore::put`].
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+// The sans-IO onion crate's modules, under the paths this code had inside `psp-net`.
+use psp_onion::{bytes, circuit, crypto, registry};
+
 pub mod lookup;
 pub mod record;
 pub mod routing;
-#[doc(hidden)]
+/// A deterministic in-process DHT network for tests and benchmarks; only with the `sim`
+/// feature (off by default), which `psp-net`'s dev-dependencies turn on.
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod store;
 

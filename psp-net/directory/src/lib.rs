@@ -38,6 +38,12 @@
 //! limits are checked before allocating, lists must be sorted where the spec says so, and
 //! trailing bytes are refused, so a decoded value re-encodes to the bytes that were signed.
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+// The sans-IO onion crate's modules, under the paths this code had inside `psp-net`.
+use psp_onion::{bytes, crypto, registry};
+
 mod consensus;
 mod equivocation;
 mod error;

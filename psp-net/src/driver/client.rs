@@ -19,10 +19,11 @@
 //! buffer; if the application does not read and it fills, the circuit is destroyed (logged)
 //! rather than buffering without bound.
 //!
-//! Test-only: [`Circuit::tamper_next_cell_for_tests`] makes the task flip one bit of the next
+//! Test-only: `Circuit::tamper_next_cell_for_tests` makes the task flip one bit of the next
 //! RELAY cell it sends on a circuit, after encryption, so tests can show that the entry hop
-//! detects the modification and the circuit dies. It is `#[doc(hidden)]`, nothing in the
-//! crate or in `psp-client` calls it, and it never changes a cell unless it was called.
+//! detects the modification and the circuit dies. It exists only with the `test-hooks`
+//! feature (off by default), nothing in the crate or in `psp-client` calls it, and it never
+//! changes a cell unless it was called.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -107,6 +108,7 @@ enum Command {
         reply: oneshot::Sender<()>,
     },
     /// Test-only: corrupt the next RELAY cell sent on `circuit`.
+    #[cfg(feature = "test-hooks")]
     TamperNextCell {
         circuit: CircuitHandle,
         reply: Reply<()>,
@@ -289,7 +291,12 @@ impl Circuit {
     /// DESTROY cells and other circuits are not). The hook is armed once the command has
     /// reached the client task, i.e. when this returns; fails with
     /// [`CircuitError::NoSuchCircuit`] if the circuit has already closed.
-    #[doc(hidden)]
+    ///
+    /// Only with psp-net's `test-hooks` cargo feature, off by default: the dev-dependencies of
+    /// the crates whose tests call it (psp-net itself, psp-e2e-tests) turn it on, so a plain
+    /// `cargo build -p psp-node` does not have it. (A whole-workspace build unifies features
+    /// and compiles it in; it still does nothing unless called.)
+    #[cfg(feature = "test-hooks")]
     pub async fn tamper_next_cell_for_tests(&self) -> Result<(), DriverError> {
         let (reply, rx) = oneshot::channel();
         let cmd = Command::TamperNextCell {
@@ -425,7 +432,7 @@ pub struct ClientTask {
     builds: HashMap<CircuitHandle, Build>,
     circuits: HashMap<CircuitHandle, CircState>,
     /// Test-only: circuits whose next RELAY cell is to be corrupted
-    /// ([`Circuit::tamper_next_cell_for_tests`]); empty otherwise.
+    /// (`Circuit::tamper_next_cell_for_tests`, `test-hooks` feature); empty otherwise.
     tamper: HashSet<CircuitHandle>,
     sweep: Duration,
     config: ClientConfig,
@@ -509,6 +516,7 @@ impl ClientTask {
                 let _ = self.core.destroy(circuit);
                 let _ = reply.send(());
             }
+            #[cfg(feature = "test-hooks")]
             Command::TamperNextCell { circuit, reply } => {
                 if self.circuits.contains_key(&circuit) {
                     tracing::warn!(
@@ -611,7 +619,7 @@ impl ClientTask {
         }
     }
 
-    /// Test-only ([`Circuit::tamper_next_cell_for_tests`]): flips one bit of `t` if it is a
+    /// Test-only (`Circuit::tamper_next_cell_for_tests`, `test-hooks` feature): flips one bit of `t` if it is a
     /// RELAY cell of a circuit whose hook is armed, and disarms the hook.
     fn tamper_if_armed(&mut self, t: &mut Transmit) {
         let Peer::Node(entry) = t.to else {
@@ -738,6 +746,9 @@ impl ClientTask {
                     let _ = c.closed.send(Some(closed));
                 }
             }
+            // `ClientEvent` is `#[non_exhaustive]` (it lives in psp-onion): every event it has
+            // now is handled above; one added there is logged until the driver handles it.
+            other => tracing::debug!(?other, "psp client: core event not handled"),
         }
     }
 

@@ -321,6 +321,9 @@ impl DirectoryNode {
                 Output::DirectoryComplete { period, .. } => {
                     tracing::info!(period, "psp directory: directory complete");
                 }
+                // `Output` is `#[non_exhaustive]` (it lives in psp-directory): every output it
+                // has now is handled above; one added there is logged until this handles it.
+                other => tracing::debug!(?other, "psp directory: service output not handled"),
             }
         }
         let window = period * self.setup.config.period_secs + self.setup.config.vote_window_secs;

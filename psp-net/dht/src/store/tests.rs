@@ -2,13 +2,13 @@
 
 use super::*;
 use crate::crypto::Sr25519Keypair;
-use crate::dht::record::tests::{content, fixture};
+use crate::record::tests::{content, fixture};
 
 const NOW: u64 = 1_000_000;
 
 fn put(
     store: &mut RecordStore,
-    f: &crate::dht::record::tests::Fixture,
+    f: &crate::record::tests::Fixture,
     seq: u64,
 ) -> Result<PutOutcome, StoreError> {
     let record = content(f, seq).sign(&f.owner, &f.publisher);
@@ -106,7 +106,7 @@ fn a_flood_from_one_publisher_hits_its_quota() {
 }
 
 fn registry_with(
-    f: &crate::dht::record::tests::Fixture,
+    f: &crate::record::tests::Fixture,
     publisher: &Sr25519Keypair,
 ) -> crate::registry::StaticRegistry {
     let mut r = f.registry.clone();

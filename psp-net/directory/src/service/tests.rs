@@ -2,8 +2,8 @@
 
 use super::super::tests::{key, node, registry, signed_report, GENESIS};
 use super::*;
-use crate::directory::{find_equivocations, Directory};
 use crate::registry::StaticRegistry;
+use crate::{find_equivocations, Directory};
 
 const PERIOD_SECS: u64 = 1_000;
 const WINDOW: u64 = 100;

@@ -15,7 +15,7 @@ fn keys_pair(seed: u8) -> (HopCrypto, HopCrypto) {
 }
 
 /// Fixed keys and ephemerals → fixed bytes. The vectors were computed independently by
-/// `kat/ntor.py` (Python `cryptography` X25519 + stdlib HMAC), not by this crate.
+/// `psp-net/kat/ntor.py` (Python `cryptography` X25519 + stdlib HMAC), not by this crate.
 #[test]
 fn ntor_known_answer() {
     let id = NodeId([0x11; 32]);
@@ -45,7 +45,7 @@ const KAT_AUTH: &str = "b51d845fc25a4ed7ab632ba60ee4eb526fccbbfa27692a23aaf65d08
 const KAT_KF: &str = "04de163915eb7439c23e11f8c5ba4f5973d91470b9d04e834b5a7ae88a84a321";
 const KAT_KB: &str = "7dfe4a4f9356b72daed446db1b1cef33ebfa767fdc36e06d02d713fc4a6f8de1";
 
-/// Layer vectors computed independently by `kat/layers.py` (Python `cryptography`).
+/// Layer vectors computed independently by `psp-net/kat/layers.py` (Python `cryptography`).
 const KAT_FORWARD3: &str = "06f054a8b770b9d6831e5b1578daeda0b8a7c84eae272c2f39877580f303a5cc2ed3c7abff68a57a5d8117faa65198f7269bb6f248d6411283392887cbf43388f48eec225b849bba9be082835f074721a6cf8294ab8f58c1025e1e747b3752bfd47a5bc8fb432a95274062ade7a68fc7dc80fe515e3642d6de319349bbc7b973d98e15a7cec55a57dac2e1a5367aa23907cc21c2be8259685f6d9abafe5d1544f67f58c6ee61a3fce5e90e6652e4f085a97b4a6d5f3718a6c446c3ea84b480b882034d26172f7e90d13115db79043d19010ad60007f2cf590239bca47c73dbcddf7ecd7dcc7b593b601bfcdb41f17c8b058aa630fb8635310c618cd2c1d83d780dae5a667f833f4ccd309079e2b3526b3754d455682cb13863e1c527f5d539b9729b660de5d4d24821a6e8a5be03ce7c7c5f37e554f8bc6a3705b9c72d8f0c4717930eba4ba93d83cfc6b245cedf810de8a1720141702f9d7770b786bc5c4b733d9e718db1f39d7c61b372f152c04bafaea1e887edf9f92f1e6b4cf9f284ceaff1ea321fd36f9fbc85bb0b3ccea185d0384801cb2dd5f5705e74e7b202d9fa96b4ede3f71fa4139ed634d9ce0fdc5dad859ae4a27724122b4b4cc8fd6f1f68af012f3cb01aaf617ca9f340b03008f5aaae2acc8e5247e625426a4f6e7d121585d840ad02a718d554a5ee7191ad517a771039a012c9f0c30103ee37";
 const KAT_BACKWARD3: &str = "5b19d26615b1da30cbb10288d257a2ff543405be0f30498b3506300501da591156992c584b70bb87befc016ac8b1f661389328252ede529ee7c4fae9ff6df1f90563320f57b9d17ba82048748239dda747d7c3fe05af790eaf69918b0fc4aa8d30f722da9950b2bbb4d2b3e93bc3fcfd0cbcd5d2b9a1abe7c9900093f49b525126a63628d61297defab12d7ad55a995639cc7aaa7f20f55bb849e8eb14db7b8c77abb58c87aef0bf38b4c16318ad9c9371956b9ece7bf3ac7045ab6b4b4203db25d2f5cd2a744862dd2e4e38e7ec26684a3a656d1559275672c9524888041eec89bdbb26d05409c10b115781ca0142fd649925ca529d5688b3ef22c8569e4bf55215068c3c10101b4be5a8259e21c5a866e0086441842dbe885e116c00cbb339a7b1146e14707d92bb64e01cd28b8f5705f8da863dabf226c4c86707196098464be39baeffb013ba7af2a84685c0626ecec757602b0b210c23fada4ed68c0f8ad9444b440f9cb69a73449abed888c3658cc169292150656bbf9dbd40dc02e363357f1a82699f7afd8b3cb8db6e492301ee1355f69468f4102841fd3dbcd201e80ca0e430b2fada0d18eed5c7e4ea36ade16ca8f632664caa5163d28a3c75cc23226b744645db248b756b3d1fc17d9a1a75590579050a235876f4a7c7eda2542ab9e3f5f0da80421a8d89382fc326fb2c40d823f04c93c0ff29a61f";
 
@@ -247,8 +247,8 @@ fn oversized_message_and_empty_path_are_errors() {
 
 /// The layer code composes RFC 8439 from ChaCha20 and Poly1305 itself (for speed); it must give
 /// byte for byte what the `chacha20poly1305` crate gives for the same key, nonce and 491 bytes,
-/// and the mask what plain ChaCha20 gives. (The vectors above, from `kat/layers.py`, did not
-/// change when this replaced the crate's AEAD.)
+/// and the mask what plain ChaCha20 gives. (The vectors above, from `psp-net/kat/layers.py`,
+/// did not change when this replaced the crate's AEAD.)
 #[test]
 fn layer_aead_matches_chacha20poly1305_crate() {
     use proptest::prelude::*;
