@@ -581,6 +581,67 @@ fn memory_pressure_closes_the_circuit_with_the_oldest_queued_data_first() {
 }
 
 #[test]
+fn a_flood_from_many_circuits_stays_under_the_memory_cap_and_a_quiet_circuit_still_flows() {
+    // Hop 1 forwards to hop 2 at 50 cells/s in all, so every flooding circuit queues at hop 1.
+    const CAP: usize = 120;
+    let config = Config {
+        peer_rate: Rate {
+            cells_per_sec: 50,
+            burst: 1,
+        },
+        circuit_rate: Rate {
+            cells_per_sec: 100_000,
+            burst: 100_000,
+        },
+        max_queued_cells: CAP,
+        ..Config::default()
+    };
+    let mut net = Net::new(2, config);
+    let floods: Vec<_> = (0..15).map(|_| net.build(&[1, 2])).collect();
+    let quiet = net.build(&[1, 2]);
+    let streams: Vec<_> = floods
+        .iter()
+        .map(|&h| net.client.open_stream(h, "echo").unwrap())
+        .collect();
+    let quiet_stream = net.client.open_stream(quiet, "echo").unwrap();
+    net.run();
+    net.take_client_events();
+    // Each flooding circuit pushes 40 cells at once, one circuit per simulated 100 ms.
+    let mut peak = 0;
+    for (&h, &st) in floods.iter().zip(&streams) {
+        let bytes = vec![0xaa; 40 * net.client.max_data(h)];
+        if net.client.send(h, st, &bytes).is_err() {
+            continue; // already closed by the relay
+        }
+        net.run_until(net.now);
+        peak = peak.max(net.relays[&node(1)].queued_cells());
+        net.now = Timestamp(net.now.0 + 100);
+    }
+    assert!(peak <= CAP, "hop 1 held {peak} cells, cap {CAP}");
+    let pressure = net
+        .relay_closes()
+        .iter()
+        .filter(|(n, r)| *n == node(1) && *r == DestroyReason::MemoryPressure)
+        .count();
+    assert!(pressure > 0, "600 cells against a cap of 120 must evict");
+    // The quiet circuit queued nothing, so nothing of it was evicted, and it still echoes.
+    assert_eq!(net.closed_reason(quiet), None);
+    net.client.send(quiet, quiet_stream, b"still here").unwrap();
+    net.run();
+    let echoed: Vec<u8> = net
+        .take_client_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            ClientEvent::Data { circuit, data, .. } if circuit == quiet => Some(data),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(echoed, b"still here");
+    assert!(net.relays[&node(1)].queued_cells() <= CAP);
+}
+
+#[test]
 fn garbage_and_unknown_circuits_never_panic_a_relay() {
     let mut net = Net::new(2, fast());
     let h = net.build(&[1, 2]);

@@ -7,7 +7,7 @@
 //! Every failure on a circuit closes it with a [`DestroyReason`] sent both ways and an event;
 //! nothing a peer sends can panic the relay.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use rand_core::CryptoRngCore;
 
@@ -128,6 +128,9 @@ pub struct Relay {
     next_key: u64,
     active: VecDeque<u64>,
     queued_total: usize,
+    /// The time the head cell of each non-empty circuit queue was queued, ordered: the
+    /// memory-pressure eviction takes the oldest in O(log n) instead of scanning circuits.
+    heads: BTreeSet<(Timestamp, u64)>,
     outbox: VecDeque<Transmit>,
     events: VecDeque<RelayEvent>,
     events_dropped: u64,
@@ -156,6 +159,7 @@ impl Relay {
             next_key: 0,
             active: VecDeque::new(),
             queued_total: 0,
+            heads: BTreeSet::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             events_dropped: 0,
@@ -604,6 +608,7 @@ impl Relay {
         }
         if c.queue.is_empty() {
             self.active.push_back(key);
+            self.heads.insert((now, key));
         }
         c.queue.push_back(Queued {
             to,
@@ -612,12 +617,7 @@ impl Relay {
         });
         self.queued_total += 1;
         while self.queued_total > self.config.max_queued_cells {
-            let oldest = self
-                .circuits
-                .iter()
-                .filter_map(|(k, c)| c.queue.front().map(|q| (q.at, *k)))
-                .min();
-            match oldest {
+            match self.heads.first().copied() {
                 Some((_, k)) => self.close(
                     k,
                     DestroyReason::MemoryPressure,
@@ -645,6 +645,9 @@ impl Relay {
             return;
         };
         self.queued_total = self.queued_total.saturating_sub(c.queue.len());
+        if let Some(head) = c.queue.front() {
+            self.heads.remove(&(head.at, key));
+        }
         self.ends.remove(&c.prev);
         self.release_peer(c.prev.0, true);
         if notify_prev {
@@ -704,7 +707,9 @@ impl Relay {
                     p.bucket.take();
                 }
                 let q = c.queue.pop_front()?;
-                if !c.queue.is_empty() {
+                self.heads.remove(&(q.at, key));
+                if let Some(next) = c.queue.front() {
+                    self.heads.insert((next.at, key));
                     self.active.push_back(key);
                 }
                 self.queued_total = self.queued_total.saturating_sub(1);
