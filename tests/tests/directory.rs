@@ -7,7 +7,7 @@
 //!   the discovery set elected on chain) shows all five signatures on a directory listing the
 //!   six nodes, through a discovery node and through Ferdie, who only proxies it;
 //! - with Dave and Eve stopped, later directories still form, with the three live signatures
-//!   (the threshold of five);
+//!   (the threshold of five); Dave restarted mid-period signs the next ones again (four);
 //! - a conflicting directory signed with Alice's node key for the same period, handed to Bob,
 //!   makes Bob report Alice's equivocation; `psp stake report-equivocation` submits Bob's
 //!   evidence and the chain slashes Alice's bond by 10% and removes her from the role.
@@ -191,6 +191,25 @@ async fn scenario(nodes: &mut [PspNode]) -> Result<()> {
     eprintln!(
         "with dave and eve down: directory of period {} signed by 3 of 5",
         later["period"]
+    );
+
+    // Dave restarts in the middle of a period: directories keep forming, and once his node is
+    // back (same base path, same overlay identity) it signs them again.
+    let later_period = later["period"].as_u64().context("period")?;
+    nodes[3].restart().await?;
+    let rejoined = wait_for(
+        "a directory signed by dave again after his restart",
+        DIRECTORY_TIMEOUT,
+        || async {
+            Ok(show(&url).await?.filter(|d| {
+                d["period"].as_u64() > Some(later_period) && d["verifiedSignatures"] == 4
+            }))
+        },
+    )
+    .await?;
+    eprintln!(
+        "dave restarted: directory of period {} signed by 4 of 5",
+        rejoined["period"]
     );
 
     // Alice signs a second, different directory for the same period; Bob notices.

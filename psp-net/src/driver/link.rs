@@ -45,7 +45,7 @@ pub(crate) enum Hello {
 
 impl Hello {
     /// `magic[8] | role u8 | node id[32] (zero for a client) | zeros`, 512 bytes.
-    fn encode(self) -> Frame {
+    pub(crate) fn encode(self) -> Frame {
         let mut f = Box::new([0u8; CELL_LEN]);
         f[..8].copy_from_slice(&HELLO_MAGIC);
         match self {
@@ -58,7 +58,7 @@ impl Hello {
         f
     }
 
-    fn decode(f: &[u8; CELL_LEN]) -> Result<Self, String> {
+    pub(crate) fn decode(f: &[u8; CELL_LEN]) -> Result<Self, String> {
         if f[..8] != HELLO_MAGIC {
             return Err("bad hello: wrong magic or link version".into());
         }

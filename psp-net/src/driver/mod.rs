@@ -26,6 +26,29 @@ pub mod node;
 
 use std::time::Duration;
 
+/// The link hello decoder, for the fuzz target (`test-hooks` feature only; the hello itself
+/// stays private to the link layer). Any bytes: `Ok(Some(node id))` for a node's hello,
+/// `Ok(None)` for a client's, `Err` with the reason otherwise. A decoded hello re-encodes to a
+/// frame that decodes to the same hello.
+#[cfg(feature = "test-hooks")]
+pub fn decode_link_hello(bytes: &[u8]) -> Result<Option<[u8; 32]>, String> {
+    let frame: &[u8; crate::cell::CELL_LEN] = bytes.try_into().map_err(|_| {
+        format!(
+            "a hello is {} bytes, not {}",
+            crate::cell::CELL_LEN,
+            bytes.len()
+        )
+    })?;
+    let hello = link::Hello::decode(frame)?;
+    if link::Hello::decode(&hello.encode()) != Ok(hello) {
+        return Err("hello does not round-trip".into());
+    }
+    Ok(match hello {
+        link::Hello::Node(id) => Some(id.0),
+        link::Hello::Client => None,
+    })
+}
+
 pub use libp2p::identity::Keypair;
 pub use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
