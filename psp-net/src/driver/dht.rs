@@ -50,7 +50,10 @@ pub struct DhtSetup {
     pub registry: Arc<dyn IdentityRegistry + Send + Sync>,
     /// Record and store bounds.
     pub limits: StoreLimits,
-    /// How long a lookup or a put may take. Default 10 s.
+    /// How long a lookup or a put may take. Default 15 s: above libp2p-kad's fixed 10 s wait for
+    /// a silent peer, so one peer that drops requests among a key's closest cannot end a put's
+    /// closest-peers phase before the record is sent anywhere (measured in
+    /// `tests/dht_adversarial.rs`: with 10 s, puts beside drop nodes reached nobody).
     pub query_timeout: Duration,
     /// Most peers per IP address in the routing table (loopback addresses exempt). Default 2.
     pub max_peers_per_ip: usize,
@@ -65,7 +68,7 @@ impl DhtSetup {
         Self {
             registry,
             limits: StoreLimits::default(),
-            query_timeout: Duration::from_secs(10),
+            query_timeout: Duration::from_secs(15),
             max_peers_per_ip: 2,
             max_peers_per_subnet_in_bucket: 2,
         }
