@@ -1,8 +1,9 @@
 //! End to end: who may call the node's signing RPC, and the budget of network look-ups.
 //!
 //! Two `--dev` nodes with the overlay start side by side:
-//! - `public` runs with `--rpc-external`, as a node whose RPC faces the internet. Every
-//!   connection to it is remote in Substrate's sense, so the methods that sign with the node's
+//! - `public` runs with `--rpc-methods safe`, as a node whose RPC faces the internet does
+//!   (`--rpc-external` has the same effect on the methods). Every connection to it is
+//!   untrusted in Substrate's sense, so the methods that sign with the node's
 //!   keys are refused: `psp_overlayRegistration` (which would let the caller register the node's
 //!   overlay identity under their own account) and `psp_dhtPut` of a record left for the node to
 //!   co-sign. Safe methods still answer, and a flood of `psp_dhtGet` on one connection is cut
@@ -167,7 +168,11 @@ async fn scenario(public: &PspNode, operator: &PspNode) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_rpc_is_refused_to_remote_callers_and_lookups_are_rate_limited() -> Result<()> {
-    let public = PspNode::spawn(dev_node("public", &["--rpc-external"]))?;
+    // `--rpc-methods safe` rather than `--rpc-external`: both make the RPC server mark every
+    // connection as untrusted (`DenyUnsafe::Yes`), but `--rpc-external` binds 0.0.0.0 and
+    // [::], where the harness's free port can be taken by another test's loopback socket and
+    // the server then silently moves to a random port.
+    let public = PspNode::spawn(dev_node("public", &["--rpc-methods", "safe"]))?;
     let mut operator = dev_node("operator", &[]);
     if let Some(overlay) = operator.overlay.as_mut() {
         overlay.seed = None;
