@@ -49,13 +49,13 @@ use libp2p::swarm::{
     ToSwarm,
 };
 use libp2p::{Stream, StreamProtocol, Swarm};
-use psp_net::circuit::{NodeDirectory, NodeRecord, Services};
-use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
-use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
-use psp_net::driver::{
-    unix_now, DhtSetup, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
-    NodeServices, PeerId, DHT_PROTOCOL,
-};
+mod common;
+
+use common::{presence_record, start_dht_node, DhtNode};
+use psp_net::circuit::{NodeDirectory, NodeRecord};
+use psp_net::crypto::{NodeId, Sr25519Keypair};
+use psp_net::dht::SignedRecord;
+use psp_net::driver::{DhtSetup, Keypair, Multiaddr, NodeHandle, PeerId, DHT_PROTOCOL};
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -96,12 +96,6 @@ impl Rng {
     }
 }
 
-struct HonestNode {
-    handle: NodeHandle,
-    key: Sr25519Keypair,
-    peer: (PeerId, Multiaddr),
-}
-
 /// The registered nodes' directory (onion keys and addresses), filled in once the honest
 /// nodes know their ports: with it, the links between honest nodes come up and stay, as
 /// between registered nodes on a network, instead of being refused at the hello.
@@ -129,34 +123,11 @@ async fn start_honest(
     i: usize,
     registry: &Arc<StaticRegistry>,
     directory: &Arc<TestDirectory>,
-) -> HonestNode {
-    let key = node_key(i);
-    let link_key = Keypair::generate_ed25519();
-    let peer_id = link_key.public().to_peer_id();
-    let secrets = NodeSecrets {
-        id: NodeId(key.public()),
-        onion: OnionSecret::from_bytes([u8::try_from(i).expect("seed"); 32]),
-        link_key,
-    };
-    let config = NodeConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-        ..NodeConfig::default()
-    };
+) -> DhtNode {
     let mut dht = DhtSetup::new(registry.clone());
     dht.query_timeout = query_timeout();
-    let node = Node::with_node_services(
-        config,
-        secrets,
-        directory.clone(),
-        Box::new(Services::default()),
-        NodeServices {
-            dht: Some(dht),
-            directory: None,
-        },
-    )
-    .expect("node starts");
-    tokio::spawn(node.task.run());
-    let addr = node.handle.listen_addrs().await.expect("listening")[0].clone();
+    let seed = u8::try_from(i).expect("seed");
+    let node = start_dht_node(node_key(i), seed, directory.clone(), dht).await;
     let desc = timeout(Duration::from_secs(10), node.handle.descriptor())
         .await
         .expect("descriptor within 10 s")
@@ -166,11 +137,7 @@ async fn start_honest(
         .lock()
         .expect("directory")
         .insert(desc.id, desc.to_record());
-    HonestNode {
-        handle: node.handle,
-        key,
-        peer: (peer_id, addr),
-    }
+    node
 }
 
 fn record(
@@ -179,18 +146,7 @@ fn record(
     seq: u64,
     value: &[u8],
 ) -> SignedRecord {
-    let t = unix_now();
-    RecordContent {
-        kind: RecordKind::Presence,
-        owner: owner.public(),
-        topic: [7; 32],
-        publisher: publisher.public(),
-        seq,
-        issued_at: t,
-        expires_at: t + 600,
-        value: value.to_vec(),
-    }
-    .sign(owner, publisher)
+    presence_record(owner, publisher, [7; 32], seq, value, 600)
 }
 
 /// One owner's record in its two versions, and the forgery the forging nodes serve.

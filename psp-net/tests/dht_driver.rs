@@ -6,53 +6,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use psp_net::circuit::{Services, StaticDirectory};
-use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
-use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
-use psp_net::driver::{
-    unix_now, DhtSetup, DriverError, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
-    NodeServices, PeerId,
-};
+mod common;
+
+use common::{presence_record, start_dht_node, DhtNode};
+use psp_net::circuit::StaticDirectory;
+use psp_net::crypto::Sr25519Keypair;
+use psp_net::dht::SignedRecord;
+use psp_net::driver::{DhtSetup, DriverError, Keypair, Multiaddr, PeerId};
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use tokio::time::timeout;
 
-struct DhtNode {
-    handle: NodeHandle,
-    key: Sr25519Keypair,
-    peer: (PeerId, Multiaddr),
-}
-
 async fn start(i: u8, registry: &Arc<StaticRegistry>) -> DhtNode {
     let key = Sr25519Keypair::from_seed(&[i; 32]);
-    let link_key = Keypair::generate_ed25519();
-    let peer_id = link_key.public().to_peer_id();
-    let secrets = NodeSecrets {
-        id: NodeId(key.public()),
-        onion: OnionSecret::from_bytes([i; 32]),
-        link_key,
-    };
-    let config = NodeConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-        ..NodeConfig::default()
-    };
-    let node = Node::with_node_services(
-        config,
-        secrets,
-        Arc::new(StaticDirectory::default()),
-        Box::new(Services::default()),
-        NodeServices {
-            dht: Some(DhtSetup::new(registry.clone())),
-            directory: None,
-        },
-    )
-    .expect("node starts");
-    tokio::spawn(node.task.run());
-    let addr = node.handle.listen_addrs().await.expect("listening")[0].clone();
-    DhtNode {
-        handle: node.handle,
-        key,
-        peer: (peer_id, addr),
-    }
+    let directory = Arc::new(StaticDirectory::default());
+    start_dht_node(key, i, directory, DhtSetup::new(registry.clone())).await
 }
 
 fn record(
@@ -61,18 +28,7 @@ fn record(
     seq: u64,
     value: &[u8],
 ) -> SignedRecord {
-    let t = unix_now();
-    RecordContent {
-        kind: RecordKind::Presence,
-        owner: owner.public(),
-        topic: [1; 32],
-        publisher: publisher.public(),
-        seq,
-        issued_at: t,
-        expires_at: t + 300,
-        value: value.to_vec(),
-    }
-    .sign(owner, publisher)
+    presence_record(owner, publisher, [1; 32], seq, value, 300)
 }
 
 /// Four registered nodes that know each other (as the chain's node list would tell them)

@@ -8,70 +8,25 @@ use std::net::TcpListener as StdListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use psp_net::circuit::{Services, StaticDirectory};
-use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
-use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
-use psp_net::driver::{
-    unix_now, DhtSetup, Keypair, Multiaddr, Node, NodeConfig, NodeHandle, NodeSecrets,
-    NodeServices, PeerId,
-};
+mod common;
+
+use common::{presence_record, start_dht_node, DhtNode};
+use psp_net::circuit::StaticDirectory;
+use psp_net::crypto::Sr25519Keypair;
+use psp_net::dht::SignedRecord;
+use psp_net::driver::{DhtSetup, Keypair, Multiaddr, PeerId};
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use tokio::time::timeout;
 
-struct DhtNode {
-    handle: NodeHandle,
-    key: Sr25519Keypair,
-    peer: (PeerId, Multiaddr),
-}
-
 async fn start(i: u8, registry: &Arc<StaticRegistry>, query_timeout: Duration) -> DhtNode {
     let key = Sr25519Keypair::from_seed(&[i; 32]);
-    let link_key = Keypair::generate_ed25519();
-    let peer_id = link_key.public().to_peer_id();
-    let secrets = NodeSecrets {
-        id: NodeId(key.public()),
-        onion: OnionSecret::from_bytes([i; 32]),
-        link_key,
-    };
-    let config = NodeConfig {
-        listen: "/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr"),
-        ..NodeConfig::default()
-    };
     let mut dht = DhtSetup::new(registry.clone());
     dht.query_timeout = query_timeout;
-    let node = Node::with_node_services(
-        config,
-        secrets,
-        Arc::new(StaticDirectory::default()),
-        Box::new(Services::default()),
-        NodeServices {
-            dht: Some(dht),
-            directory: None,
-        },
-    )
-    .expect("node starts");
-    tokio::spawn(node.task.run());
-    let addr = node.handle.listen_addrs().await.expect("listening")[0].clone();
-    DhtNode {
-        handle: node.handle,
-        key,
-        peer: (peer_id, addr),
-    }
+    start_dht_node(key, i, Arc::new(StaticDirectory::default()), dht).await
 }
 
 fn record(owner: &Sr25519Keypair, publisher: &Sr25519Keypair, topic: u8) -> SignedRecord {
-    let t = unix_now();
-    RecordContent {
-        kind: RecordKind::Presence,
-        owner: owner.public(),
-        topic: [topic; 32],
-        publisher: publisher.public(),
-        seq: 1,
-        issued_at: t,
-        expires_at: t + 300,
-        value: vec![topic; 16],
-    }
-    .sign(owner, publisher)
+    presence_record(owner, publisher, [topic; 32], 1, &[topic; 16], 300)
 }
 
 /// A registry with the node identities `nodes` (seeds) and a client (seed 100).

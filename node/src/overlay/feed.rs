@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use psp_net::{
     crypto::NodeId,
     directory::flags,
@@ -68,6 +68,8 @@ pub async fn feed_from_chain(
         if finality.next().await.is_none() {
             return; // the chain stopped
         }
+        // Several blocks finalized at once (a catching-up node): one snapshot, of the newest.
+        while let Some(Some(_)) = finality.next().now_or_never() {}
     }
 }
 
