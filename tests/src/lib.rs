@@ -27,6 +27,7 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU16, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
@@ -205,18 +206,37 @@ pub async fn psp_refuses_now(args: &[&str], reason: &str) -> Result<Option<()>, 
     }
 }
 
+/// Ports handed to test nodes: below Linux's ephemeral range (32768-60999), so the local
+/// end of an outgoing connection (nodes dial each other all the time) never takes a port a
+/// node is about to bind.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// A free TCP port on 127.0.0.1 (free when asked; the node binds it a moment later).
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    Ok(free_ports(1)?[0])
 }
 
-/// `n` distinct free ports.
+/// `n` distinct ports free on 127.0.0.1, drawn at random from [`TEST_PORTS`] (tests run in
+/// parallel processes; a random draw makes two of them unlikely to pick the same port in
+/// the moment between the check and the node's bind, and [`PspNode::wait_ready`] notices
+/// if it happens anyway).
 pub fn free_ports(n: usize) -> Result<Vec<u16>> {
-    // Hold every listener until all are chosen, so the OS cannot hand out one port twice.
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0"))
-        .collect::<Result<Vec<_>>>()?;
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    // Hold every listener until all are chosen, so one port is not handed out twice.
+    let mut listeners = Vec::with_capacity(n);
+    let mut tries = 0;
+    while listeners.len() < n {
+        tries += 1;
+        ensure!(
+            tries <= 1000,
+            "no {n} free ports in {TEST_PORTS:?} on 127.0.0.1"
+        );
+        let port = rng.gen_range(TEST_PORTS);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+        }
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
@@ -335,7 +355,11 @@ pub struct PspNode {
     child: std::sync::Mutex<Child>,
     name: String,
     options: NodeOptions,
-    rpc_port: u16,
+    /// The port asked for with `--rpc-port`, or the one the node reported using instead
+    /// (sc-rpc-server moves to a random port when the asked one is taken).
+    rpc_port: AtomicU16,
+    /// Length of the log when the current process started: its own lines come after.
+    log_start: AtomicU64,
     p2p_port: u16,
     overlay_port: Option<u16>,
     peer_id: Option<String>,
@@ -376,6 +400,7 @@ impl PspNode {
         let log_path = log_dir
             .path()
             .join(format!("psp-node-{}.log", options.name));
+        let log_start = log_len(&log_path);
         let child = launch(
             &options,
             rpc_port,
@@ -388,7 +413,8 @@ impl PspNode {
             child: std::sync::Mutex::new(child),
             name: options.name.clone(),
             options,
-            rpc_port,
+            rpc_port: AtomicU16::new(rpc_port),
+            log_start: AtomicU64::new(log_start),
             p2p_port,
             overlay_port,
             peer_id,
@@ -401,9 +427,11 @@ impl PspNode {
     /// overlay secret), appending to the same log; returns once its RPC answers.
     pub async fn restart(&self) -> Result<()> {
         self.kill();
+        self.log_start
+            .store(log_len(&self.log_path), Ordering::Relaxed);
         let child = launch(
             &self.options,
-            self.rpc_port,
+            self.rpc_port.load(Ordering::Relaxed),
             self.p2p_port,
             self.overlay_port,
             &self._log_dir.path().join("base"),
@@ -441,7 +469,6 @@ impl PspNode {
 
     async fn poll_ready(&self, finalized: bool) -> Result<()> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
-        let url = self.url();
         let mut last_error = String::from("no attempt yet");
         loop {
             let exited = self.child().try_wait().context("polling psp-node")?;
@@ -450,7 +477,8 @@ impl PspNode {
             }
             if Instant::now() > deadline {
                 bail!(
-                    "psp-node did not answer RPC at {url}{} within {} s (last error: {last_error})",
+                    "psp-node did not answer RPC at {}{} within {} s (last error: {last_error})",
+                    self.url(),
                     if finalized {
                         " with a finalized block"
                     } else {
@@ -459,7 +487,15 @@ impl PspNode {
                     STARTUP_TIMEOUT.as_secs()
                 );
             }
-            match Chain::connect(&url).await {
+            // Only the port this process reports is its own: before that line, whatever
+            // answers at the asked port may be another test's node.
+            let Some(port) = self.reported_rpc_port() else {
+                last_error = "its log does not show the RPC server yet".into();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            };
+            self.rpc_port.store(port, Ordering::Relaxed);
+            match Chain::connect(&self.url()).await {
                 Ok(_) if !finalized => return Ok(()),
                 Ok(chain) => match chain.finalized_number().await {
                     Ok(n) if n >= 1 => return Ok(()),
@@ -479,7 +515,24 @@ impl PspNode {
 
     /// The node's WebSocket RPC URL.
     pub fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}", self.rpc_port)
+        format!("ws://127.0.0.1:{}", self.rpc_port.load(Ordering::Relaxed))
+    }
+
+    /// The RPC port in the current process's `Running JSON-RPC server: addr=127.0.0.1:<port>`
+    /// log line, once it is there.
+    fn reported_rpc_port(&self) -> Option<u16> {
+        let mut file = File::open(&self.log_path).ok()?;
+        file.seek(SeekFrom::Start(self.log_start.load(Ordering::Relaxed)))
+            .ok()?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).ok()?;
+        let text = String::from_utf8_lossy(&bytes);
+        let line = text
+            .lines()
+            .find(|l| l.contains("Running JSON-RPC server: addr="))?;
+        let (_, rest) = line.split_once("addr=127.0.0.1:")?;
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
     }
 
     /// The p2p port.
@@ -645,6 +698,11 @@ fn require_flag(bin: &Path, flag: &str) -> Result<()> {
 
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The length of the file at `path` (0 if it does not exist yet).
+fn log_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
 fn read_tail(path: &Path, lines: usize) -> String {
