@@ -1,0 +1,76 @@
+//! Field encoding shared by the message families: the body header, length-prefixed fields,
+//! the trailing-bytes check.
+
+use psp_onion::bytes::Reader;
+
+use super::{BoundedBytes, WireError, BODY_HEADER_LEN, LENGTH_PREFIX_LEN, VERSION};
+
+/// Starts a frame: reserves the length prefix and writes version and type.
+pub(crate) fn start_frame(message_type: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&[0, 0, VERSION, message_type]);
+    out
+}
+
+/// Fills in the length prefix of a frame begun with [`start_frame`]. Every message's fields are
+/// bounded so that the body stays within `MAX_MESSAGE_LEN` (< 65 536); the saturation is
+/// unreachable.
+pub(crate) fn finish_frame(mut out: Vec<u8>) -> Vec<u8> {
+    let body_len = out.len().saturating_sub(LENGTH_PREFIX_LEN);
+    let prefix = u16::try_from(body_len).unwrap_or(u16::MAX).to_be_bytes();
+    out[..LENGTH_PREFIX_LEN].copy_from_slice(&prefix);
+    out
+}
+
+/// Appends a length-prefixed byte field.
+pub(crate) fn put_bytes<const MAX: usize>(out: &mut Vec<u8>, field: &BoundedBytes<MAX>) {
+    // BoundedBytes bounds are ≤ MAX_MESSAGE_LEN < 65 536.
+    let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(field.as_slice());
+}
+
+/// Reads the body header: checks the version, returns the message type.
+pub(crate) fn read_header(r: &mut Reader<'_>) -> Result<u8, WireError> {
+    let version = r.u8()?;
+    if version != VERSION {
+        return Err(WireError::Version { got: version });
+    }
+    Ok(r.u8()?)
+}
+
+/// Reads a length-prefixed byte field of at most `MAX` bytes.
+pub(crate) fn read_bytes<const MAX: usize>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<BoundedBytes<MAX>, WireError> {
+    let len = usize::from(r.u16()?);
+    if len > MAX {
+        return Err(WireError::FieldTooLong {
+            field,
+            len,
+            max: MAX,
+        });
+    }
+    BoundedBytes::new(field, r.take(len)?.to_vec())
+}
+
+/// Reads the rest of the body as one field of at most `MAX` bytes.
+pub(crate) fn read_rest<const MAX: usize>(
+    r: &mut Reader<'_>,
+    field: &'static str,
+) -> Result<BoundedBytes<MAX>, WireError> {
+    let rest = r.take(r.remaining())?;
+    BoundedBytes::new(field, rest.to_vec())
+}
+
+/// Refuses bytes after the last field.
+pub(crate) fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), WireError> {
+    match r.remaining() {
+        0 => Ok(()),
+        count => Err(WireError::TrailingBytes { message, count }),
+    }
+}
+
+/// The smallest body: the header alone.
+pub(crate) const MIN_BODY_LEN: usize = BODY_HEADER_LEN;
