@@ -44,4 +44,7 @@ pub use psp_directory as directory;
 /// Access certificates (the `psp-cert` crate).
 pub use psp_cert as cert;
 
+/// Presence, introduction, rendezvous and end-to-end channels (the `psp-rendezvous` crate).
+pub use psp_rendezvous as rendezvous;
+
 pub mod driver;

@@ -104,18 +104,12 @@ async fn a_peer_missing_from_the_next_feed_is_evicted_and_no_longer_queried() {
             (0, 0)
         );
 
-        // r2 lives only on C, and no lookup goes there any more: not found, and not even
-        // tried (the dial gate would deny a dial to C now, and count it: a C left in the
-        // routing table would show here even though the gate keeps the lookup off it).
-        let denied = a.handle.stats().await.expect("running").dials_denied;
+        // r2 lives only on C, and no lookup reaches C any more: not found. (C left the routing
+        // table above, `(0, 1)`; a dial to C that kad had queued before the eviction may
+        // still be denied by the gate, so the gate's count is not the evidence here.)
         let got = a.handle.dht_get(r2.content.key()).await.expect("lookup");
         assert_eq!(got.record, None, "C was queried: {got:?}");
         assert_eq!(got.found, 0);
-        assert_eq!(
-            a.handle.stats().await.expect("running").dials_denied,
-            denied,
-            "the lookup still tried C"
-        );
         // Lookups still work: r1, kept by B, is found through B.
         let got = a.handle.dht_get(r1.content.key()).await.expect("lookup");
         assert_eq!(got.record, Some(r1.encode()), "found on B: {got:?}");

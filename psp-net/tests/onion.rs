@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use psp_net::cell::{Cell, ChanMsg, DestroyReason, EndReason, CELL_LEN};
+use psp_net::circuit::client::MAX_SEND_BACKLOG;
+use psp_net::circuit::window::CIRCUIT_WINDOW;
 use psp_net::circuit::{
     CircuitError, CircuitHandle, Client, ClientEvent, Config, NodeRecord, Peer, Rate, Relay,
     RelayEvent, Services, StaticDirectory, Timestamp,
@@ -241,22 +243,14 @@ fn echo_one_mebibyte_byte_exact_through_three_hops() {
     let data: Vec<u8> = (0..1u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    // All of it at once: the circuit window paces it (the backlog holds the rest).
+    net.client.send(h, s, &data).unwrap();
+    net.run();
     let mut echoed = Vec::with_capacity(data.len());
-    // Pace the sender: 32 cells in flight at most (there is no SENDME flow control).
-    let window = 32 * net.client.max_data(h);
-    let mut sent = 0;
-    while echoed.len() < data.len() {
-        let end = (echoed.len() + window).min(data.len());
-        if sent < end {
-            net.client.send(h, s, &data[sent..end]).unwrap();
-            sent = end;
-        }
-        net.run();
-        for e in net.take_client_events() {
-            match e {
-                ClientEvent::Data { data, .. } => echoed.extend_from_slice(&data),
-                other => panic!("unexpected {other:?}"),
-            }
+    for e in net.take_client_events() {
+        match e {
+            ClientEvent::Data { data, .. } => echoed.extend_from_slice(&data),
+            other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(echoed.len(), data.len());
@@ -490,7 +484,84 @@ fn rate_limit_spaces_cells_at_the_configured_rate() {
 }
 
 #[test]
-fn sender_exceeding_the_rate_overflows_its_queue_and_loses_the_circuit() {
+fn a_fast_sender_is_paced_by_the_circuit_window_not_torn_down() {
+    // Default limits: 10 cells/s per circuit, 128 cells queued per circuit. 600 cells at
+    // once used to overflow the entry's queue; now the window keeps at most 50 DATA cells
+    // in flight each way and the rest waits at the sender.
+    let mut net = Net::new(3, Config::default());
+    let h = net.build(&[1, 2, 3]);
+    let s = net.client.open_stream(h, "echo").unwrap();
+    net.run();
+    net.take_client_events();
+    let cells = 600;
+    let data: Vec<u8> = (0..cells * net.client.max_data(h))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    net.client.send(h, s, &data).unwrap();
+    assert!(net.client.backlog(h) >= cells - usize::from(CIRCUIT_WINDOW));
+    let mut echoed = Vec::new();
+    let mut peak_queue = 0;
+    while echoed.len() < data.len() {
+        let before = net.now;
+        net.run_until(Timestamp(net.now.0 + 100));
+        for e in net.take_client_events() {
+            match e {
+                ClientEvent::Data { data, .. } => echoed.extend_from_slice(&data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        peak_queue = net
+            .relays
+            .values()
+            .map(Relay::queued_cells)
+            .max()
+            .unwrap_or(0)
+            .max(peak_queue);
+        assert!(net.now > before || echoed.len() == data.len(), "stalled");
+    }
+    assert!(echoed == data, "every byte echoed in order");
+    assert_eq!(net.closed_reason(h), None, "the circuit stayed open");
+    assert!(net.relay_closes().is_empty());
+    assert!(
+        peak_queue <= 2 * usize::from(CIRCUIT_WINDOW) + 4,
+        "a relay queued {peak_queue} cells of one circuit"
+    );
+    assert_eq!(net.client.backlog(h), 0);
+}
+
+#[test]
+fn the_send_backlog_is_bounded_and_refuses_whole_messages() {
+    let mut net = Net::new(1, fast());
+    let h = net.build(&[1]);
+    let s = net.client.open_stream(h, "echo").unwrap();
+    net.run();
+    let cell = net.client.max_data(h);
+    // Nothing moves between the calls: the window takes 50 cells, the backlog the rest.
+    net.client
+        .send(
+            h,
+            s,
+            &vec![1; (MAX_SEND_BACKLOG + usize::from(CIRCUIT_WINDOW) - 1) * cell],
+        )
+        .unwrap();
+    let full = net.client.send(h, s, &vec![1; 2 * cell]);
+    assert_eq!(
+        full,
+        Err(CircuitError::SendBacklogFull {
+            queued: MAX_SEND_BACKLOG - 1,
+            max: MAX_SEND_BACKLOG
+        })
+    );
+    assert_eq!(
+        net.client.backlog(h),
+        MAX_SEND_BACKLOG - 1,
+        "nothing of it queued"
+    );
+    net.client.send(h, s, &vec![1; cell]).unwrap();
+}
+
+#[test]
+fn a_queue_smaller_than_the_window_overflows_and_loses_the_circuit() {
     let config = Config {
         circuit_rate: Rate {
             cells_per_sec: 10,

@@ -5,9 +5,11 @@
 //! - The node identities and elected sets come from a [`ChainSnapshot`] that the overlay's
 //!   chain feed reads off the async tasks (in a blocking task) each time finality moves and
 //!   swaps in whole ([`ChainChecks::refresh`]); checks read it without calling the runtime.
-//! - Other identities (clients, groups, devices) are looked up on first use and remembered for
-//!   the finalized block they were read at; a new finalized block empties that cache, a failed
-//!   look-up is not remembered.
+//! - Other identities (clients, groups, devices) are read on first use straight from the
+//!   identity pallet's storage at the finalized block (one trie look-up through the state
+//!   cache, no runtime execution) and remembered for that block; a new finalized block empties
+//!   that cache, a failed look-up is not remembered. No check on the overlay's path executes
+//!   the runtime.
 //!
 //! Reading at the *finalized* block is what makes "a revoked identity's certificate stops
 //! being accepted at the next finalized block" hold.
@@ -22,6 +24,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use psp_net::circuit::{NodeDirectory, NodeRecord};
 use psp_net::crypto::NodeId;
 
+use codec::Decode;
 use psp_net::registry::{IdentityKind as NetKind, IdentityRegistry, IdentityStatus as NetStatus};
 use psp_primitives::{
     api::{PspApi, PspStakingApi},
@@ -29,8 +32,10 @@ use psp_primitives::{
     IdentityKind, IdentityStatus,
 };
 use psp_runtime::{opaque::Block, AccountId, Balance, BlockNumber};
+use sc_client_api::StorageProvider;
 use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
+use sp_core::storage::StorageKey;
 
 /// Most identity statuses remembered for one finalized block.
 const MAX_CACHED: usize = 65_536;
@@ -127,10 +132,35 @@ pub fn chain_kind(kind: NetKind) -> IdentityKind {
     }
 }
 
+/// The chain database backend the node runs on.
+pub type FullBackend = sc_service::TFullBackend<Block>;
+
+/// An identity's kind and status at block `at`, read from the identity pallet's storage:
+/// a trie look-up, no runtime execution.
+fn read_identity<C>(
+    client: &C,
+    at: Hash,
+    key: &[u8; 32],
+) -> sp_blockchain::Result<Option<(IdentityKind, IdentityStatus<BlockNumber>)>>
+where
+    C: StorageProvider<Block, FullBackend>,
+{
+    let storage_key =
+        StorageKey(pallet_psp_identity::IdentityOf::<psp_runtime::Runtime>::hashed_key_for(key));
+    let Some(data) = client.storage(at, &storage_key)? else {
+        return Ok(None);
+    };
+    let record =
+        pallet_psp_identity::IdentityRecord::<psp_runtime::Runtime>::decode(&mut &data.0[..])
+            .map_err(|e| {
+                sp_blockchain::Error::Backend(format!("identity record does not decode: {e}"))
+            })?;
+    Ok(Some((record.kind, record.status)))
+}
+
 impl<C> IdentityRegistry for ChainChecks<C>
 where
-    C: ProvideRuntimeApi<Block> + HeaderBackend<Block>,
-    C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
+    C: HeaderBackend<Block> + StorageProvider<Block, FullBackend>,
 {
     fn status(&self, key: &[u8; 32]) -> NetStatus {
         let at = self.client.info().finalized_hash;
@@ -151,9 +181,9 @@ where
                 return *status;
             }
         }
-        let status = match self.client.runtime_api().identity_by_key(at, *key) {
-            Ok(Some(info)) => match info.status {
-                IdentityStatus::Active => NetStatus::Active(net_kind(info.kind)),
+        let status = match read_identity(&*self.client, at, key) {
+            Ok(Some((kind, status))) => match status {
+                IdentityStatus::Active => NetStatus::Active(net_kind(kind)),
                 IdentityStatus::Revoked { .. } => NetStatus::Revoked,
             },
             Ok(None) => NetStatus::Unknown,

@@ -2,15 +2,17 @@
 //! [`ChainSnapshot`] is read in a blocking task and put in force in [`ChainChecks`]; then the
 //! DHT routing table is set to the active node identities (the only peers Kademlia may route
 //! through: deregistered and revoked ones are evicted) and the directory learns the elected
-//! discovery set and this node's flags.
+//! discovery set and this node's flags, and the messaging services the elected authorities
+//! (and that it is time to re-check registered identities).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt};
 use psp_net::{
     crypto::NodeId,
     directory::flags,
-    driver::{DiscoveryView, NodeHandle},
+    driver::{messaging::MessagingChain, DiscoveryView, NodeHandle},
 };
 use sc_client_api::BlockchainEvents;
 
@@ -24,6 +26,7 @@ pub async fn feed_from_chain(
     checks: Arc<ChainChecks<FullClient>>,
     handle: NodeHandle,
     identity: Arc<OverlayIdentity>,
+    messaging: Option<MessagingChain>,
 ) {
     let mut finality = client.finality_notification_stream();
     let mut last_view = None;
@@ -43,6 +46,12 @@ pub async fn feed_from_chain(
             }
         };
         if let Some(snapshot) = snapshot {
+            if let Some(chain) = &messaging {
+                if let Ok(mut authorities) = chain.authorities.write() {
+                    authorities.clone_from(&snapshot.authority.now_or_next);
+                }
+                chain.generation.fetch_add(1, Ordering::Relaxed);
+            }
             match handle.dht_set_peers(snapshot.links()).await {
                 Ok((0, 0)) => {}
                 Ok((added, removed)) => log::info!(

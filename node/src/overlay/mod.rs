@@ -25,6 +25,7 @@ use psp_net::{
     circuit::RelayEvent,
     crypto::{NodeId, OnionSecret},
     driver::{
+        messaging::{MessagingChain, MessagingSetup},
         DhtSetup, DirectorySetup, Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets,
         NodeServices,
     },
@@ -66,9 +67,24 @@ pub fn start(
         .directory_period
         .unwrap_or(if test_network { 10 } else { 900 })
         .max(1);
+    let genesis = crate::chain_checks::genesis(&*client);
+    // Presence and rendezvous check certificates against the authorities the chain feed
+    // keeps current, and identities through the chain checks.
+    let messaging_chain = genesis.map(|genesis| MessagingChain {
+        genesis,
+        authorities: Default::default(),
+        registry: checks.clone(),
+        generation: Default::default(),
+    });
     let node_services = NodeServices {
         dht: Some(DhtSetup::new(checks.clone())),
-        directory: crate::chain_checks::genesis(&*client).map(|genesis| DirectorySetup {
+        messaging: messaging_chain.clone().map(|chain| MessagingSetup {
+            node_key: Arc::new(identity.signing_key()),
+            chain,
+            presence: Default::default(),
+            rendezvous: Default::default(),
+        }),
+        directory: genesis.map(|genesis| DirectorySetup {
             key: identity.signing_key(),
             genesis,
             config: psp_net::directory::Config {
@@ -119,7 +135,7 @@ pub fn start(
         spawn_inner.spawn(
             "psp-overlay-chain-feed",
             Some("overlay"),
-            feed::feed_from_chain(client, checks, handle, identity.clone()),
+            feed::feed_from_chain(client, checks, handle, identity.clone(), messaging_chain),
         );
         while let Some(event) = events.recv().await {
             match event {

@@ -15,7 +15,7 @@ use sp_api::ProvideRuntimeApi;
 use sp_blockchain::HeaderBackend;
 
 use super::{from_hex, hex0x, internal_error, invalid_params, runtime_error, Psp};
-use crate::chain_checks::{chain_kind, elected_nodes, genesis, ChainChecks};
+use crate::chain_checks::{chain_kind, elected_nodes, genesis, ChainChecks, FullBackend};
 
 /// The certificate methods.
 #[rpc(server)]
@@ -54,6 +54,7 @@ fn view(cert: &Certificate) -> CertificateView {
 impl<C> CertRpcServer for Psp<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
+    C: sc_client_api::StorageProvider<Block, FullBackend>,
     C::Api: PspApi<Block, AccountId, Balance, BlockNumber>,
     C::Api: PspStakingApi<Block, AccountId, Balance, BlockNumber>,
 {

@@ -338,6 +338,7 @@ impl Harness {
                             RelayMsg::Connected { .. }
                                 | RelayMsg::Data { .. }
                                 | RelayMsg::End { .. }
+                                | RelayMsg::Sendme
                         ),
                         "A sends {msg:?}"
                     );
@@ -574,7 +575,7 @@ pub fn check(data: &[u8]) -> Reached {
             1 => {
                 let Some(i) = target else { continue };
                 let stream = StreamId::new(input.u16().max(1)).expect("nonzero");
-                let msg = match input.u8() % 6 {
+                let msg = match input.u8() % 7 {
                     0 => RelayMsg::Begin {
                         stream,
                         service: "echo".into(),
@@ -599,6 +600,7 @@ pub fn check(data: &[u8]) -> Reached {
                         reason: EndReason::from_u8(input.u8()),
                     },
                     4 => RelayMsg::Drop,
+                    5 => RelayMsg::Sendme,
                     _ => {
                         h.extend(i, input.u8(), !early);
                         continue;

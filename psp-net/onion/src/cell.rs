@@ -347,6 +347,7 @@ mod relay_cmd {
     pub const EXTEND: u8 = 5;
     pub const EXTENDED: u8 = 6;
     pub const DROP: u8 = 7;
+    pub const SENDME: u8 = 8;
 }
 
 /// Messages between the client and the last hop of its circuit.
@@ -385,6 +386,10 @@ pub enum RelayMsg {
     Extended(NtorServerMsg),
     /// Long-range padding; ignored.
     Drop,
+    /// Flow control: the sender of this message has taken delivery of another
+    /// [`SENDME_INCREMENT`](crate::circuit::window::SENDME_INCREMENT) DATA cells, so the
+    /// other end may send that many more (see [`crate::circuit::window`]).
+    Sendme,
 }
 
 impl RelayMsg {
@@ -425,6 +430,7 @@ impl RelayMsg {
                 put(&mut w, relay_cmd::EXTENDED, 0, &b)
             }
             RelayMsg::Drop => put(&mut w, relay_cmd::DROP, 0, &[]),
+            RelayMsg::Sendme => put(&mut w, relay_cmd::SENDME, 0, &[]),
         };
         res.map_err(CellError::TooLong)?;
         Ok(w.position())
@@ -489,6 +495,10 @@ impl RelayMsg {
                 RelayMsg::Extended(read_ntor_server(&mut body)?)
             }
             relay_cmd::DROP => RelayMsg::Drop,
+            relay_cmd::SENDME => {
+                no_stream()?;
+                RelayMsg::Sendme
+            }
             other => return Err(CellError::UnknownRelayCommand(other)),
         };
         Ok(msg)

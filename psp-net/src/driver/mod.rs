@@ -22,6 +22,7 @@ pub mod client;
 mod dht;
 mod directory;
 mod link;
+pub mod messaging;
 pub mod node;
 
 use std::time::Duration;

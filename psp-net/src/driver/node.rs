@@ -39,10 +39,11 @@ use super::{
     NodeDescriptor,
 };
 use crate::circuit::{self, NodeDirectory, NodeRecord, Peer, Relay, RelayEvent, Services};
-use crate::circuit::{ServiceRegistry, Timestamp};
+use crate::circuit::{ServiceHub, Timestamp};
 use crate::crypto::{NodeId, OnionPublic, OnionSecret};
 use crate::dht::RecordKey;
 use crate::directory::Equivocation;
+use crate::driver::messaging::{MessagingHub, MessagingSetup, Publications};
 
 /// Configuration of a relay node. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -315,7 +316,7 @@ impl Node {
         config: NodeConfig,
         secrets: NodeSecrets,
         directory: Arc<dyn NodeDirectory + Send + Sync>,
-        services: Box<dyn ServiceRegistry>,
+        services: Box<dyn ServiceHub>,
     ) -> Result<Self, DriverError> {
         Self::with_node_services(
             config,
@@ -332,7 +333,7 @@ impl Node {
         config: NodeConfig,
         secrets: NodeSecrets,
         directory: Arc<dyn NodeDirectory + Send + Sync>,
-        services: Box<dyn ServiceRegistry>,
+        services: Box<dyn ServiceHub>,
         node_services: NodeServices,
     ) -> Result<Self, DriverError> {
         require_runtime()?;
@@ -341,7 +342,18 @@ impl Node {
         let NodeServices {
             dht,
             directory: discovery,
+            messaging,
         } = node_services;
+        // With messaging, presence and rendezvous join the relay's services; the presence
+        // records they publish reach the DHT through the node task.
+        let (services, publications): (Box<dyn ServiceHub>, _) = match messaging {
+            Some(setup) => {
+                let publications = Publications::default();
+                let hub = MessagingHub::new(services, setup, publications.clone());
+                (Box::new(hub), Some(publications))
+            }
+            None => (services, None),
+        };
         swarm
             .listen_on(config.listen.clone())
             .map_err(|e| DriverError::Listen {
@@ -383,6 +395,7 @@ impl Node {
                 sweep,
                 dht: dht.map(|setup| Dht::new(setup, peer_id)),
                 discovery: discovery.map(DirectoryNode::new),
+                publications,
             },
         })
     }
@@ -411,15 +424,30 @@ pub struct NodeTask {
     sweep: Duration,
     dht: Option<Dht>,
     discovery: Option<DirectoryNode>,
+    /// Presence records the messaging services asked to publish.
+    publications: Option<Publications>,
 }
 
 /// The node services beyond relaying, each optional.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct NodeServices {
     /// The chain-checked DHT.
     pub dht: Option<DhtSetup>,
     /// The discovery directory.
     pub directory: Option<DirectorySetup>,
+    /// Presence and rendezvous (presence records are published through the DHT, so a node
+    /// with messaging should run the DHT too).
+    pub messaging: Option<MessagingSetup>,
+}
+
+impl std::fmt::Debug for NodeServices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeServices")
+            .field("dht", &self.dht)
+            .field("directory", &self.directory)
+            .field("messaging", &self.messaging.is_some())
+            .finish()
+    }
 }
 
 /// Period of the DHT's expiry sweep and the directory's duties.
@@ -669,10 +697,33 @@ impl NodeTask {
                 self.report(NodeEvent::Relay(e));
                 progress = true;
             }
+            self.publish_presence();
             // Sending may have failed a dial or closed a link: the core must hear it, and
             // may then have more to send.
             if !self.on_link_events() && !progress {
                 break;
+            }
+        }
+    }
+
+    /// Puts the presence records the messaging services co-signed into the DHT.
+    fn publish_presence(&mut self) {
+        let Some(queue) = self.publications.clone() else {
+            return;
+        };
+        let records: Vec<Vec<u8>> = queue
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default();
+        for record in records {
+            match self.dht_parts() {
+                Some((dht, kad)) => {
+                    // The put's report is not awaited: a failed put is logged by the DHT, and
+                    // the client's next keep-alive publishes the record again.
+                    let (tx, _rx) = oneshot::channel();
+                    dht.put(kad, record, tx);
+                }
+                None => tracing::warn!("psp presence: no DHT on this node, record not published"),
             }
         }
     }

@@ -47,7 +47,7 @@ pub async fn start_dht_node(
         Box::new(Services::default()),
         NodeServices {
             dht: Some(dht),
-            directory: None,
+            ..NodeServices::default()
         },
     )
     .expect("node starts");

@@ -114,6 +114,7 @@ fn relay_msgs_round_trip() {
             auth: [5; 32],
         }),
         RelayMsg::Drop,
+        RelayMsg::Sendme,
     ];
     for m in msgs {
         let mut buf = [0xee; RELAY_PLAINTEXT_LEN];

@@ -5,11 +5,19 @@
 //! sends CREATE onward; the new hop's reply comes back as EXTENDED and the client checks it
 //! reached the node that holds the registered onion key. Streams to named services at the
 //! last hop are multiplexed over the circuit.
+//!
+//! DATA obeys the circuit windows ([`super::window`]): what the window does not let out yet
+//! waits in the circuit's backlog (at most [`MAX_SEND_BACKLOG`] cells; [`Client::send`]
+//! refuses more) and leaves as the last hop's SENDMEs arrive. The other way, the last hop can
+//! have at most [`CIRCUIT_WINDOW`](super::window::CIRCUIT_WINDOW) DATA cells in flight, so
+//! the event queue holds at most that many DATA events per circuit plus one event per
+//! extend, stream and close: it is bounded without dropping anything.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use rand_core::CryptoRngCore;
 
+use super::window::Windows;
 use super::{next_stream_id, transmit, CircuitError, Peer, Transmit};
 use crate::cell::{
     max_forward_data, Cell, ChanMsg, CircId, DestroyReason, EndReason, RelayBody, RelayMsg,
@@ -22,6 +30,9 @@ use crate::crypto::{
 
 /// Longest circuit the client builds (the relays' RELAY_EARLY limit allows 8 extends).
 pub const MAX_HOPS: usize = 8;
+
+/// DATA cells one circuit may hold waiting for its window (about 1.8 MiB on 3 hops).
+pub const MAX_SEND_BACKLOG: usize = 4_096;
 
 /// A circuit of this client: the entry node and the circuit id on that link.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -85,6 +96,9 @@ struct ClientCirc {
     pending: Option<NtorClientState>,
     streams: BTreeSet<StreamId>,
     next_stream: u16,
+    windows: Windows,
+    /// Messages waiting for the send window, in order (a stream's END waits behind its DATA).
+    backlog: VecDeque<RelayMsg>,
 }
 
 /// The client state machine.
@@ -140,6 +154,8 @@ impl Client {
                 pending: Some(state),
                 streams: BTreeSet::new(),
                 next_stream: 0,
+                windows: Windows::default(),
+                backlog: VecDeque::new(),
             },
         );
         self.outbox
@@ -198,7 +214,9 @@ impl Client {
             .map_or(0, |c| max_forward_data(c.hops.len()))
     }
 
-    /// Sends `data` on a stream, as many cells as needed; returns the number of cells.
+    /// Sends `data` on a stream, as many cells as needed; returns the number of cells. Cells
+    /// beyond the circuit window wait in its backlog; when the backlog cannot take them all,
+    /// nothing is sent and the error says how full it is.
     pub fn send(
         &mut self,
         circuit: CircuitHandle,
@@ -210,16 +228,46 @@ impl Client {
             return Err(CircuitError::NoSuchStream);
         }
         let chunk = max_forward_data(c.hops.len()).max(1);
-        let mut cells = 0;
-        for part in data.chunks(chunk) {
-            let msg = RelayMsg::Data {
+        let cells = data.len().div_ceil(chunk);
+        // A non-empty backlog means the window is spent; otherwise it takes cells first.
+        let room = MAX_SEND_BACKLOG + usize::from(c.windows.package_left());
+        if c.backlog.len() + cells > room {
+            return Err(CircuitError::SendBacklogFull {
+                queued: c.backlog.len(),
+                max: MAX_SEND_BACKLOG,
+            });
+        }
+        c.backlog
+            .extend(data.chunks(chunk).map(|part| RelayMsg::Data {
                 stream,
                 data: part.to_vec(),
-            };
-            self.send_msg(circuit, &msg, false)?;
-            cells += 1;
-        }
+            }));
+        self.flush_backlog(circuit)?;
         Ok(cells)
+    }
+
+    /// Messages of `circuit` waiting for its send window.
+    pub fn backlog(&self, circuit: CircuitHandle) -> usize {
+        self.circuits
+            .get(&(circuit.entry, circuit.id))
+            .map_or(0, |c| c.backlog.len())
+    }
+
+    /// Sends what the window lets out of the backlog, in order.
+    fn flush_backlog(&mut self, h: CircuitHandle) -> Result<(), CircuitError> {
+        loop {
+            let c = self.circ(h)?;
+            let Some(front) = c.backlog.front() else {
+                return Ok(());
+            };
+            if matches!(front, RelayMsg::Data { .. }) && !c.windows.take_package() {
+                return Ok(());
+            }
+            let Some(msg) = c.backlog.pop_front() else {
+                return Ok(());
+            };
+            self.send_msg(h, &msg, false)?;
+        }
     }
 
     /// Closes a stream.
@@ -228,14 +276,16 @@ impl Client {
         circuit: CircuitHandle,
         stream: StreamId,
     ) -> Result<(), CircuitError> {
-        if !self.circ(circuit)?.streams.remove(&stream) {
+        let c = self.circ(circuit)?;
+        if !c.streams.remove(&stream) {
             return Err(CircuitError::NoSuchStream);
         }
-        let msg = RelayMsg::End {
+        // Behind the stream's DATA still waiting for the window.
+        c.backlog.push_back(RelayMsg::End {
             stream,
             reason: EndReason::Done,
-        };
-        self.send_msg(circuit, &msg, false)
+        });
+        self.flush_backlog(circuit)
     }
 
     /// Tears the circuit down (DESTROY to the entry, which propagates it).
@@ -431,12 +481,35 @@ impl Client {
             RelayMsg::Connected { stream } if c.streams.contains(&stream) => self
                 .events
                 .push_back(ClientEvent::StreamOpened { circuit: h, stream }),
-            RelayMsg::Data { stream, data } if c.streams.contains(&stream) => {
-                self.events.push_back(ClientEvent::Data {
-                    circuit: h,
-                    stream,
-                    data,
-                })
+            RelayMsg::Data { stream, data } => {
+                if let Err(e) = c.windows.on_data() {
+                    return self.close(h, DestroyReason::Protocol, true, Some(e));
+                }
+                let due = c.windows.sendme_due();
+                if due {
+                    c.windows.sendme_sent();
+                }
+                // DATA racing our END of its stream is dropped (it still counted).
+                if c.streams.contains(&stream) {
+                    self.events.push_back(ClientEvent::Data {
+                        circuit: h,
+                        stream,
+                        data,
+                    });
+                }
+                if due {
+                    if let Err(e) = self.send_msg(h, &RelayMsg::Sendme, false) {
+                        self.close(h, DestroyReason::Internal, true, Some(e));
+                    }
+                }
+            }
+            RelayMsg::Sendme => {
+                if let Err(e) = c.windows.on_sendme() {
+                    return self.close(h, DestroyReason::Protocol, true, Some(e));
+                }
+                if let Err(e) = self.flush_backlog(h) {
+                    self.close(h, DestroyReason::Internal, true, Some(e));
+                }
             }
             RelayMsg::End { stream, reason } => {
                 if c.streams.remove(&stream) {

@@ -6,7 +6,8 @@
 //!   and unwraps all layers, multiplexes streams.
 //! * [`limits`]: [`Config`] and the token bucket.
 //! * [`directory`]: the chain check ([`NodeDirectory`]): is a node registered, with which key.
-//! * [`service`]: overlay services at the last hop ([`ServiceRegistry`]; `echo` built in).
+//! * [`service`]: overlay services at the last hop ([`ServiceHub`]; `echo` built in).
+//! * [`window`]: circuit-level flow control (SENDME windows).
 //!
 //! Both state machines are sans-IO: they take `(now, peer, bytes)` in and give
 //! [`Transmit`]s, a next deadline and events out. Time is a [`Timestamp`] passed in.
@@ -16,12 +17,13 @@ pub mod directory;
 pub mod limits;
 pub mod relay;
 pub mod service;
+pub mod window;
 
 pub use client::{CircuitHandle, Client, ClientEvent};
 pub use directory::{NodeDirectory, NodeRecord, StaticDirectory};
 pub use limits::{Config, Rate, TokenBucket};
 pub use relay::{Relay, RelayEvent};
-pub use service::{EchoService, ServiceRegistry, Services, Stream};
+pub use service::{EchoService, ServiceAction, ServiceHub, Services, Stream, StreamRef};
 
 use crate::cell::{CellError, CircId, StreamId, CELL_LEN};
 use crate::crypto::{CryptoError, NodeId};
@@ -85,9 +87,19 @@ pub enum CircuitError {
     /// The peer has too many circuits open at this node.
     #[error("too many circuits from this peer")]
     TooManyCircuits,
-    /// A circuit's queue overflowed: its sender exceeds the rate limit.
+    /// A circuit's queue overflowed: its sender exceeds the rate limit or ignores the
+    /// circuit window.
     #[error("circuit queue overflow")]
     QueueOverflow,
+    /// [`Client::send`] would put more than `max` cells in the circuit's backlog, which
+    /// already holds `queued` waiting for the circuit window; nothing was sent.
+    #[error("send backlog full: {queued} cells already wait for the circuit window (max {max})")]
+    SendBacklogFull {
+        /// Cells waiting.
+        queued: usize,
+        /// The backlog's size.
+        max: usize,
+    },
     /// The circuit was closed to free memory (its queued data was the oldest).
     #[error("closed under memory pressure")]
     MemoryPressure,

@@ -6,13 +6,20 @@
 //!
 //! Every failure on a circuit closes it with a [`DestroyReason`] sent both ways and an event;
 //! nothing a peer sends can panic the relay.
+//!
+//! As the last hop, the relay keeps the circuit windows ([`super::window`]): service replies
+//! beyond the send window wait in the circuit's backlog (bounded by
+//! [`Config::max_queue_per_circuit`]), and while that backlog is longer than one SENDME
+//! increment the relay holds back its own SENDMEs, so a client that does not read what it
+//! asked for is slowed down rather than served into unbounded memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use rand_core::CryptoRngCore;
 
 use super::limits::{Config, TokenBucket};
-use super::service::{ServiceRegistry, Stream};
+use super::service::{ServiceAction, ServiceHub, StreamRef};
+use super::window::{Windows, SENDME_INCREMENT};
 use super::{transmit, CircuitError, NodeDirectory, Peer, Timestamp, Transmit};
 use crate::cell::{
     Cell, CellError, ChanMsg, CircId, DestroyReason, EndReason, RelayBody, RelayMsg, StreamId,
@@ -82,6 +89,13 @@ pub enum RelayEvent {
     },
 }
 
+/// Service actions carried out per call into the relay.
+const MAX_SERVICE_ACTIONS_PER_POLL: usize = 1_024;
+
+/// Control cells (the DESTROY answers to refused CREATEs) queued at most: every other cell
+/// the relay sends is either in a circuit's bounded queue or bounded by the circuits open.
+const MAX_REFUSALS_QUEUED: usize = 4_096;
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Side {
     Prev,
@@ -100,9 +114,14 @@ struct RelayCirc {
     extending: bool,
     crypto: HopCrypto,
     early_seen: u16,
-    streams: BTreeMap<StreamId, Box<dyn Stream>>,
+    /// Streams open at this node (last hop only); their state lives in the service hub.
+    streams: BTreeSet<StreamId>,
     bucket: TokenBucket,
     queue: VecDeque<Queued>,
+    /// Flow control towards the client (used at the last hop only).
+    windows: Windows,
+    /// DATA for the client waiting for the send window (last hop only).
+    backlog: VecDeque<RelayMsg>,
 }
 
 struct PeerState {
@@ -120,7 +139,7 @@ pub struct Relay {
     onion: OnionSecret,
     config: Config,
     directory: Box<dyn NodeDirectory>,
-    services: Box<dyn ServiceRegistry>,
+    services: Box<dyn ServiceHub>,
     rng: Box<dyn CryptoRngCore + Send>,
     circuits: HashMap<u64, RelayCirc>,
     ends: HashMap<(Peer, CircId), (u64, Side)>,
@@ -134,6 +153,8 @@ pub struct Relay {
     outbox: VecDeque<Transmit>,
     events: VecDeque<RelayEvent>,
     events_dropped: u64,
+    /// The latest time passed in (for hub calls made from inside other calls).
+    now: Timestamp,
 }
 
 impl Relay {
@@ -143,7 +164,7 @@ impl Relay {
         onion: OnionSecret,
         config: Config,
         directory: Box<dyn NodeDirectory>,
-        services: Box<dyn ServiceRegistry>,
+        services: Box<dyn ServiceHub>,
         rng: Box<dyn CryptoRngCore + Send>,
     ) -> Self {
         Self {
@@ -163,6 +184,7 @@ impl Relay {
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             events_dropped: 0,
+            now: Timestamp::default(),
         }
     }
 
@@ -221,6 +243,7 @@ impl Relay {
 
     /// Feeds one cell received from `from`.
     pub fn handle_cell(&mut self, now: Timestamp, from: Peer, bytes: &[u8]) {
+        self.now = now;
         let cell = match Cell::decode(bytes) {
             Ok(c) => c,
             Err(error) => {
@@ -302,7 +325,8 @@ impl Relay {
     }
 
     /// The link to `peer` is gone: close every circuit through it.
-    pub fn handle_link_closed(&mut self, _now: Timestamp, peer: Peer) {
+    pub fn handle_link_closed(&mut self, now: Timestamp, peer: Peer) {
+        self.now = now;
         let keys: Vec<(u64, Side)> = self
             .ends
             .iter()
@@ -345,8 +369,12 @@ impl Relay {
         };
         let inbound = self.peers.get(&from).map_or(0, |p| p.inbound);
         let refuse = |this: &mut Self, reason: DestroyReason, error: CircuitError| {
-            this.outbox
-                .push_back(transmit(from, id, ChanMsg::Destroy(reason)));
+            // A peer flooding CREATEs gets refusals only while the driver keeps up; beyond
+            // that the refusal is an event alone (the peer's build times out).
+            if this.outbox.len() < MAX_REFUSALS_QUEUED {
+                this.outbox
+                    .push_back(transmit(from, id, ChanMsg::Destroy(reason)));
+            }
             this.event(RelayEvent::CreateRefused { peer: from, error });
         };
         if inbound >= cap {
@@ -370,9 +398,11 @@ impl Relay {
             extending: false,
             crypto: HopCrypto::new(keys),
             early_seen: 0,
-            streams: BTreeMap::new(),
+            streams: BTreeSet::new(),
             bucket: TokenBucket::new(self.config.circuit_rate, now),
             queue: VecDeque::new(),
+            windows: Windows::default(),
+            backlog: VecDeque::new(),
         };
         self.circuits.insert(key, circ);
         self.ends.insert((from, id), (key, Side::Prev));
@@ -438,20 +468,24 @@ impl Relay {
                 let Some(c) = self.circuits.get_mut(&key) else {
                     return;
                 };
-                if c.streams.contains_key(&stream) {
+                if c.streams.contains(&stream) {
                     return self.close(
                         key,
                         DestroyReason::Protocol,
                         Some(CircuitError::Unexpected("BEGIN on an open stream")),
                     );
                 }
+                let at = StreamRef {
+                    circuit: key,
+                    stream,
+                };
                 let reply = if c.streams.len() >= max {
                     RelayMsg::End {
                         stream,
                         reason: EndReason::TooManyStreams,
                     }
-                } else if let Some(s) = self.services.open(&service) {
-                    c.streams.insert(stream, s);
+                } else if self.services.open(now, &service, at) {
+                    c.streams.insert(stream);
                     self.event(RelayEvent::StreamOpened { service });
                     RelayMsg::Connected { stream }
                 } else {
@@ -461,39 +495,53 @@ impl Relay {
                     }
                 };
                 self.originate(now, key, &reply);
+                self.run_services(now);
             }
             RelayMsg::Data { stream, data } => {
-                let mut reply = Vec::new();
                 let Some(c) = self.circuits.get_mut(&key) else {
                     return;
                 };
-                match c.streams.get_mut(&stream) {
-                    Some(s) => s.on_data(&data, &mut reply),
-                    None => {
-                        return self.originate(
-                            now,
-                            key,
-                            &RelayMsg::End {
-                                stream,
-                                reason: EndReason::Protocol,
-                            },
-                        )
-                    }
+                if let Err(e) = c.windows.on_data() {
+                    return self.close(key, DestroyReason::Protocol, Some(e));
                 }
-                for chunk in reply.chunks(MAX_BACKWARD_DATA) {
-                    let msg = RelayMsg::Data {
+                if c.streams.contains(&stream) {
+                    let at = StreamRef {
+                        circuit: key,
                         stream,
-                        data: chunk.to_vec(),
                     };
-                    self.originate(now, key, &msg);
-                    if !self.circuits.contains_key(&key) {
-                        return;
-                    }
+                    self.services.on_data(now, at, &data);
+                    self.run_services(now);
+                } else {
+                    let end = RelayMsg::End {
+                        stream,
+                        reason: EndReason::Protocol,
+                    };
+                    self.originate(now, key, &end);
                 }
+                // The cell counted against the window: a SENDME may be due.
+                self.flush_backlog(now, key);
+            }
+            RelayMsg::Sendme => {
+                let Some(c) = self.circuits.get_mut(&key) else {
+                    return;
+                };
+                if let Err(e) = c.windows.on_sendme() {
+                    return self.close(key, DestroyReason::Protocol, Some(e));
+                }
+                self.flush_backlog(now, key);
             }
             RelayMsg::End { stream, .. } => {
-                if let Some(c) = self.circuits.get_mut(&key) {
-                    c.streams.remove(&stream);
+                let removed = self
+                    .circuits
+                    .get_mut(&key)
+                    .is_some_and(|c| c.streams.remove(&stream));
+                if removed {
+                    let at = StreamRef {
+                        circuit: key,
+                        stream,
+                    };
+                    self.services.on_closed(now, at);
+                    self.run_services(now);
                 }
             }
             RelayMsg::Drop => {}
@@ -571,6 +619,98 @@ impl Relay {
             }
         }
         None
+    }
+
+    /// Carries out what the service hub asks, until it has nothing more (bounded per call, so
+    /// a hub that keeps asking cannot stall the relay; the rest waits for the next poll).
+    fn run_services(&mut self, now: Timestamp) {
+        for _ in 0..MAX_SERVICE_ACTIONS_PER_POLL {
+            let Some(action) = self.services.poll_action() else {
+                return;
+            };
+            match action {
+                ServiceAction::Send { to, data } => {
+                    let msgs = data.chunks(MAX_BACKWARD_DATA).map(|chunk| RelayMsg::Data {
+                        stream: to.stream,
+                        data: chunk.to_vec(),
+                    });
+                    self.queue_for_client(now, to, msgs);
+                }
+                ServiceAction::End { stream } => {
+                    let open = self
+                        .circuits
+                        .get_mut(&stream.circuit)
+                        .is_some_and(|c| c.streams.remove(&stream.stream));
+                    if open {
+                        let end = RelayMsg::End {
+                            stream: stream.stream,
+                            reason: EndReason::Done,
+                        };
+                        self.queue_for_client(now, stream, std::iter::once(end));
+                    }
+                }
+                ServiceAction::Destroy { circuit } => {
+                    if self.circuits.contains_key(&circuit) {
+                        self.close(circuit, DestroyReason::Requested, None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts messages for the client on an open stream behind what already waits for the
+    /// window, then sends what it lets out. More than the backlog holds closes the circuit:
+    /// the client is not taking delivery.
+    fn queue_for_client(
+        &mut self,
+        now: Timestamp,
+        at: StreamRef,
+        msgs: impl Iterator<Item = RelayMsg>,
+    ) {
+        let max_backlog = self.config.max_queue_per_circuit;
+        let Some(c) = self.circuits.get_mut(&at.circuit) else {
+            return;
+        };
+        if !c.streams.contains(&at.stream) {
+            return;
+        }
+        c.backlog.extend(msgs);
+        if c.backlog.len() > max_backlog {
+            return self.close(
+                at.circuit,
+                DestroyReason::QueueOverflow,
+                Some(CircuitError::QueueOverflow),
+            );
+        }
+        self.flush_backlog(now, at.circuit);
+    }
+
+    /// Sends what the window lets out of the backlog, then the SENDMEs owed to the client,
+    /// unless the backlog is still longer than one increment (the client is not reading:
+    /// holding our SENDMEs stops it from sending more).
+    fn flush_backlog(&mut self, now: Timestamp, key: u64) {
+        loop {
+            let Some(c) = self.circuits.get_mut(&key) else {
+                return;
+            };
+            let front_ready = match c.backlog.front() {
+                Some(RelayMsg::Data { .. }) => c.windows.take_package(),
+                Some(_) => true,
+                None => false,
+            };
+            let msg = if front_ready {
+                c.backlog.pop_front()
+            } else if c.backlog.len() < usize::from(SENDME_INCREMENT) && c.windows.sendme_due() {
+                c.windows.sendme_sent();
+                Some(RelayMsg::Sendme)
+            } else {
+                None
+            };
+            let Some(msg) = msg else {
+                return;
+            };
+            self.originate(now, key, &msg);
+        }
     }
 
     /// Sends `msg` towards the client as the last hop: one seal, queued under the limits.
@@ -662,6 +802,14 @@ impl Relay {
                     .push_back(transmit(next.0, next.1, ChanMsg::Destroy(reason)));
             }
         }
+        // The hub's answers to these wait for the next poll (this runs inside other calls).
+        for stream in c.streams {
+            let at = StreamRef {
+                circuit: key,
+                stream,
+            };
+            self.services.on_closed(self.now, at);
+        }
         self.event(RelayEvent::CircuitClosed {
             peer: c.prev.0,
             circ_id: c.prev.1,
@@ -685,6 +833,11 @@ impl Relay {
     /// Next cell to send at `now`: control cells first, then relay cells round-robin over
     /// circuits whose circuit and peer buckets both have a token.
     pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit> {
+        self.now = now;
+        if self.services.poll_timeout().is_some_and(|t| t <= now) {
+            self.services.on_timeout(now);
+        }
+        self.run_services(now);
         if let Some(t) = self.outbox.pop_front() {
             return Some(t);
         }
@@ -720,9 +873,12 @@ impl Relay {
         None
     }
 
-    /// When queued cells can next be released (`None`: nothing queued).
+    /// When queued cells can next be released or the services need the time (`None`:
+    /// nothing queued, no service deadline).
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.active
+        let services = self.services.poll_timeout();
+        let cells = self
+            .active
             .iter()
             .filter_map(|k| self.circuits.get(k))
             .filter_map(|c| {
@@ -733,6 +889,10 @@ impl Relay {
                 }
                 Some(t)
             })
-            .min()
+            .min();
+        match (cells, services) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
