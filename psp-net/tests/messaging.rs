@@ -4,13 +4,13 @@
 //! circuit. The clients run the psp-rendezvous client machines; this test is their driver.
 //!
 //! Bob announces at two presence points; his records reach the DHT co-signed by the presence
-//! nodes; Alice finds one, checks it herself, sets up a rendezvous point, introduces herself;
+//! nodes; Alice finds them, checks them herself, sets up a rendezvous point, introduces herself;
 //! Bob accepts and joins; they exchange messages both ways (one of 64 KiB) byte-exact
 //! through the rendezvous node. Carol is declined and told so.
 //!
-//! Not here yet: the lookup goes to a node's DHT handle directly (the anonymous lookup
-//! service is not built), and certificates come from a certificate authority in the test
-//! rather than an elected node.
+//! Alice finds Bob's points through a node's `lookup` service over a 3-hop circuit and checks
+//! every record herself. Certificates come from a certificate authority in the test rather
+//! than an elected node.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -20,9 +20,8 @@ use std::time::Duration;
 use psp_net::cert::{CertRequest, CertificateAuthority};
 use psp_net::circuit::{NodeDirectory, NodeRecord, Rate, Services};
 use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
-use psp_net::dht::{record_key, RecordKind, RecordLimits, SignedRecord};
 use psp_net::driver::messaging::{
-    MessagingChain, MessagingSetup, PRESENCE_SERVICE, RENDEZVOUS_SERVICE,
+    MessagingChain, MessagingSetup, LOOKUP_SERVICE, PRESENCE_SERVICE, RENDEZVOUS_SERVICE,
 };
 use psp_net::driver::{
     unix_now, Circuit, ClientConfig, ClientHandle, DhtSetup, Keypair, Node, NodeConfig,
@@ -30,11 +29,12 @@ use psp_net::driver::{
 };
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use psp_net::rendezvous::client::{
-    presence_topic, Announcer, AnnouncerConfig, AnnouncerEvent, Identity, Initiator,
-    InitiatorEvent, InitiatorStreams, Output, Responder, ResponderEvent, Session, SessionEvent,
+    Announcer, AnnouncerConfig, AnnouncerEvent, Identity, Initiator, InitiatorEvent,
+    InitiatorStreams, Looker, LookerConfig, LookerEvent, Output, Responder, ResponderEvent,
+    Session, SessionEvent,
 };
 use psp_net::rendezvous::crypto::AnnouncementSecret;
-use psp_net::rendezvous::record::{verify_presence_record, VerifiedPresence};
+use psp_net::rendezvous::record::VerifiedPresence;
 use psp_net::rendezvous::replay::ReplayCache;
 use psp_net::rendezvous::{ChainView, StreamHandle};
 use rand_core::OsRng;
@@ -165,6 +165,7 @@ async fn start_nodes(world: &World) -> Vec<TestNode> {
                 },
                 presence: Default::default(),
                 rendezvous: Default::default(),
+                lookup: Default::default(),
             }),
             ..NodeServices::default()
         };
@@ -267,26 +268,57 @@ impl Pipes {
     }
 }
 
-/// Fetches Bob's presence record for `slot` from the DHT (through `node`) until it is there,
-/// and checks it as a looker does.
-async fn lookup(world: &World, node: &TestNode, owner: [u8; 32], slot: u8) -> VerifiedPresence {
-    let key = record_key(RecordKind::Presence, &owner, &presence_topic(slot));
+/// Looks `owner`'s presence points up as a client does: over a 3-hop circuit to a node's
+/// lookup service, every record checked by the client itself. Retries until `want` points
+/// are found (the records take a moment to reach the DHT).
+async fn lookup(
+    world: &World,
+    nodes: &[TestNode],
+    client: &ClientHandle,
+    owner: [u8; 32],
+    want: usize,
+) -> Vec<VerifiedPresence> {
     let deadline = tokio::time::Instant::now() + STEP;
+    let mut attempt = 100;
     loop {
-        let got = node.handle.dht_get(key).await.expect("lookup");
-        if let Some(bytes) = got.record {
-            let record = SignedRecord::decode(&bytes).expect("a record");
-            return verify_presence_record(
-                record,
-                unix_now(),
-                &world.chain(),
-                &RecordLimits::default(),
-            )
-            .expect("a valid presence record");
+        attempt += 1;
+        let handle = StreamHandle(attempt);
+        let mut pipes = Pipes::default();
+        pipes
+            .open(client, nodes, [4, 3, 5], LOOKUP_SERVICE, handle)
+            .await;
+        let (mut looker, request) =
+            Looker::new(handle, owner, 2, unix_now(), LookerConfig::default()).expect("looker");
+        pipes
+            .run(Output {
+                transmits: vec![request],
+                close: Vec::new(),
+                events: Vec::<LookerEvent>::new(),
+            })
+            .await;
+        let chain = world.chain();
+        let (found, rejected) = until(
+            &mut pipes,
+            handle,
+            |b| looker.handle_data(unix_now(), b, &chain),
+            |e| match e {
+                LookerEvent::Found {
+                    presences,
+                    rejected,
+                } => Some((presences, rejected)),
+                LookerEvent::Failed(e) => panic!("lookup failed: {e}"),
+                _ => None,
+            },
+        )
+        .await;
+        assert_eq!(rejected, 0, "every record served is valid");
+        if found.len() >= want {
+            return found;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no presence record in time"
+            "{} of {want} presence points found in time",
+            found.len()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -406,16 +438,20 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
         points.push(announcer);
     }
 
-    // Alice finds both records (published by the presence nodes) and checks them herself.
-    let found = [
-        lookup(&world, &nodes[5], bob_id, 0).await,
-        lookup(&world, &nodes[5], bob_id, 1).await,
-    ];
-    assert_eq!(found[0].presence_node, nodes[2].desc.id.0);
-    assert_eq!(found[1].presence_node, nodes[3].desc.id.0);
+    // Alice finds both records (published by the presence nodes) through a node's lookup
+    // service and checks them herself.
+    let alice_client = client();
+    let found = lookup(&world, &nodes, &alice_client, bob_id, 2).await;
+    let by_node = |i: usize| {
+        found
+            .iter()
+            .find(|p| p.presence_node == nodes[i].desc.id.0)
+            .expect("a point at this node")
+            .clone()
+    };
+    let found = [by_node(2), by_node(3)];
 
     // Alice introduces herself through the first point.
-    let alice_client = client();
     let mut alice = Pipes::default();
     let mut initiator = introduce(
         &world,

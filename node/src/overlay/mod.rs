@@ -83,6 +83,7 @@ pub fn start(
             chain,
             presence: Default::default(),
             rendezvous: Default::default(),
+            lookup: Default::default(),
         }),
         directory: genesis.map(|genesis| DirectorySetup {
             key: identity.signing_key(),

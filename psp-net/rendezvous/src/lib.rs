@@ -11,9 +11,11 @@
 //!    `Register`, with an owner-signed presence record whose value, a
 //!    [`record::PresenceValue`], carries his access certificate). The node's
 //!    [`presence::Presence`] checks it and asks the driver to co-sign and publish it.
-//! 2. **Lookup**: Alice fetches Bob's presence records from the DHT and checks each herself
-//!    with [`record::verify_presence_record`], which yields his presence node and his X25519
-//!    announcement key.
+//! 2. **Lookup**: over a 3-hop circuit Alice asks a node's lookup service
+//!    ([`wire::LookupMsg`] `Request`, served by [`lookup::Lookup`]) for Bob's presence
+//!    records; the node fetches them from the DHT and hands them over unchecked. Alice's
+//!    [`client::Looker`] checks each herself with [`record::verify_presence_record`] (which
+//!    yields his presence node and his X25519 announcement key) and trusts no node.
 //! 3. **Rendezvous point**: Alice draws a [`Cookie`] and an [`handshake::InitiatorHandshake`],
 //!    and establishes the cookie at a rendezvous node ([`wire::RendezvousMsg`] `Establish`).
 //! 4. **Introduction**: she seals an [`intro::Introduction`] to Bob's announcement key and
@@ -28,21 +30,24 @@
 //!    frames relayed as `Relay` messages.
 //!
 //! ## Modules
-//! * [`wire`]: the messages of the `presence` and `rendezvous` services, framing, bounds.
+//! * [`wire`]: the messages of the `presence`, `rendezvous` and `lookup` services, framing,
+//!   bounds.
 //! * [`record`]: the presence record's value and the looker's check of a record.
 //! * [`intro`]: the sealed introduction; [`replay`]: the recipient's replay cache.
 //! * [`handshake`]: the end-to-end authenticated key exchange; [`channel`]: the channel.
-//! * [`presence`], [`rendezvous`]: the two node services' state machines.
+//! * [`presence`], [`rendezvous`], [`lookup`]: the three node services' state machines.
 //! * [`client`]: the client's side as state machines: [`client::Announcer`] (a presence
 //!   point), [`client::Initiator`] (introduce and rendezvous), [`client::Responder`] (answer
-//!   an introduction) and [`client::Session`] (the channel on its stream). A client program
+//!   an introduction), [`client::Session`] (the channel on its stream) and
+//!   [`client::Looker`] (a lookup of presence records). A client program
 //!   only moves bytes between them and its onion streams.
 //! * [`chain`]: the chain state certificates are checked against.
 //! * [`crypto`]: the only module naming primitive crates.
 //!
 //! What each node learns: the presence node sees Bob's registration (and, for an anonymous
 //! point, not his address) and sealed introductions it cannot open; the rendezvous node sees a
-//! cookie and opaque bytes. Neither learns Alice's identity.
+//! cookie and opaque bytes. Neither learns Alice's identity. The lookup node sees an identity
+//! looked up, not who looks.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -55,6 +60,7 @@ mod deadlines;
 pub mod handshake;
 mod ids;
 pub mod intro;
+pub mod lookup;
 pub mod presence;
 pub mod record;
 pub mod rendezvous;

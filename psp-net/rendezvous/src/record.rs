@@ -21,6 +21,9 @@ const VALUE_VERSION: u8 = 1;
 const FLAG_PUBLIC: u8 = 0x01;
 /// Largest certificate carried: 512 bytes, room to grow from psp-cert's 186 bytes today.
 pub const MAX_CERTIFICATE_LEN: usize = 512;
+/// Largest presence value: version 1 + flags 1 + certificate length 2 + 512 = 516 bytes.
+/// `PresenceValue::decode` refuses anything longer, so no valid presence record carries more.
+pub const MAX_PRESENCE_VALUE_LEN: usize = 1 + 1 + 2 + MAX_CERTIFICATE_LEN;
 
 /// What a presence record's value says.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -1,6 +1,6 @@
 //! Random bytes, timeouts and closed streams into every client machine, in every state it
 //! can wait in: errors and `Failed` events, never a panic; bounds hold; an ended machine
-//! stays silent.
+//! stays silent. Altered presence records never pass a looker.
 
 mod common;
 
@@ -9,20 +9,23 @@ use std::sync::{Arc, OnceLock};
 use common::net::*;
 use common::*;
 use proptest::prelude::*;
+use psp_dht::{record_key, RecordKind};
 use psp_rendezvous::client::{
-    Announcer, AnnouncerConfig, Identity, Initiator, InitiatorConfig, InitiatorEvent,
-    InitiatorStreams, Responder, ResponderConfig, ResponderEvent, Session,
+    presence_topic, Announcer, AnnouncerConfig, Identity, Initiator, InitiatorConfig,
+    InitiatorEvent, InitiatorStreams, Looker, LookerConfig, LookerEvent, Responder,
+    ResponderConfig, ResponderEvent, Session,
 };
 use psp_rendezvous::intro::{self, VerifiedIntroduction};
 use psp_rendezvous::record::VerifiedPresence;
 use psp_rendezvous::replay::ReplayCache;
 use psp_rendezvous::wire::{
-    ChannelLimits, Deframer, PresenceMsg, Registered, RendezvousMsg, MAX_MESSAGE_LEN,
+    ChannelLimits, Deframer, LookupMsg, PresenceMsg, Registered, RendezvousMsg, MAX_MESSAGE_LEN,
 };
 use psp_rendezvous::StreamHandle;
 
 const BOB: StreamHandle = StreamHandle(1);
 const BOB_RV: StreamHandle = StreamHandle(2);
+const LOOKUP: StreamHandle = StreamHandle(30);
 const ALICE: InitiatorStreams = InitiatorStreams {
     rendezvous: StreamHandle(10),
     presence: StreamHandle(11),
@@ -34,6 +37,8 @@ struct Fixture {
     alice: Arc<Identity>,
     bob: Arc<Identity>,
     target: VerifiedPresence,
+    /// Bob's co-signed record for slot 0, as the DHT holds it.
+    record: Vec<u8>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -45,11 +50,14 @@ fn fixture() -> &'static Fixture {
         let mut replay = ReplayCache::default();
         net.announce(&bob, &mut replay, 0, BOB, AnnouncerConfig::default());
         let target = net.lookup(&bob.id()).pop().unwrap();
+        let key = record_key(RecordKind::Presence, &bob.id(), &presence_topic(0));
+        let record = net.dht[&key].clone();
         Fixture {
             net,
             alice,
             bob,
             target,
+            record,
         }
     })
 }
@@ -115,6 +123,18 @@ fn sessions(rng: &mut TestRng) -> (Session, Session) {
     (alice, bob)
 }
 
+/// A lookup of Bob's slots `0..slots` at `NOW`.
+fn looker_of(slots: u8) -> Looker {
+    let f = fixture();
+    Looker::new(LOOKUP, f.bob.id(), slots, NOW, LookerConfig::default())
+        .unwrap()
+        .0
+}
+
+fn looker() -> Looker {
+    looker_of(2)
+}
+
 /// Random bytes, or a whole frame of version 1 with a random type and fields (to get past
 /// the deframer and the version check).
 fn input() -> impl Strategy<Value = Vec<u8>> {
@@ -136,6 +156,7 @@ struct Machines {
     initiators: Vec<Initiator>,
     responders: Vec<Responder>,
     sessions: Vec<Session>,
+    lookers: Vec<Looker>,
 }
 
 fn machines(seed: u8) -> Machines {
@@ -187,6 +208,7 @@ fn machines(seed: u8) -> Machines {
         initiators: vec![establishing, awaiting_answer],
         responders: vec![awaiting_link, awaiting_finish],
         sessions: vec![alice, bob],
+        lookers: vec![looker_of(1), looker_of(8)],
     }
 }
 
@@ -206,8 +228,8 @@ proptest! {
         let mut now = NOW;
         for (target, bytes, dt, action) in inputs {
             now += dt;
-            let index = usize::from(target / 4);
-            match target % 4 {
+            let index = usize::from(target / 5);
+            match target % 5 {
                 0 => {
                     let a = &mut m.announcers[index % 3];
                     let closed = a.is_closed();
@@ -240,6 +262,21 @@ proptest! {
                     prop_assert!(!out.events.iter().any(|e| matches!(e, ResponderEvent::Established(_))));
                     let _ = r.handle_timeout(now);
                 }
+                4 => {
+                    let l = &mut m.lookers[index % 2];
+                    let closed = l.is_closed();
+                    let out = l.handle_data(now, &bytes, &chain);
+                    prop_assert!(!closed || out.is_empty());
+                    for event in &out.events {
+                        // Random bytes never make a record that checks.
+                        let found_some = matches!(event, LookerEvent::Found { presences, .. } if !presences.is_empty());
+                        prop_assert!(!found_some, "a random record passed the looker");
+                    }
+                    let _ = l.handle_timeout(now);
+                    if action % 13 == 0 {
+                        let _ = l.handle_stream_closed();
+                    }
+                }
                 _ => {
                     let s = &mut m.sessions[index % 2];
                     let out = s.handle_data(&bytes);
@@ -252,6 +289,44 @@ proptest! {
                     }
                 }
             }
+        }
+    }
+
+    /// Bob's real record with random bytes changed, among random records: a changed record
+    /// is always refused and counted, the real one found once, nothing panics.
+    #[test]
+    fn a_looker_refuses_every_altered_record(
+        flips in proptest::collection::vec((any::<u16>(), 1u8..=255), 1..4),
+        noise in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..768), 0..4),
+        with_original in any::<bool>(),
+    ) {
+        let f = fixture();
+        let chain = f.net.world.chain();
+        let mut altered = f.record.clone();
+        for (at, mask) in flips {
+            let i = usize::from(at) % altered.len();
+            altered[i] ^= mask;
+        }
+        let mut records = vec![altered];
+        records.extend(noise.iter().cloned());
+        if with_original {
+            records.push(f.record.clone());
+        }
+        let total = records.len();
+        let reply = LookupMsg::records(records).unwrap().encode();
+        let mut l = looker();
+        let out = l.handle_data(NOW, &reply, &chain);
+        prop_assert_eq!(out.close, vec![LOOKUP]);
+        match &out.events[..] {
+            [LookerEvent::Found { presences, rejected }] => {
+                let kept = usize::from(with_original);
+                prop_assert_eq!(presences.len(), kept);
+                prop_assert_eq!(*rejected, total - kept);
+                if with_original {
+                    prop_assert_eq!(&presences[0], &f.target);
+                }
+            }
+            other => prop_assert!(false, "expected Found: {:?}", other),
         }
     }
 

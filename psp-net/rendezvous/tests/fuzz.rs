@@ -8,8 +8,11 @@ use proptest::prelude::*;
 use psp_rendezvous::channel::ChannelConfig;
 use psp_rendezvous::handshake::{InitiatorHandshake, ResponderHandshake};
 use psp_rendezvous::intro;
+use psp_rendezvous::lookup::{self, Lookup, LookupConfig};
 use psp_rendezvous::record::PresenceValue;
-use psp_rendezvous::wire::{ChannelLimits, Deframer, PresenceMsg, RendezvousMsg};
+use psp_rendezvous::wire::{
+    ChannelLimits, Deframer, LookupMsg, PresenceMsg, RendezvousMsg, MAX_LOOKUP_RECORDS,
+};
 use psp_rendezvous::{fuzz_decode_all, Cookie, StreamHandle};
 use std::sync::OnceLock;
 
@@ -59,6 +62,9 @@ proptest! {
         body.extend_from_slice(&rest);
         let _ = PresenceMsg::decode(&body);
         let _ = RendezvousMsg::decode(&body);
+        if let Ok(LookupMsg::Records(records)) = LookupMsg::decode(&body) {
+            prop_assert!(records.len() <= MAX_LOOKUP_RECORDS);
+        }
     }
 
 }
@@ -133,6 +139,70 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Random chunks (and real requests) on random streams, random DHT answers, timeouts and
+    /// closes into the lookup service: it never panics, never forwards more than a stream
+    /// asked, stays within its bounds and forgets everything once the streams close.
+    #[test]
+    fn the_lookup_service_never_panics_and_stays_bounded(
+        inputs in proptest::collection::vec(
+            (
+                0u64..6,
+                prop_oneof![
+                    proptest::collection::vec(any::<u8>(), 0..300),
+                    (any::<[u8; 32]>(), 1u8..=8).prop_map(|(owner, slots)| LookupMsg::Request { owner, slots }.encode()),
+                ],
+                0u64..30,
+                0u8..8,
+                proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..900), 0..12),
+            ),
+            1..40,
+        ),
+    ) {
+        let config = LookupConfig {
+            max_streams: 4,
+            max_concurrent_fetches: 2,
+            max_requests_per_stream: 3,
+            ..LookupConfig::default()
+        };
+        let mut service = Lookup::new(config);
+        let mut asked = std::collections::HashMap::new();
+        let mut now = NOW;
+        for (stream, bytes, dt, what, answer) in inputs {
+            now += dt;
+            let stream = StreamHandle(stream);
+            let _ = service.handle_data(now, stream, &bytes);
+            match what {
+                0 => service.handle_stream_closed(stream),
+                1 | 2 => service.handle_fetched(now, stream, answer),
+                _ => service.handle_timeout(now),
+            }
+            for action in drain_lookup(&mut service) {
+                match action {
+                    lookup::Action::Fetch { stream, keys } => {
+                        prop_assert!(!keys.is_empty() && keys.len() <= 8);
+                        asked.insert(stream, keys.len());
+                    }
+                    lookup::Action::Send { stream, bytes } => {
+                        let bodies = Deframer::default().feed(&bytes).unwrap();
+                        prop_assert_eq!(bodies.len(), 1);
+                        if let LookupMsg::Records(records) = LookupMsg::decode(&bodies[0]).unwrap() {
+                            prop_assert!(records.len() <= asked.get(&stream).copied().unwrap_or(0));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            prop_assert!(service.streams() <= 4 && service.fetches() <= 2);
+            prop_assert!(service.timers() == service.streams());
+        }
+        for s in 0..6 {
+            service.handle_stream_closed(StreamHandle(s));
+        }
+        prop_assert_eq!((service.streams(), service.fetches(), service.timers()), (0, 0, 0));
+    }
+
     #[test]
     fn the_deframer_holds_at_most_one_frame(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..3_000), 1..10)) {
         let mut d = Deframer::default();

@@ -1,5 +1,6 @@
-//! The messaging services of a node, as one [`ServiceHub`] for its relay: `presence` and
-//! `rendezvous` (the psp-rendezvous state machines) beside the simple services (`echo`).
+//! The messaging services of a node, as one [`ServiceHub`] for its relay: `presence`,
+//! `rendezvous` and `lookup` (the psp-rendezvous state machines) beside the simple services
+//! (`echo`).
 //!
 //! The relay names streams by [`StreamRef`]; the state machines by [`StreamHandle`]. This
 //! module maps one to the other, feeds the machines the bytes and the time (unix seconds,
@@ -7,20 +8,22 @@
 //! actions into the relay's: bytes to a stream, or the end of a stream after the bytes sent
 //! before it (a declined or cancelled introducer hears why before its stream ends).
 //!
-//! What needs the node beyond the relay (co-signing a presence record with the node key and
-//! putting it in the DHT) goes to the node task through a bounded [`Publications`] queue.
+//! What needs the node beyond the relay goes to the node task through [`HubQueues`]: presence
+//! records co-signed with the node key, to put in the DHT, and the DHT look-ups of the
+//! `lookup` service, whose answers come back the same way.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use psp_rendezvous::lookup::{self, Lookup, LookupConfig};
 use psp_rendezvous::presence::{self, Presence, PresenceConfig};
 use psp_rendezvous::rendezvous::{self, Rendezvous, RendezvousConfig};
 use psp_rendezvous::{ChainView, StreamHandle};
 
 use crate::circuit::{ServiceAction, ServiceHub, StreamRef, Timestamp};
 use crate::crypto::Sr25519Keypair;
-use crate::dht::SignedRecord;
+use crate::dht::{RecordKey, SignedRecord};
 use crate::driver::unix_now;
 use crate::registry::IdentityRegistry;
 
@@ -28,9 +31,12 @@ use crate::registry::IdentityRegistry;
 pub const PRESENCE_SERVICE: &str = "presence";
 /// Name of the rendezvous service in BEGIN.
 pub const RENDEZVOUS_SERVICE: &str = "rendezvous";
-/// Records waiting for the node task to publish them; beyond this the oldest is dropped
-/// (and logged): the node task drains the queue every turn of its loop.
-const MAX_PUBLICATIONS: usize = 1_024;
+/// Name of the lookup service in BEGIN.
+pub const LOOKUP_SERVICE: &str = "lookup";
+/// Entries of each [`HubQueues`] queue; beyond this the oldest is dropped (and logged). The
+/// node task drains the queues every turn of its loop, and the lookup service bounds its
+/// fetches in flight far below this.
+const MAX_QUEUED: usize = 1_024;
 
 /// The chain as the messaging services check it, kept current by the host at each
 /// finalized block.
@@ -58,16 +64,39 @@ pub struct MessagingSetup {
     pub presence: PresenceConfig,
     /// Rendezvous service limits.
     pub rendezvous: RendezvousConfig,
+    /// Lookup service limits.
+    pub lookup: LookupConfig,
 }
 
-/// A co-signed presence record for the node task to put in the DHT (encoded
-/// [`SignedRecord`]).
-pub type Publications = Arc<Mutex<VecDeque<Vec<u8>>>>;
+/// What the hub and the node task hand each other, each queue bounded by `MAX_QUEUED`.
+#[derive(Default, Debug)]
+pub struct HubQueues {
+    /// Co-signed presence records (encoded [`SignedRecord`]s) to put in the DHT.
+    pub publish: VecDeque<Vec<u8>>,
+    /// Look-ups to run: the lookup stream and the DHT keys it asked for.
+    pub fetch: VecDeque<(StreamHandle, Vec<RecordKey>)>,
+    /// Finished look-ups: the stream and the records found (encoded, unchecked).
+    pub fetched: VecDeque<(StreamHandle, Vec<Vec<u8>>)>,
+}
+
+impl HubQueues {
+    fn push<T>(queue: &mut VecDeque<T>, item: T, what: &str) {
+        if queue.len() >= MAX_QUEUED {
+            queue.pop_front();
+            tracing::warn!("psp messaging: {what} queue full, oldest entry dropped");
+        }
+        queue.push_back(item);
+    }
+}
+
+/// The queues, shared by the hub (inside the relay) and the node task.
+pub type SharedQueues = Arc<Mutex<HubQueues>>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
     Presence,
     Rendezvous,
+    Lookup,
 }
 
 /// The relay's hub: simple services, presence and rendezvous.
@@ -75,12 +104,13 @@ pub struct MessagingHub {
     simple: Box<dyn ServiceHub>,
     presence: Presence,
     rendezvous: Rendezvous,
+    lookup: Lookup,
     setup: MessagingSetup,
     streams: HashMap<StreamRef, (Kind, StreamHandle)>,
     handles: HashMap<(Kind, StreamHandle), StreamRef>,
     next_handle: u64,
     actions: VecDeque<ServiceAction>,
-    publications: Publications,
+    queues: SharedQueues,
     /// The relay time and unix time of the latest call, to translate deadlines.
     clock: (Timestamp, u64),
     /// The chain generation the registrations were last checked at.
@@ -88,24 +118,21 @@ pub struct MessagingHub {
 }
 
 impl MessagingHub {
-    /// A hub serving `simple` beside presence and rendezvous; the co-signed records it asks
-    /// to publish go to `publications`.
-    pub fn new(
-        simple: Box<dyn ServiceHub>,
-        setup: MessagingSetup,
-        publications: Publications,
-    ) -> Self {
+    /// A hub serving `simple` beside presence, rendezvous and lookup; what needs the node
+    /// task goes through `queues`.
+    pub fn new(simple: Box<dyn ServiceHub>, setup: MessagingSetup, queues: SharedQueues) -> Self {
         let node_id = setup.node_key.public();
         Self {
             simple,
             presence: Presence::new(node_id, setup.presence.clone()),
             rendezvous: Rendezvous::new(setup.rendezvous.clone()),
+            lookup: Lookup::new(setup.lookup.clone()),
             setup,
             streams: HashMap::new(),
             handles: HashMap::new(),
             next_handle: 0,
             actions: VecDeque::new(),
-            publications,
+            queues,
             clock: (Timestamp(0), 0),
             checked: 0,
         }
@@ -183,6 +210,39 @@ impl MessagingHub {
                 other => tracing::debug!(action = ?other, "psp rendezvous: action ignored"),
             }
         }
+        while let Some(action) = self.lookup.poll_action() {
+            match action {
+                lookup::Action::Fetch { stream, keys } => {
+                    let mut queues = self.queues();
+                    HubQueues::push(&mut queues.fetch, (stream, keys), "look-up");
+                }
+                lookup::Action::Send { stream, bytes } => self.send(Kind::Lookup, stream, bytes),
+                lookup::Action::Close { stream } => {
+                    if let Some(at) = self.forget(Kind::Lookup, stream) {
+                        self.actions.push_back(ServiceAction::End { stream: at });
+                    }
+                }
+                other => tracing::debug!(action = ?other, "psp lookup: action ignored"),
+            }
+        }
+    }
+
+    fn queues(&self) -> std::sync::MutexGuard<'_, HubQueues> {
+        // A poisoned lock only means the other side panicked between two whole entries.
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands the lookup service the DHT answers the node task has found.
+    fn take_fetched(&mut self) {
+        let fetched: Vec<_> = self.queues().fetched.drain(..).collect();
+        if fetched.is_empty() {
+            return;
+        }
+        let unix = unix_now();
+        for (stream, records) in fetched {
+            self.lookup.handle_fetched(unix, stream, records);
+        }
+        self.drain();
     }
 
     fn send(&mut self, kind: Kind, stream: StreamHandle, data: Vec<u8>) {
@@ -198,12 +258,7 @@ impl MessagingHub {
     }
 
     fn publish(&mut self, record: SignedRecord) {
-        let mut queue = self.publications.lock().unwrap_or_else(|e| e.into_inner());
-        if queue.len() >= MAX_PUBLICATIONS {
-            queue.pop_front();
-            tracing::warn!("psp presence: publication queue full, oldest record dropped");
-        }
-        queue.push_back(record.encode());
+        HubQueues::push(&mut self.queues().publish, record.encode(), "publication");
     }
 }
 
@@ -212,6 +267,7 @@ impl ServiceHub for MessagingHub {
         let kind = match service {
             PRESENCE_SERVICE => Kind::Presence,
             RENDEZVOUS_SERVICE => Kind::Rendezvous,
+            LOOKUP_SERVICE => Kind::Lookup,
             _ => return self.simple.open(now, service, stream),
         };
         self.next_handle = self.next_handle.wrapping_add(1);
@@ -235,6 +291,13 @@ impl ServiceHub for MessagingHub {
                 }
                 self.drain();
             }
+            Some((Kind::Lookup, handle)) => {
+                let unix = self.tick(now);
+                if let Err(e) = self.lookup.handle_data(unix, handle, data) {
+                    tracing::info!(%e, "psp lookup: refused");
+                }
+                self.drain();
+            }
             None => self.simple.on_data(now, stream, data),
         }
     }
@@ -247,21 +310,29 @@ impl ServiceHub for MessagingHub {
         match kind {
             Kind::Presence => self.presence.handle_stream_closed(handle),
             Kind::Rendezvous => self.rendezvous.handle_stream_closed(handle),
+            Kind::Lookup => self.lookup.handle_stream_closed(handle),
         }
         self.drain();
     }
 
     fn poll_action(&mut self) -> Option<ServiceAction> {
+        if self.actions.is_empty() {
+            self.take_fetched();
+        }
         self.actions
             .pop_front()
             .or_else(|| self.simple.poll_action())
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
-        let unix = [self.presence.poll_timeout(), self.rendezvous.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let unix = [
+            self.presence.poll_timeout(),
+            self.rendezvous.poll_timeout(),
+            self.lookup.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let ours = unix.map(|unix| {
             let (at, at_unix) = self.clock;
             Timestamp(at.0.saturating_add(unix.saturating_sub(at_unix).saturating_mul(1_000)))
@@ -276,6 +347,7 @@ impl ServiceHub for MessagingHub {
         self.run_presence(now, |p, _, unix| p.handle_timeout(unix));
         let unix = self.tick(now);
         self.rendezvous.handle_timeout(unix);
+        self.lookup.handle_timeout(unix);
         self.drain();
         self.simple.on_timeout(now);
     }

@@ -24,6 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
@@ -43,7 +44,8 @@ use crate::circuit::{ServiceHub, Timestamp};
 use crate::crypto::{NodeId, OnionPublic, OnionSecret};
 use crate::dht::RecordKey;
 use crate::directory::Equivocation;
-use crate::driver::messaging::{MessagingHub, MessagingSetup, Publications};
+use crate::driver::messaging::{MessagingHub, MessagingSetup, SharedQueues};
+use crate::rendezvous::StreamHandle;
 
 /// Configuration of a relay node. Defaults are documented per field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,13 +346,13 @@ impl Node {
             directory: discovery,
             messaging,
         } = node_services;
-        // With messaging, presence and rendezvous join the relay's services; the presence
-        // records they publish reach the DHT through the node task.
-        let (services, publications): (Box<dyn ServiceHub>, _) = match messaging {
+        // With messaging, presence, rendezvous and lookup join the relay's services; the
+        // presence records they publish and the look-ups they run go through the node task.
+        let (services, messaging): (Box<dyn ServiceHub>, _) = match messaging {
             Some(setup) => {
-                let publications = Publications::default();
-                let hub = MessagingHub::new(services, setup, publications.clone());
-                (Box::new(hub), Some(publications))
+                let queues = SharedQueues::default();
+                let hub = MessagingHub::new(services, setup, queues.clone());
+                (Box::new(hub), Some(queues))
             }
             None => (services, None),
         };
@@ -395,7 +397,8 @@ impl Node {
                 sweep,
                 dht: dht.map(|setup| Dht::new(setup, peer_id)),
                 discovery: discovery.map(DirectoryNode::new),
-                publications,
+                messaging,
+                lookups: FuturesUnordered::new(),
             },
         })
     }
@@ -424,9 +427,14 @@ pub struct NodeTask {
     sweep: Duration,
     dht: Option<Dht>,
     discovery: Option<DirectoryNode>,
-    /// Presence records the messaging services asked to publish.
-    publications: Option<Publications>,
+    /// The messaging services' requests (publications, look-ups) and answers.
+    messaging: Option<SharedQueues>,
+    /// Look-ups of the lookup service in flight in the DHT.
+    lookups: FuturesUnordered<LookupFuture>,
 }
+
+/// A look-up of the lookup service: its stream and the records found.
+type LookupFuture = futures::future::BoxFuture<'static, (StreamHandle, Vec<Vec<u8>>)>;
 
 /// The node services beyond relaying, each optional.
 #[derive(Clone, Default)]
@@ -473,6 +481,13 @@ impl NodeTask {
                     .instant(Timestamp(t.0.max(self.clock.now().0 + 1)))
             });
             tokio::select! {
+                Some((stream, records)) = self.lookups.next(), if !self.lookups.is_empty() => {
+                    if let Some(queues) = &self.messaging {
+                        if let Ok(mut q) = queues.lock() {
+                            q.fetched.push_back((stream, records));
+                        }
+                    }
+                }
                 cmd = self.commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => break,
                     Some(cmd) => self.on_command(cmd),
@@ -697,7 +712,7 @@ impl NodeTask {
                 self.report(NodeEvent::Relay(e));
                 progress = true;
             }
-            self.publish_presence();
+            self.serve_messaging();
             // Sending may have failed a dial or closed a link: the core must hear it, and
             // may then have more to send.
             if !self.on_link_events() && !progress {
@@ -706,15 +721,16 @@ impl NodeTask {
         }
     }
 
-    /// Puts the presence records the messaging services co-signed into the DHT.
-    fn publish_presence(&mut self) {
-        let Some(queue) = self.publications.clone() else {
+    /// Puts the presence records the messaging services co-signed into the DHT and starts
+    /// the DHT look-ups the lookup service asked for.
+    fn serve_messaging(&mut self) {
+        let Some(queues) = self.messaging.clone() else {
             return;
         };
-        let records: Vec<Vec<u8>> = queue
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default();
+        let (records, fetches): (Vec<_>, Vec<_>) = match queues.lock() {
+            Ok(mut q) => (q.publish.drain(..).collect(), q.fetch.drain(..).collect()),
+            Err(_) => return,
+        };
         for record in records {
             match self.dht_parts() {
                 Some((dht, kad)) => {
@@ -725,6 +741,30 @@ impl NodeTask {
                 }
                 None => tracing::warn!("psp presence: no DHT on this node, record not published"),
             }
+        }
+        for (stream, keys) in fetches {
+            let mut answers = Vec::with_capacity(keys.len());
+            if let Some((dht, kad)) = self.dht_parts() {
+                for key in keys {
+                    let (tx, rx) = oneshot::channel();
+                    dht.get(kad, key, tx);
+                    answers.push(rx);
+                }
+            }
+            // No DHT: every answer is empty at once.
+            self.lookups.push(Box::pin(async move {
+                let mut records = Vec::new();
+                for rx in answers {
+                    if let Ok(Ok(DhtGetReport {
+                        record: Some(record),
+                        ..
+                    })) = rx.await
+                    {
+                        records.push(record);
+                    }
+                }
+                (stream, records)
+            }));
         }
     }
 

@@ -4,7 +4,7 @@ use crate::channel::ChannelError;
 use crate::handshake::HandshakeError;
 use crate::ids::{IntroId, StreamHandle};
 use crate::intro::IntroError;
-use crate::wire::{RendezvousRefusal, WireError};
+use crate::wire::{LookupRefusal, RendezvousRefusal, WireError};
 
 /// Why a client command was refused, a machine ended (in its `Failed` or `Closed` event) or
 /// an introduction was dropped.
@@ -14,7 +14,7 @@ pub enum ClientError {
     /// The machine already ended (after its last event); build a new one.
     #[error("the {machine} has ended")]
     Ended {
-        /// `announcer`, `initiator`, `responder` or `session`.
+        /// `announcer`, `initiator`, `responder`, `session` or `looker`.
         machine: &'static str,
     },
     /// `start` called twice.
@@ -31,7 +31,7 @@ pub enum ClientError {
     /// The node's bytes are not messages of its service: the stream's framing is lost.
     #[error("malformed {service} message from the node: {source}")]
     Malformed {
-        /// `presence` or `rendezvous`.
+        /// `presence`, `rendezvous` or `lookup`.
         service: &'static str,
         /// What the decoder said.
         source: WireError,
@@ -39,7 +39,7 @@ pub enum ClientError {
     /// A message the node may not send in this state (a faulty or hostile node).
     #[error("unexpected {message} from the {service} node while {state}")]
     Unexpected {
-        /// `presence` or `rendezvous`.
+        /// `presence`, `rendezvous` or `lookup`.
         service: &'static str,
         /// The message's name.
         message: &'static str,
@@ -57,7 +57,7 @@ pub enum ClientError {
     /// The stream closed while the machine still needed it.
     #[error("the {service} stream closed while {state}")]
     StreamClosed {
-        /// `presence` or `rendezvous`.
+        /// `presence`, `rendezvous` or `lookup`.
         service: &'static str,
         /// The machine's state.
         state: &'static str,
@@ -115,4 +115,15 @@ pub enum ClientError {
     /// too long to send.
     #[error("channel: {0}")]
     Channel(#[from] ChannelError),
+    /// The lookup service refused the request.
+    #[error("lookup node refused: {0:?}")]
+    LookupRefused(LookupRefusal),
+    /// A lookup of no slots, or of more than a request may ask.
+    #[error("a lookup asks for 1 to {max} presence slots, not {slots}")]
+    LookupSlots {
+        /// The slots asked.
+        slots: u8,
+        /// The bound.
+        max: u8,
+    },
 }

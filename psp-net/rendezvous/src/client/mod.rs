@@ -1,6 +1,6 @@
 //! # Client: the client's side of presence, introduction and rendezvous, sans IO
 //!
-//! Four state machines, each owning one or two onion streams that the driver opened and
+//! Five state machines, each owning one or two onion streams that the driver opened and
 //! named with [`StreamHandle`](crate::StreamHandle)s. The driver only moves bytes: it feeds
 //! what a stream delivered to the machine that owns it and writes back what the machine
 //! returns.
@@ -15,6 +15,9 @@
 //!   finishes the handshake, yields a [`Session`].
 //! * **Session** ([`Session`], both): an established end-to-end channel on the rendezvous
 //!   stream: messages in, `Relay` frames out.
+//! * **Looker** ([`Looker`], Alice): one lookup of an identity's presence records at a
+//!   node's `lookup` service; checks every record itself and yields them in the order to
+//!   try.
 //!
 //! ## Interface
 //! Every machine has the same shape, after `quinn-proto`:
@@ -34,9 +37,12 @@
 //!    [`ReplayCache`](crate::replay::ReplayCache). On `IntroductionReceived`, ask the user;
 //!    [`Announcer::accept`] yields the introduction: open a stream to its rendezvous node's
 //!    `rendezvous` service and build a [`Responder`] on it.
-//! 2. Alice: check Bob's records with [`verify_presence_record`](crate::record::verify_presence_record),
-//!    order them with [`preferred_presence`], open a stream to a rendezvous node and one to
-//!    the record's presence node, build an [`Initiator`].
+//! 2. Alice: open a stream to a node's `lookup` service, build a [`Looker`] for Bob's
+//!    identity and write its request; its `Found` event holds his checked records in the
+//!    order to try (or check records fetched otherwise with
+//!    [`verify_presence_record`](crate::record::verify_presence_record) and order them with
+//!    [`preferred_presence`]). Open a stream to a rendezvous node and one to the record's
+//!    presence node, build an [`Initiator`].
 //! 3. Both: the `Established` event hands over a [`Session`]; events wrapped in `Session(..)`
 //!    in the same output are the session's (messages that arrived with the handshake).
 //!
@@ -48,6 +54,7 @@
 mod announcer;
 mod error;
 mod initiator;
+mod looker;
 mod output;
 mod responder;
 mod session;
@@ -57,6 +64,7 @@ pub use error::ClientError;
 pub use initiator::{
     preferred_presence, Initiator, InitiatorConfig, InitiatorEvent, InitiatorStreams,
 };
+pub use looker::{Looker, LookerConfig, LookerEvent};
 pub use output::{Output, Transmit};
 pub use responder::{Responder, ResponderConfig, ResponderEvent};
 pub use session::{Session, SessionEvent};

@@ -72,5 +72,27 @@ pub(crate) fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), Wi
     }
 }
 
+/// The code of a refusal reason: its 1-based position in `table`, which lists every variant.
+pub(crate) fn reason_code<T: PartialEq>(table: &[T], reason: &T) -> u8 {
+    let index = table.iter().position(|r| r == reason).unwrap_or(0);
+    u8::try_from(index + 1).unwrap_or(0)
+}
+
+/// The refusal reason of a code, or `InvalidValue` naming `field`.
+pub(crate) fn reason_from_code<T: Copy>(
+    table: &[T],
+    field: &'static str,
+    code: u8,
+) -> Result<T, WireError> {
+    usize::from(code)
+        .checked_sub(1)
+        .and_then(|i| table.get(i))
+        .copied()
+        .ok_or(WireError::InvalidValue {
+            field,
+            value: u64::from(code),
+        })
+}
+
 /// The smallest body: the header alone.
 pub(crate) const MIN_BODY_LEN: usize = BODY_HEADER_LEN;

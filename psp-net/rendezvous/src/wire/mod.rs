@@ -1,6 +1,7 @@
-//! The wire format of the `presence` and `rendezvous` services.
+//! The wire format of the `presence`, `rendezvous` and `lookup` services.
 //!
-//! One `#[non_exhaustive]` message enum per service ([`PresenceMsg`], [`RendezvousMsg`]).
+//! One `#[non_exhaustive]` message enum per service ([`PresenceMsg`], [`RendezvousMsg`],
+//! [`LookupMsg`]).
 //! On an onion stream every message is a frame:
 //!
 //! | field | bytes |
@@ -18,11 +19,16 @@
 mod bounded;
 mod codec;
 mod deframer;
+pub mod lookup;
 pub mod presence;
 pub mod rendezvous;
 
 pub use bounded::BoundedBytes;
 pub use deframer::Deframer;
+pub use lookup::{
+    LookupMsg, LookupRecord, LookupRefusal, MAX_LOOKUP_RECORDS, MAX_LOOKUP_RECORD_LEN,
+    MAX_LOOKUP_SLOTS,
+};
 pub use presence::{
     ChannelLimits, IntroRefusal, OwnerSignedRecord, PresenceMsg, Register, RegisterRefusal,
     Registered, SealedIntroduction, MAX_SEALED_INTRODUCTION_LEN,
@@ -64,7 +70,7 @@ pub enum WireError {
     /// The message type is not one of the service's.
     #[error("unknown {service} message type 0x{got:02x}")]
     UnknownType {
-        /// `presence` or `rendezvous`.
+        /// `presence`, `rendezvous` or `lookup`.
         service: &'static str,
         /// The type byte received.
         got: u8,
@@ -114,11 +120,17 @@ pub enum WireError {
 pub fn fuzz_decode_all(data: &[u8]) {
     let _ = PresenceMsg::decode(data);
     let _ = RendezvousMsg::decode(data);
+    let _ = LookupMsg::decode(data);
     let mut deframer = Deframer::default();
     if let Ok(bodies) = deframer.feed(data) {
         for body in bodies {
             let _ = PresenceMsg::decode(&body);
             let _ = RendezvousMsg::decode(&body);
+            if let Ok(LookupMsg::Records(records)) = LookupMsg::decode(&body) {
+                for record in records {
+                    let _ = psp_dht::SignedRecord::decode(record.as_slice());
+                }
+            }
         }
     }
     let _ = crate::record::PresenceValue::decode(data);

@@ -29,7 +29,10 @@ use psp_dht::{RecordContent, RecordKind};
 use psp_onion::bytes::Reader;
 use psp_onion::crypto::{Sr25519Keypair, Sr25519Signature};
 
-use super::codec::{expect_end, finish_frame, put_bytes, read_bytes, read_header, start_frame};
+use super::codec::{
+    expect_end, finish_frame, put_bytes, read_bytes, read_header, reason_code, reason_from_code,
+    start_frame,
+};
 use super::{BoundedBytes, WireError};
 use crate::ids::IntroId;
 
@@ -236,23 +239,6 @@ const INTRO_REFUSALS: [IntroRefusal; 6] = [
     IntroRefusal::TimedOut,
     IntroRefusal::TargetGone,
 ];
-
-fn reason_code<T: PartialEq>(table: &[T], reason: &T) -> u8 {
-    // Codes are 1-based positions; the tables list every variant.
-    let index = table.iter().position(|r| r == reason).unwrap_or(0);
-    u8::try_from(index + 1).unwrap_or(0)
-}
-
-fn reason_from_code<T: Copy>(table: &[T], field: &'static str, code: u8) -> Result<T, WireError> {
-    usize::from(code)
-        .checked_sub(1)
-        .and_then(|i| table.get(i))
-        .copied()
-        .ok_or(WireError::InvalidValue {
-            field,
-            value: u64::from(code),
-        })
-}
 
 /// A registration: the owner-signed record to publish and the limits to enforce.
 #[derive(Clone, PartialEq, Eq, Debug)]

@@ -10,11 +10,12 @@ use psp_dht::{RecordContent, RecordKind};
 use psp_onion::crypto::{blake2_256_parts, Sr25519Keypair};
 use psp_onion::registry::{IdentityKind, StaticRegistry};
 use psp_rendezvous::crypto::AnnouncementSecret;
+use psp_rendezvous::lookup::{self, Lookup};
 use psp_rendezvous::presence::{self, Presence};
 use psp_rendezvous::record::PresenceValue;
 use psp_rendezvous::rendezvous::{self, Rendezvous};
 use psp_rendezvous::wire::{
-    ChannelLimits, Deframer, OwnerSignedRecord, PresenceMsg, Register, RendezvousMsg,
+    ChannelLimits, Deframer, LookupMsg, OwnerSignedRecord, PresenceMsg, Register, RendezvousMsg,
 };
 use psp_rendezvous::{ChainView, StreamHandle};
 
@@ -234,4 +235,30 @@ pub fn rendezvous_closed(actions: &[rendezvous::Action], stream: StreamHandle) -
     actions
         .iter()
         .any(|a| matches!(a, rendezvous::Action::Close { stream: s } if *s == stream))
+}
+
+/// Everything the lookup service asked for since the last drain.
+pub fn drain_lookup(l: &mut Lookup) -> Vec<lookup::Action> {
+    std::iter::from_fn(|| l.poll_action()).collect()
+}
+
+/// The lookup messages sent to `stream`, in order.
+pub fn lookup_sent(actions: &[lookup::Action], stream: StreamHandle) -> Vec<LookupMsg> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            lookup::Action::Send { stream: s, bytes } if *s == stream => {
+                Some(decode_frames(bytes, |b| LookupMsg::decode(b).unwrap()))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// Whether the lookup service closed `stream`.
+pub fn lookup_closed(actions: &[lookup::Action], stream: StreamHandle) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, lookup::Action::Close { stream: s } if *s == stream))
 }
