@@ -8,24 +8,33 @@
 //! Bob accepts and joins; they exchange messages both ways (one of 64 KiB) byte-exact
 //! through the rendezvous node. Carol is declined and told so.
 //!
+//! What each node learns, recorded by a test-only observer (the plaintext its services
+//! receive, the clients linked to it): no node saw both a client's address (its link) and
+//! that client's identity; the presence nodes never learned who introduced themselves; the
+//! rendezvous node learned no identity at all. (Paths are chosen so that no client's entry
+//! node is the last hop of a circuit that names that client: the agent's path choice must
+//! keep that rule.)
+//!
 //! Alice finds Bob's points through a node's `lookup` service over a 3-hop circuit and checks
 //! every record herself. Certificates come from a certificate authority in the test rather
 //! than an elected node.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use psp_net::cert::{CertRequest, CertificateAuthority};
-use psp_net::circuit::{NodeDirectory, NodeRecord, Rate, Services};
+use psp_net::circuit::{NodeDirectory, NodeRecord, Peer, Rate, Services};
 use psp_net::crypto::{NodeId, OnionSecret, Sr25519Keypair};
 use psp_net::driver::messaging::{
-    MessagingChain, MessagingSetup, LOOKUP_SERVICE, PRESENCE_SERVICE, RENDEZVOUS_SERVICE,
+    MessagingChain, MessagingSetup, ServiceObserver, LOOKUP_SERVICE, PRESENCE_SERVICE,
+    RENDEZVOUS_SERVICE,
 };
 use psp_net::driver::{
     unix_now, Circuit, ClientConfig, ClientHandle, DhtSetup, Keypair, Node, NodeConfig,
-    NodeDescriptor, NodeHandle, NodeSecrets, NodeServices, StreamReader, StreamWriter,
+    NodeDescriptor, NodeEvent, NodeHandle, NodeSecrets, NodeServices, PeerId, StreamReader,
+    StreamWriter,
 };
 use psp_net::registry::{IdentityKind, StaticRegistry};
 use psp_net::rendezvous::client::{
@@ -139,6 +148,41 @@ fn config() -> NodeConfig {
 struct TestNode {
     handle: NodeHandle,
     desc: NodeDescriptor,
+    /// What this node learned: the plaintext its services received, and the peer ids of the
+    /// clients linked to it (as their entry node).
+    seen: Arc<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    service_bytes: Mutex<Vec<u8>>,
+    clients: Mutex<HashSet<PeerId>>,
+}
+
+impl Seen {
+    /// Whether `identity` (its 32-byte key) appeared in what the services received.
+    fn identity(&self, identity: &[u8; 32]) -> bool {
+        self.service_bytes
+            .lock()
+            .expect("lock")
+            .windows(32)
+            .any(|w| w == identity)
+    }
+
+    fn client(&self, peer: &PeerId) -> bool {
+        self.clients.lock().expect("lock").contains(peer)
+    }
+}
+
+/// The test-only observer of a node's messaging services.
+fn observer(seen: &Arc<Seen>) -> ServiceObserver {
+    let seen = seen.clone();
+    Arc::new(move |_service, bytes| {
+        seen.service_bytes
+            .lock()
+            .expect("lock")
+            .extend_from_slice(bytes)
+    })
 }
 
 async fn start_nodes(world: &World) -> Vec<TestNode> {
@@ -146,6 +190,7 @@ async fn start_nodes(world: &World) -> Vec<TestNode> {
     let mut nodes = Vec::new();
     let mut peers = Vec::new();
     for (i, key) in world.node_keys.iter().enumerate() {
+        let node_seen = Arc::new(Seen::default());
         let link_key = Keypair::generate_ed25519();
         let peer_id = link_key.public().to_peer_id();
         let secrets = NodeSecrets {
@@ -166,11 +211,12 @@ async fn start_nodes(world: &World) -> Vec<TestNode> {
                 presence: Default::default(),
                 rendezvous: Default::default(),
                 lookup: Default::default(),
+                observer: Some(observer(&node_seen)),
             }),
             ..NodeServices::default()
         };
         let directory: Arc<dyn NodeDirectory + Send + Sync> = dir.clone();
-        let node = Node::with_node_services(
+        let started = Node::with_node_services(
             config(),
             secrets,
             directory,
@@ -178,8 +224,25 @@ async fn start_nodes(world: &World) -> Vec<TestNode> {
             services,
         )
         .expect("node starts");
-        tokio::spawn(node.task.run());
-        let desc = timeout(STEP, node.handle.descriptor())
+        let Node {
+            handle,
+            mut events,
+            task,
+        } = started;
+        let seen = node_seen.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let NodeEvent::LinkUp {
+                    peer: Peer::Client(_),
+                    peer_id,
+                } = event
+                {
+                    seen.clients.lock().expect("lock").insert(peer_id);
+                }
+            }
+        });
+        tokio::spawn(task.run());
+        let desc = timeout(STEP, handle.descriptor())
             .await
             .expect("listening in time")
             .expect("descriptor");
@@ -189,8 +252,9 @@ async fn start_nodes(world: &World) -> Vec<TestNode> {
             .insert(desc.id, desc.to_record());
         peers.push((peer_id, desc.address.clone()));
         nodes.push(TestNode {
-            handle: node.handle,
+            handle,
             desc,
+            seen: node_seen,
         });
     }
     for n in &nodes {
@@ -285,7 +349,7 @@ async fn lookup(
         let handle = StreamHandle(attempt);
         let mut pipes = Pipes::default();
         pipes
-            .open(client, nodes, [4, 3, 5], LOOKUP_SERVICE, handle)
+            .open(client, nodes, [1, 0, 5], LOOKUP_SERVICE, handle)
             .await;
         let (mut looker, request) =
             Looker::new(handle, owner, 2, unix_now(), LookerConfig::default()).expect("looker");
@@ -354,14 +418,14 @@ async fn introduce(
     let (rv, pr) = (StreamHandle(10), StreamHandle(11));
     let rendezvous = nodes[4].desc.id.0;
     pipes
-        .open(client, nodes, [5, 1, 4], RENDEZVOUS_SERVICE, rv)
+        .open(client, nodes, [1, 5, 4], RENDEZVOUS_SERVICE, rv)
         .await;
     let presence_node = nodes
         .iter()
         .position(|n| n.desc.id.0 == bob.presence_node)
         .expect("a presence node of the test");
     pipes
-        .open(client, nodes, [5, 0, presence_node], PRESENCE_SERVICE, pr)
+        .open(client, nodes, [1, 5, presence_node], PRESENCE_SERVICE, pr)
         .await;
     let (mut initiator, establish) = Initiator::new(
         world.clients[&who].clone(),
@@ -488,7 +552,7 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
     })
     .await;
     let bob_rv = StreamHandle(20);
-    bob.open(&bob_client, &nodes, [3, 2, 4], RENDEZVOUS_SERVICE, bob_rv)
+    bob.open(&bob_client, &nodes, [0, 5, 4], RENDEZVOUS_SERVICE, bob_rv)
         .await;
     let (mut responder, join) = Responder::new(
         &world.clients[&bob_seed],
@@ -638,4 +702,49 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
         },
     )
     .await;
+
+    // What each node learned: its services' plaintext and the clients linked to it.
+    let people = [
+        (
+            "Alice",
+            world.clients[&alice_seed].id(),
+            alice_client.peer_id(),
+        ),
+        ("Bob", bob_id, bob_client.peer_id()),
+        (
+            "Carol",
+            world.clients[&carol_seed].id(),
+            carol_client.peer_id(),
+        ),
+    ];
+    for (i, node) in nodes.iter().enumerate() {
+        for (name, id, peer) in &people {
+            assert!(
+                !(node.seen.client(peer) && node.seen.identity(id)),
+                "node {i} saw both {name}'s address and {name}'s identity"
+            );
+        }
+    }
+    let entries: Vec<usize> = (0..nodes.len())
+        .filter(|&i| people.iter().any(|(_, _, p)| nodes[i].seen.client(p)))
+        .collect();
+    assert_eq!(entries, [0, 1], "the clients' entry nodes");
+    for presence in [2, 3] {
+        assert!(
+            nodes[presence].seen.identity(&bob_id),
+            "a presence node knows Bob"
+        );
+        for (name, id, _) in [&people[0], &people[2]] {
+            assert!(
+                !nodes[presence].seen.identity(id),
+                "presence node {presence} learned the introducer {name}"
+            );
+        }
+    }
+    for (name, id, _) in &people {
+        assert!(
+            !nodes[4].seen.identity(id),
+            "the rendezvous node learned {name}'s identity"
+        );
+    }
 }

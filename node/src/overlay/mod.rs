@@ -84,6 +84,7 @@ pub fn start(
             presence: Default::default(),
             rendezvous: Default::default(),
             lookup: Default::default(),
+            observer: None,
         }),
         directory: genesis.map(|genesis| DirectorySetup {
             key: identity.signing_key(),

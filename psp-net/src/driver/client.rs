@@ -124,6 +124,7 @@ const TAMPER_OFFSET: usize = CELL_HEADER_LEN + TAG_LEN;
 #[derive(Clone)]
 pub struct ClientHandle {
     cmd: mpsc::Sender<Command>,
+    peer_id: PeerId,
 }
 
 impl std::fmt::Debug for ClientHandle {
@@ -137,12 +138,17 @@ impl ClientHandle {
     /// from inside a tokio runtime, then `tokio::spawn(task.run())`.
     pub fn new(config: ClientConfig) -> Result<(Self, ClientTask), DriverError> {
         require_runtime()?;
-        let swarm = build_swarm(super::Keypair::generate_ed25519(), &config.link, None)?;
+        let key = super::Keypair::generate_ed25519();
+        let peer_id = key.public().to_peer_id();
+        let swarm = build_swarm(key, &config.link, None)?;
         let (cmd_tx, cmd_rx) = mpsc::channel(config.commands.max(1));
         let links = Links::new(swarm, config.link.clone(), Hello::Client, false);
         let sweep =
             (config.link.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-        let handle = Self { cmd: cmd_tx };
+        let handle = Self {
+            cmd: cmd_tx,
+            peer_id,
+        };
         let task = ClientTask {
             core: Client::new(Box::new(OsRng)),
             links,
@@ -157,6 +163,12 @@ impl ClientHandle {
             config,
         };
         Ok((handle, task))
+    }
+
+    /// The libp2p peer id of this client's links (fresh for every client): what its entry
+    /// nodes see of it besides its address.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
     }
 
     /// Builds a circuit through `path` (entry first), one hop at a time; fails if any hop

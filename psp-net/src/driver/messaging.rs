@@ -66,7 +66,14 @@ pub struct MessagingSetup {
     pub rendezvous: RendezvousConfig,
     /// Lookup service limits.
     pub lookup: LookupConfig,
+    /// Sees every byte a client sends to the presence, rendezvous and lookup services, with
+    /// the service's name: the plaintext this node learns at the end of a circuit. For tests
+    /// of what each node learns; `None` in production.
+    pub observer: Option<ServiceObserver>,
 }
+
+/// See [`MessagingSetup::observer`].
+pub type ServiceObserver = Arc<dyn Fn(&'static str, &[u8]) + Send + Sync>;
 
 /// What the hub and the node task hand each other, each queue bounded by `MAX_QUEUED`.
 #[derive(Default, Debug)]
@@ -278,7 +285,16 @@ impl ServiceHub for MessagingHub {
     }
 
     fn on_data(&mut self, now: Timestamp, stream: StreamRef, data: &[u8]) {
-        match self.streams.get(&stream).copied() {
+        let kind = self.streams.get(&stream).copied();
+        if let (Some(observe), Some((kind, _))) = (&self.setup.observer, kind) {
+            let service = match kind {
+                Kind::Presence => PRESENCE_SERVICE,
+                Kind::Rendezvous => RENDEZVOUS_SERVICE,
+                Kind::Lookup => LOOKUP_SERVICE,
+            };
+            observe(service, data);
+        }
+        match kind {
             Some((Kind::Presence, handle)) => self.run_presence(now, |p, chain, unix| {
                 if let Err(e) = p.handle_data(unix, handle, data, chain) {
                     tracing::info!(%e, "psp presence: refused");
