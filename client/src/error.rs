@@ -168,6 +168,10 @@ pub enum Error {
         pending: PathBuf,
     },
 
+    /// Private messaging (the agent, its control socket, presence, channels) failed.
+    #[error(transparent)]
+    Messaging(#[from] crate::messaging::MessagingError),
+
     /// No identity is registered under the key.
     #[error(
         "no identity is registered under key {key}; register it first with `psp identity register`"

@@ -170,6 +170,12 @@ impl Keys {
         &self.keypair
     }
 
+    /// The sr25519 identity seed (mini secret key), for the overlay's own signer
+    /// (`psp_net::crypto::Sr25519Keypair::from_seed` expands it the same way).
+    pub fn identity_seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
     /// The sr25519 identity public key.
     pub fn identity_public(&self) -> [u8; 32] {
         self.identity_keypair().public_key().0

@@ -14,6 +14,8 @@
 //! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
 //!   `psp_staking*` look-ups.
 //! - [`rewards`]: bandwidth rewards: pending rewards and credits per relay, `claim`.
+//! - [`messaging`]: private messaging: the long-running agent (presence points, lookups,
+//!   introductions, channels, inbox) and its control socket.
 //! - [`error`]: the one error type, whose messages say what to do next, and the identity
 //!   pallet's errors with hints.
 //!
@@ -49,6 +51,7 @@ pub mod directory;
 pub mod error;
 pub mod identity;
 pub mod keystore;
+pub mod messaging;
 pub mod overlay;
 pub mod rewards;
 pub mod staking;

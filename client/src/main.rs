@@ -1,5 +1,5 @@
-//! `psp`: keys, identities, onion circuits, staking and rewards of the PeerStream Protocol
-//! from the command line.
+//! `psp`: keys, identities, onion circuits, staking, rewards and private messaging of the
+//! PeerStream Protocol from the command line.
 //!
 //! Results go to stdout, progress and errors to stderr. Exit code 0 means success, 1 an error
 //! whose message says what to do. `psp` never prompts: passphrases come from
@@ -13,7 +13,8 @@ mod cli;
 use clap::{Parser, Subcommand};
 use cli::{
     cert::CertCommand, circuit::CircuitCommand, dht::DhtCommand, directory::DirectoryCommand,
-    identity::IdentityCommand, key::KeyCommand, rewards::RewardsCommand, stake::StakeCommand,
+    identity::IdentityCommand, key::KeyCommand, messaging::MessagingCommand,
+    rewards::RewardsCommand, stake::StakeCommand,
 };
 use psp_client::Result;
 use std::process::ExitCode;
@@ -53,6 +54,10 @@ enum Command {
     /// equivocations a node has seen.
     #[command(subcommand)]
     Directory(DirectoryCommand),
+    /// Private messaging: run an identity's agent (presence, channels, inbox) and drive it:
+    /// look up, send, accept or decline requests, read the inbox, close channels.
+    #[command(subcommand)]
+    Messaging(MessagingCommand),
 }
 
 fn main() -> ExitCode {
@@ -97,6 +102,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Cert(cmd) => cli::cert::run(cmd).await,
         Command::Dht(cmd) => cli::dht::run(cmd).await,
         Command::Directory(cmd) => cli::directory::run(cmd).await,
+        Command::Messaging(cmd) => cli::messaging::run(cmd).await,
     }
 }
 

@@ -15,6 +15,7 @@ fn psp(args: &[&str], env: &[(&str, &str)]) -> Run {
         .env_remove("PSP_PASSPHRASE")
         .env_remove("PSP_PAYER")
         .env_remove("PSP_URL")
+        .env_remove("PSP_MESSAGING_SOCKET")
         .env("PSP_KEYSTORE_TEST_KDF", "1");
     for (k, v) in env {
         cmd.env(k, v);
@@ -307,4 +308,57 @@ fn circuit_and_register_node_errors_say_what_to_do() {
             help.stdout
         );
     }
+}
+
+#[test]
+fn messaging_commands_explain_a_missing_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    let send = psp(
+        &[
+            "messaging",
+            "send",
+            "peerstream.client.account.x",
+            "--text",
+            "hi",
+            "--socket",
+            path(&socket),
+        ],
+        &[],
+    );
+    assert_eq!(send.code, Some(1));
+    assert!(
+        send.stderr.contains("is `psp messaging agent` running"),
+        "{}",
+        send.stderr
+    );
+    let inbox = psp(&["messaging", "inbox"], &[]);
+    assert_eq!(inbox.code, Some(1));
+    assert!(
+        inbox.stderr.contains("give the agent's --socket"),
+        "{}",
+        inbox.stderr
+    );
+    let both = psp(
+        &["messaging", "send", "x", "--text", "a", "--file", "f"],
+        &[],
+    );
+    assert_eq!(both.code, Some(1), "--text and --file conflict");
+    let agent = psp(
+        &[
+            "messaging",
+            "agent",
+            "--keystore",
+            path(&dir.path().join("missing.json")),
+            "--url",
+            "ws://127.0.0.1:1",
+        ],
+        &[("PSP_PASSPHRASE", "x")],
+    );
+    assert_eq!(agent.code, Some(1));
+    assert!(
+        agent.stderr.contains("opening the keystore"),
+        "{}",
+        agent.stderr
+    );
 }

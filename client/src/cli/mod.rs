@@ -10,5 +10,6 @@ pub mod dht;
 pub mod directory;
 pub mod identity;
 pub mod key;
+pub mod messaging;
 pub mod rewards;
 pub mod stake;
