@@ -370,3 +370,8 @@ fn relay_state_reaches_relay_cells_both_ways() {
     assert!(best.from_b > 0, "{best:?}");
     assert_eq!(best.max_hops, 2, "{best:?}");
 }
+
+#[test]
+fn rendezvous_wire_stored_inputs() {
+    run_stored("rendezvous_wire", psp_net::rendezvous::fuzz_decode_all);
+}
