@@ -65,6 +65,7 @@ pub mod presence;
 pub mod record;
 pub mod rendezvous;
 pub mod replay;
+mod service;
 pub mod wire;
 
 pub use chain::ChainView;

@@ -24,6 +24,7 @@ use psp_dht::{record_key, RecordKey, RecordKind};
 use crate::client::presence_topic;
 use crate::deadlines::Deadlines;
 use crate::ids::StreamHandle;
+use crate::service::{dispatch, DeframedStreams};
 use crate::wire::{
     Deframer, LookupMsg, LookupRecord, LookupRefusal, WireError, MAX_LOOKUP_RECORD_LEN,
 };
@@ -159,6 +160,16 @@ pub struct Lookup {
     actions: VecDeque<Action>,
 }
 
+impl DeframedStreams for Lookup {
+    fn deframer(&mut self, stream: StreamHandle) -> Option<&mut Deframer> {
+        self.streams.get_mut(&stream).map(|s| &mut s.deframer)
+    }
+
+    fn is_open(&self, stream: StreamHandle) -> bool {
+        self.streams.contains_key(&stream)
+    }
+}
+
 impl Lookup {
     /// An empty service.
     pub fn new(config: LookupConfig) -> Self {
@@ -210,34 +221,14 @@ impl Lookup {
             );
             self.set_idle(now, stream);
         }
-        let fed = match self.streams.get_mut(&stream) {
-            Some(state) => state.deframer.feed(bytes),
-            None => return Ok(()),
-        };
-        let bodies = match fed {
-            Ok(bodies) => bodies,
-            Err(e) => {
-                self.refuse_and_close(stream, LookupRefusal::Malformed);
-                return Err(e.into());
-            }
-        };
-        let mut first_error = Ok(());
-        for body in bodies {
-            let result = match LookupMsg::decode(&body) {
-                Ok(msg) => self.handle_message(now, stream, msg),
-                Err(e) => {
-                    self.refuse_and_close(stream, LookupRefusal::Malformed);
-                    Err(e.into())
-                }
-            };
-            if first_error.is_ok() {
-                first_error = result;
-            }
-            if !self.streams.contains_key(&stream) {
-                break;
-            }
-        }
-        first_error
+        dispatch(
+            self,
+            stream,
+            bytes,
+            LookupMsg::decode,
+            |service, msg| service.handle_message(now, stream, msg),
+            |service, stream| service.refuse_and_close(stream, LookupRefusal::Malformed),
+        )
     }
 
     /// The driver's answer to the [`Action::Fetch`] of `stream`: the encoded records it

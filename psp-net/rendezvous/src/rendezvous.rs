@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::deadlines::Deadlines;
 use crate::ids::{Cookie, StreamHandle};
+use crate::service::{dispatch, DeframedStreams};
 use crate::wire::{
     Deframer, HandshakeBytes, RelayPayload, RendezvousMsg, RendezvousRefusal, WireError,
 };
@@ -158,6 +159,16 @@ pub struct Rendezvous {
     actions: VecDeque<Action>,
 }
 
+impl DeframedStreams for Rendezvous {
+    fn deframer(&mut self, stream: StreamHandle) -> Option<&mut Deframer> {
+        self.streams.get_mut(&stream).map(|s| &mut s.deframer)
+    }
+
+    fn is_open(&self, stream: StreamHandle) -> bool {
+        self.streams.contains_key(&stream)
+    }
+}
+
 impl Rendezvous {
     /// An empty service.
     pub fn new(config: RendezvousConfig) -> Self {
@@ -213,34 +224,14 @@ impl Rendezvous {
                 },
             );
         }
-        let fed = match self.streams.get_mut(&stream) {
-            Some(state) => state.deframer.feed(bytes),
-            None => return Ok(()),
-        };
-        let bodies = match fed {
-            Ok(bodies) => bodies,
-            Err(e) => {
-                self.refuse_and_close(stream, RendezvousRefusal::Malformed);
-                return Err(e.into());
-            }
-        };
-        let mut first_error = Ok(());
-        for body in bodies {
-            let result = match RendezvousMsg::decode(&body) {
-                Ok(msg) => self.handle_message(now, stream, msg),
-                Err(e) => {
-                    self.refuse_and_close(stream, RendezvousRefusal::Malformed);
-                    Err(e.into())
-                }
-            };
-            if first_error.is_ok() {
-                first_error = result;
-            }
-            if !self.streams.contains_key(&stream) {
-                break;
-            }
-        }
-        first_error
+        dispatch(
+            self,
+            stream,
+            bytes,
+            RendezvousMsg::decode,
+            |service, msg| service.handle_message(now, stream, msg),
+            |service, stream| service.refuse_and_close(stream, RendezvousRefusal::Malformed),
+        )
     }
 
     /// The stream closed. Closes its linked peer, forgets its cookie. Idempotent.

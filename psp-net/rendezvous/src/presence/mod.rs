@@ -32,6 +32,7 @@ use registration::{check_record, effective_limits, IntroBucket, Registration};
 use crate::chain::ChainView;
 use crate::deadlines::Deadlines;
 use crate::ids::{IntroId, StreamHandle};
+use crate::service::{dispatch, DeframedStreams};
 use crate::wire::{
     ChannelLimits, Deframer, IntroRefusal, OwnerSignedRecord, PresenceMsg, Register, Registered,
     SealedIntroduction,
@@ -191,6 +192,16 @@ pub struct Presence {
     actions: VecDeque<Action>,
 }
 
+impl DeframedStreams for Presence {
+    fn deframer(&mut self, stream: StreamHandle) -> Option<&mut Deframer> {
+        self.streams.get_mut(&stream).map(|s| &mut s.deframer)
+    }
+
+    fn is_open(&self, stream: StreamHandle) -> bool {
+        self.streams.contains_key(&stream)
+    }
+}
+
 impl Presence {
     /// The service of the node with identity `node_id` (the publisher of the records it
     /// co-signs).
@@ -252,34 +263,14 @@ impl Presence {
                 },
             );
         }
-        let fed = match self.streams.get_mut(&stream) {
-            Some(state) => state.deframer.feed(bytes),
-            None => return Ok(()),
-        };
-        let bodies = match fed {
-            Ok(bodies) => bodies,
-            Err(e) => {
-                self.close_stream(stream);
-                return Err(e.into());
-            }
-        };
-        let mut first_error = Ok(());
-        for body in bodies {
-            let result = match PresenceMsg::decode(&body) {
-                Ok(msg) => self.handle_message(now, stream, msg, chain),
-                Err(e) => {
-                    self.close_stream(stream);
-                    Err(e.into())
-                }
-            };
-            if first_error.is_ok() {
-                first_error = result;
-            }
-            if !self.streams.contains_key(&stream) {
-                break;
-            }
-        }
-        first_error
+        dispatch(
+            self,
+            stream,
+            bytes,
+            PresenceMsg::decode,
+            |service, msg| service.handle_message(now, stream, msg, chain),
+            |service, stream| service.close_stream(stream),
+        )
     }
 
     /// The stream closed (the client's or introducer's circuit went away). Idempotent.
