@@ -11,6 +11,7 @@ use psp_client::messaging::{
     control, Agent, AgentConfig, CoreConfig, MessagingError, Reply, Request, SocketChoice,
 };
 use psp_client::overlay::CircuitOptions;
+use psp_client::psp_net::rendezvous::client::AnnouncerConfig;
 use psp_client::psp_net::rendezvous::wire::ChannelLimits;
 use psp_client::{Error, Result};
 use tokio::sync::broadcast::error::RecvError;
@@ -160,6 +161,10 @@ pub struct AgentArgs {
     /// Seconds to build a circuit.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     build_timeout: u64,
+    /// Lifetime of each presence record, renewed at half of it (presence nodes accept at
+    /// most 300 s). A stopped agent's records lapse within it.
+    #[arg(long, value_name = "SECS", default_value_t = AnnouncerConfig::default().record_lifetime_secs)]
+    record_lifetime: u64,
 }
 
 impl AgentArgs {
@@ -183,6 +188,10 @@ impl AgentArgs {
                 rate_per_minute: self.rate,
                 burst: self.burst,
                 cap: self.cap,
+            },
+            announcer: AnnouncerConfig {
+                record_lifetime_secs: self.record_lifetime,
+                ..AnnouncerConfig::default()
             },
             ..CoreConfig::default()
         };
