@@ -5,7 +5,9 @@
 //! rest is production code.
 //!
 //! Bob announces at two points; Alice looks him up and sends; Bob accepts; they exchange
-//! messages both ways (one of 64 KiB) byte-exact; Carol is declined and told so.
+//! messages both ways (one of 64 KiB) byte-exact; Carol is declined and told so. Then, on
+//! the same nodes, a Bob with a public point and a direct Alice (her rendezvous circuit and
+//! her introduction take one hop each) exchange a binary message byte-exact.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -14,6 +16,7 @@ use std::time::Duration;
 
 use psp_client::keystore::Keys;
 use psp_client::messaging::source::{BoxFuture, IssuedCertificate, Peer, Snapshot, Statuses};
+use psp_client::messaging::views::LookupView;
 use psp_client::messaging::{
     Agent, AgentEvent, AgentHandle, AgentParts, ChainSource, CoreConfig, MessagingError,
     OverlayNetwork, Reply, Request,
@@ -208,7 +211,15 @@ async fn start_network(seeds: &[u8]) -> Network {
     }
 }
 
-async fn agent(net: &Network, seed: u8, points: u8) -> AgentHandle {
+/// An agent holding `points` presence points, otherwise as configured by default.
+fn points(points: u8) -> CoreConfig {
+    CoreConfig {
+        points,
+        ..CoreConfig::default()
+    }
+}
+
+async fn agent(net: &Network, seed: u8, core: CoreConfig) -> AgentHandle {
     let keys = Arc::new(client_keys(seed));
     let source = Arc::new(FakeChain {
         registry: net.registry.clone(),
@@ -232,10 +243,7 @@ async fn agent(net: &Network, seed: u8, points: u8) -> AgentHandle {
         id: format!("client-{seed}"),
         source,
         network,
-        core: CoreConfig {
-            points,
-            ..CoreConfig::default()
-        },
+        core,
         socket: None,
         refresh: Duration::from_secs(30),
         status_max_age_secs: 60,
@@ -264,6 +272,33 @@ async fn next_event<T>(
     timeout(STEP, wait).await.expect("the event in time")
 }
 
+/// Looks `peer` up until `count` records are found: they reach the DHT a moment after the
+/// registration.
+async fn records(agent: &AgentHandle, peer: &str, count: usize) -> LookupView {
+    timeout(STEP, async {
+        loop {
+            let request = Request::Lookup { peer: peer.into() };
+            if let Ok(Reply::Lookup(view)) = agent.request(request).await {
+                if view.presences.len() == count {
+                    return view;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .expect("the records found")
+}
+
+/// The number of the next introduction `events` reports.
+async fn next_request(events: &mut broadcast::Receiver<AgentEvent>) -> u64 {
+    next_event(events, |e| match e {
+        AgentEvent::IntroductionReceived { request, .. } => Some(*request),
+        _ => None,
+    })
+    .await
+}
+
 async fn inbox(agent: &AgentHandle) -> Vec<Vec<u8>> {
     let request = Request::Inbox {
         wait_secs: 20,
@@ -282,8 +317,10 @@ async fn inbox(agent: &AgentHandle) -> Vec<Vec<u8>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_talk_over_real_circuits() {
     let (bob_seed, alice_seed, carol_seed) = (0x0b, 0x0a, 0x0c);
-    let net = start_network(&[bob_seed, alice_seed, carol_seed]).await;
-    let mut bob = agent(&net, bob_seed, 2).await;
+    let (public_seed, direct_seed) = (0x1b, 0x1a);
+    let seeds = [bob_seed, alice_seed, carol_seed, public_seed, direct_seed];
+    let net = start_network(&seeds).await;
+    let mut bob = agent(&net, bob_seed, points(2)).await;
     let mut bob_events = bob.events();
     for _ in 0..2 {
         next_event(&mut bob_events, |e| {
@@ -291,35 +328,16 @@ async fn agents_talk_over_real_circuits() {
         })
         .await;
     }
-    let alice = agent(&net, alice_seed, 0).await;
+    let alice = agent(&net, alice_seed, points(0)).await;
     let bob_key = hex0x(&bob.identity());
 
-    // The records reach the DHT a moment after the registration: look until both are there.
-    let found = timeout(STEP, async {
-        loop {
-            let request = Request::Lookup {
-                peer: bob_key.clone(),
-            };
-            if let Ok(Reply::Lookup(view)) = alice.request(request).await {
-                if view.presences.len() == 2 {
-                    return view;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await
-    .expect("both records found");
+    let found = records(&alice, &bob_key, 2).await;
     assert_eq!(found.rejected, 0);
 
     // Alice's send waits for the channel while Bob accepts.
     let sending = alice.request(Request::send(bob_key.clone(), b"hello Bob".to_vec()));
     let accepting = async {
-        let request = next_event(&mut bob_events, |e| match e {
-            AgentEvent::IntroductionReceived { request, .. } => Some(*request),
-            _ => None,
-        })
-        .await;
+        let request = next_request(&mut bob_events).await;
         bob.request(Request::Accept { request })
             .await
             .expect("accepted")
@@ -339,14 +357,10 @@ async fn agents_talk_over_real_circuits() {
     assert_eq!(inbox(&alice).await, [big]);
 
     // Carol is declined and told so.
-    let carol = agent(&net, carol_seed, 0).await;
+    let carol = agent(&net, carol_seed, points(0)).await;
     let carol_send = carol.request(Request::send(bob_key.clone(), b"let me in".to_vec()));
     let declining = async {
-        let request = next_event(&mut bob_events, |e| match e {
-            AgentEvent::IntroductionReceived { request, .. } => Some(*request),
-            _ => None,
-        })
-        .await;
+        let request = next_request(&mut bob_events).await;
         bob.request(Request::Decline { request })
             .await
             .expect("declined")
@@ -368,4 +382,37 @@ async fn agents_talk_over_real_circuits() {
     bob.shutdown().await;
     alice.shutdown().await;
     carol.shutdown().await;
+
+    // A public Bob and a direct Alice: her introduction to his public point and her
+    // rendezvous circuit take one hop each; his join keeps three.
+    let public = CoreConfig {
+        public: true,
+        ..points(1)
+    };
+    let mut bob = agent(&net, public_seed, public).await;
+    let mut bob_events = bob.events();
+    let direct = CoreConfig {
+        direct: true,
+        ..points(0)
+    };
+    let alice = agent(&net, direct_seed, direct).await;
+    let bob_key = hex0x(&bob.identity());
+    let found = records(&alice, &bob_key, 1).await;
+    assert!(found.presences[0].public, "{found:?}");
+    let binary: Vec<u8> = (0..4_096u32).map(|i| (i * 131 % 256) as u8).collect();
+    let sending = alice.request(Request::send(bob_key.clone(), binary.clone()));
+    let accepting = async {
+        let request = next_request(&mut bob_events).await;
+        bob.request(Request::Accept { request })
+            .await
+            .expect("accepted")
+    };
+    let (sent, accepted) = tokio::join!(sending, accepting);
+    assert!(matches!(accepted, Reply::Accepted { .. }), "{accepted:?}");
+    let sent = sent.expect("sent");
+    assert!(matches!(sent, Reply::Sent { bytes: 4_096, .. }), "{sent:?}");
+    assert_eq!(inbox(&bob).await, [binary]);
+
+    bob.shutdown().await;
+    alice.shutdown().await;
 }

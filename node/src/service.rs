@@ -196,6 +196,13 @@ pub fn new_full<
 
     let overlay_state = Arc::new(crate::overlay::OverlayState::default());
     if !overlay.no_overlay {
+        let test_network = matches!(
+            config.chain_spec.chain_type(),
+            sc_service::ChainType::Development | sc_service::ChainType::Local
+        );
+        let observer =
+            crate::overlay::Observer::open(overlay.overlay_observe_file.as_deref(), test_network)
+                .map_err(|e| ServiceError::Other(e.to_string()))?;
         let identity = crate::overlay::OverlayIdentity::load(overlay, config.base_path.path())
             .map_err(|e| ServiceError::Other(e.to_string()))?;
         let identity = Arc::new(identity);
@@ -221,10 +228,8 @@ pub fn new_full<
             client.clone(),
             overlay_state.clone(),
             &task_manager.spawn_handle(),
-            matches!(
-                config.chain_spec.chain_type(),
-                sc_service::ChainType::Development | sc_service::ChainType::Local
-            ),
+            test_network,
+            observer,
         );
     }
 

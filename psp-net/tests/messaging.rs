@@ -6,12 +6,15 @@
 //! Bob announces at two presence points; his records reach the DHT co-signed by the presence
 //! nodes; Alice finds them, checks them herself, sets up a rendezvous point, introduces herself;
 //! Bob accepts and joins; they exchange messages both ways (one of 64 KiB) byte-exact
-//! through the rendezvous node. Carol is declined and told so.
+//! through the rendezvous node. Carol is declined and told so; when she tries again, Bob
+//! cancels her request and the presence node tears her route down at once (DESTROY), leaving
+//! her other circuits alone.
 //!
 //! What each node learns, recorded by a test-only observer (the plaintext its services
 //! receive, the clients linked to it): no node saw both a client's address (its link) and
 //! that client's identity; the presence nodes never learned who introduced themselves; the
-//! rendezvous node learned no identity at all. (Paths are chosen so that no client's entry
+//! rendezvous node learned no identity at all; every frame each node read from or wrote to its
+//! links was one 512-byte cell. (Paths are chosen so that no client's entry
 //! node is the last hop of a circuit that names that client: the agent's path choice must
 //! keep that rule.)
 //!
@@ -22,8 +25,10 @@
 mod messaging_net;
 
 use messaging_net::*;
+use psp_net::cell::DestroyReason;
 use psp_net::driver::unix_now;
-use psp_net::rendezvous::client::InitiatorEvent;
+use psp_net::rendezvous::client::{InitiatorEvent, Transmit};
+use psp_net::rendezvous::wire::PresenceMsg;
 use psp_net::rendezvous::StreamHandle;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +132,39 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
     )
     .await;
 
+    // Carol tries again; Bob cancels the request at his presence node: the node tears
+    // Carol's whole route to it down at once (DESTROY, not only an END of the stream), while
+    // her rendezvous circuit is untouched.
+    let mut carol_again = Pipes::default();
+    let _attempt = introduce(
+        &world,
+        &nodes,
+        carol_seed,
+        &points[1],
+        &mut carol_again,
+        &carol_client,
+    )
+    .await;
+    let (id, _) = bob.next_introduction(&world, 1).await;
+    let cancel = Transmit {
+        stream: StreamHandle(1),
+        bytes: PresenceMsg::Cancel(id).encode(),
+    };
+    write(&mut bob.pipes, cancel).await;
+    let to_presence = &carol_again.1[&StreamHandle(11)];
+    let closed = tokio::time::timeout(STEP, to_presence.closed())
+        .await
+        .expect("the cancelled introducer's circuit torn down in time");
+    assert_eq!(
+        (closed.reason, closed.cause),
+        (DestroyReason::Requested, None),
+        "destroyed by the network at the presence node's request"
+    );
+    assert!(
+        carol_again.1[&StreamHandle(10)].close_reason().is_none(),
+        "Carol's rendezvous circuit stays up"
+    );
+
     // What each node learned: its services' plaintext and the clients linked to it.
     let people = [
         (
@@ -169,6 +207,16 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
         assert!(
             !nodes[4].seen.identity(id),
             "the rendezvous node learned {name}'s identity"
+        );
+    }
+    // Every frame on every link, both ways, was one 512-byte cell.
+    for (i, node) in nodes.iter().enumerate() {
+        let stats = node.handle.stats().await.expect("stats");
+        assert!(stats.link_frames_in > 0 && stats.link_frames_out > 0);
+        assert_eq!(
+            (stats.link_bytes_in, stats.link_bytes_out),
+            (stats.link_frames_in * 512, stats.link_frames_out * 512),
+            "node {i}: link bytes are not whole 512-byte cells"
         );
     }
 }

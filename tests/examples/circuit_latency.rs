@@ -270,6 +270,7 @@ async fn main() -> Result<()> {
         circuit_burst: Some(5_000),
         debug_log: false,
         directory_timing: None,
+        observe: false,
     };
     let started = Instant::now();
     let nodes = start_local_network(&["alice", "bob", "charlie"], Some(overlay)).await?;

@@ -13,11 +13,17 @@
 //! the node's log is printed, because that is usually where the reason is.
 //! [`PspNode::start`] is the plain dev node (`--dev`, no overlay).
 //!
+//! [`agent`] runs `psp messaging agent` processes; [`observe`] reads back what a node
+//! started with [`OverlayOptions::observe`] learned.
+//!
 //! The binary is `$PSP_NODE_BIN`, else `$CARGO_TARGET_DIR/debug/psp-node`, else
 //! `$HOME/.cache/psp-target/debug/psp-node`. A missing binary is a test failure with a message
 //! saying how to build it, never a skip.
 
 #![warn(missing_docs)]
+
+pub mod agent;
+pub mod observe;
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, subxt::rpcs::rpc_params};
@@ -274,6 +280,9 @@ pub struct OverlayOptions {
     pub debug_log: bool,
     /// `--directory-period` (seconds) and `--directory-vote-window` (seconds).
     pub directory_timing: Option<(u64, u64)>,
+    /// `--overlay-observe-file` in the node's log directory: what the node learns, read back
+    /// with [`PspNode::observed`].
+    pub observe: bool,
 }
 
 /// How to start a node.
@@ -421,6 +430,11 @@ impl PspNode {
             log_path,
             _log_dir: log_dir,
         })
+    }
+
+    /// What the node observed so far (started with [`OverlayOptions::observe`]).
+    pub fn observed(&self) -> Result<observe::Observed> {
+        observe::Observed::read(&observe_path(&self.log_path))
     }
 
     /// Stops the node and starts it again on the same ports and base path (chain database,
@@ -735,6 +749,11 @@ impl Drop for PspNode {
     }
 }
 
+/// The observe file of the node logging to `log_path`.
+fn observe_path(log_path: &Path) -> PathBuf {
+    log_path.with_extension("observe")
+}
+
 /// Starts `psp-node` for `options` on the given ports and base path, its output appended to
 /// `log_path`.
 fn launch(
@@ -793,6 +812,10 @@ fn launch(
             }
             if overlay.debug_log {
                 cmd.args(["-l", "psp-overlay=debug"]);
+            }
+            if overlay.observe {
+                cmd.arg("--overlay-observe-file")
+                    .arg(observe_path(log_path));
             }
             if let Some((period, window)) = overlay.directory_timing {
                 cmd.args(["--directory-period", &period.to_string()]);

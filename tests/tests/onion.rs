@@ -527,6 +527,7 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         // Circuit closes (the tampered cell) are logged at debug only.
         debug_log: true,
         directory_timing: None,
+        observe: false,
     };
     let mut nodes =
         start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;

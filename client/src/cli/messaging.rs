@@ -13,7 +13,7 @@ use psp_client::messaging::{
 use psp_client::overlay::CircuitOptions;
 use psp_client::psp_net::rendezvous::client::AnnouncerConfig;
 use psp_client::psp_net::rendezvous::wire::ChannelLimits;
-use psp_client::{Error, Result};
+use psp_client::{parse_hex, Error, Result};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::common::{print_json, NodeArgs, PassArgs};
@@ -45,6 +45,11 @@ pub enum MessagingCommand {
         /// A file whose bytes are the message (up to 1 MiB).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Open the channel only through the peer's presence point at this node (0x + 64
+        /// hex digits, as `lookup` lists it); fails if the peer has none there. A channel
+        /// already open to the peer is used whatever its point.
+        #[arg(long, value_name = "NODE_KEY")]
+        presence_node: Option<String>,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -143,6 +148,15 @@ pub struct AgentArgs {
     /// Register public presence points (on the first hop) instead of anonymous ones.
     #[arg(long)]
     public: bool,
+    /// This agent does not hide its address: its rendezvous circuits (as caller and to
+    /// join a caller's rendezvous point) take one hop, and so do its introductions to
+    /// public presence points. Anonymous points and look-ups still take three hops.
+    #[arg(long)]
+    direct: bool,
+    /// Accept every introduction that passes its checks at once (the introduction-received
+    /// event is still printed, then the channel opens): for a public service or a benchmark.
+    #[arg(long)]
+    accept_all: bool,
     /// Introductions per minute each presence node lets through.
     #[arg(long, value_name = "N", default_value_t = ChannelLimits::default().rate_per_minute)]
     rate: u16,
@@ -184,6 +198,8 @@ impl AgentArgs {
         config.core = CoreConfig {
             points: self.points,
             public: self.public,
+            direct: self.direct,
+            accept_all: self.accept_all,
             limits: ChannelLimits {
                 rate_per_minute: self.rate,
                 burst: self.burst,
@@ -209,6 +225,7 @@ pub async fn run(cmd: MessagingCommand) -> Result<()> {
             id,
             text,
             file,
+            presence_node,
             socket,
         } => {
             let bytes = match (text, file) {
@@ -219,7 +236,12 @@ pub async fn run(cmd: MessagingCommand) -> Result<()> {
                 })?,
                 (None, None) => Vec::new(),
             };
-            socket.call(Request::send(id, bytes)).await
+            let presence_node = presence_node
+                .map(|node| parse_hex::<32>(&node, "--presence-node"))
+                .transpose()?;
+            socket
+                .call(Request::send_via(id, bytes, presence_node))
+                .await
         }
         MessagingCommand::Requests { socket } => socket.call(Request::Requests).await,
         MessagingCommand::Accept { request, socket } => {

@@ -209,6 +209,7 @@ impl Agent {
             id: parts.id.clone(),
             socket: parts.socket.as_ref().map(|p| p.display().to_string()),
             certificate_not_after: certificate.not_after,
+            link_peer: parts.network.link_peer(),
         };
         let timing = DriverTiming {
             refresh: parts.refresh,

@@ -25,7 +25,7 @@ use super::credentials;
 use super::error::MessagingError;
 use super::events::AgentEvent;
 use super::net::{NetEvent, Network};
-use super::protocol::{message_bytes, Request, Response};
+use super::protocol::{message_bytes, presence_node_key, Request, Response};
 use super::source::{ChainSource, IssuedCertificate, Peer, Snapshot, Statuses};
 use crate::keystore::Keys;
 
@@ -58,7 +58,10 @@ enum Internal {
 /// What to do with a resolved peer.
 enum Then {
     Lookup,
-    Send(Vec<u8>),
+    Send {
+        bytes: Vec<u8>,
+        presence_node: Option<[u8; 32]>,
+    },
 }
 
 /// A stream whose events wait for statuses.
@@ -268,10 +271,24 @@ impl Driver {
             Request::Inbox { wait_secs, max } => Command::Inbox { wait_secs, max },
             Request::Close { channel } => Command::Close(channel),
             Request::Lookup { peer } => return self.resolve(ticket, peer, Then::Lookup),
-            Request::Send { to, text, hex } => match message_bytes(text, hex) {
-                Ok(bytes) => return self.resolve(ticket, to, Then::Send(bytes)),
-                Err(e) => return self.answer(ticket, Err(e)),
-            },
+            Request::Send {
+                to,
+                text,
+                hex,
+                presence_node,
+            } => {
+                let then = message_bytes(text, hex).and_then(|bytes| {
+                    let presence_node = presence_node_key(presence_node.as_deref())?;
+                    Ok(Then::Send {
+                        bytes,
+                        presence_node,
+                    })
+                });
+                return match then {
+                    Ok(then) => self.resolve(ticket, to, then),
+                    Err(e) => self.answer(ticket, Err(e)),
+                };
+            }
         };
         self.core.command(now, ticket, command);
     }
@@ -317,7 +334,10 @@ impl Driver {
         }
         let command = match then {
             Then::Lookup => Command::Lookup { peer: peer.key },
-            Then::Send(bytes) => {
+            Then::Send {
+                bytes,
+                presence_node,
+            } => {
                 if let Some((channel, stream)) = self.core.channel_to(&peer.key) {
                     let room = self.writers.get(&stream).map(|w| w.capacity()).unwrap_or(0);
                     let needed = self.core.frames_for(bytes.len());
@@ -333,6 +353,7 @@ impl Driver {
                 Command::Send {
                     peer: peer.key,
                     bytes,
+                    presence_node,
                 }
             }
         };

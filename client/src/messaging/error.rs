@@ -102,6 +102,35 @@ pub enum MessagingError {
         /// Records found but refused by the checks.
         rejected: usize,
     },
+    /// The look-up found no live presence record at the presence node a send was restricted
+    /// to.
+    #[error(
+        "{peer} has no live presence record at presence node {node} ({elsewhere} found at \
+         other nodes, {rejected} refused); send without a presence node, or pick one that \
+         `psp messaging lookup` lists"
+    )]
+    NoPresenceAt {
+        /// The identity looked up.
+        peer: String,
+        /// The presence node asked for.
+        node: String,
+        /// Live records found at other presence nodes.
+        elsewhere: usize,
+        /// Records found but refused by the checks.
+        rejected: usize,
+    },
+    /// A channel to the peer is already being opened, through other presence points than
+    /// this send asks for.
+    #[error(
+        "a channel to {peer} is already being opened {through}; send again once it is open or \
+         has failed"
+    )]
+    ConnectPending {
+        /// The peer.
+        peer: String,
+        /// Which presence points the connect under way uses.
+        through: String,
+    },
     /// The peer declined the introduction.
     #[error("{peer} declined the request")]
     Declined {
@@ -186,6 +215,8 @@ impl MessagingError {
             Self::Protocol(_) => "Protocol",
             Self::LookupFailed { .. } => "LookupFailed",
             Self::NoPresence { .. } => "NoPresence",
+            Self::NoPresenceAt { .. } => "NoPresenceAt",
+            Self::ConnectPending { .. } => "ConnectPending",
             Self::Declined { .. } => "Declined",
             Self::ConnectFailed { .. } => "ConnectFailed",
             Self::JoinFailed { .. } => "JoinFailed",

@@ -23,6 +23,9 @@ pub enum AgentEvent {
         socket: Option<String>,
         /// The certificate's end.
         certificate_not_after: u64,
+        /// The libp2p peer id of its links (what its entry nodes see), if it has links.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link_peer: Option<String>,
     },
     /// A presence point's circuit is being built.
     PointOpening {

@@ -11,12 +11,20 @@
 //!   presence node chosen from the chain's registered nodes. A point whose circuit dies is
 //!   replaced in its slot on a new path; at its channel cap a point gets a sibling.
 //! * **Requests**: introductions that passed their checks wait, numbered, for `accept`
-//!   (join the introducer's rendezvous point: a channel) or `decline`.
+//!   (join the introducer's rendezvous point: a channel) or `decline`. With
+//!   [`CoreConfig::accept_all`] each is accepted as it arrives (the `introduction-received`
+//!   event still comes first): for a public service or a benchmark.
 //! * **Connect** (Alice): `send` to an id string or key resolves it on chain, looks up its
 //!   presence records over a 3-hop circuit to a random node's `lookup` service (checking
 //!   each record itself), then tries them, most recent first: a rendezvous circuit to a
 //!   random node, a circuit to the presence node, an `Initiator`. A `send` to a peer with an
-//!   open channel reuses it; messages queue while the channel opens.
+//!   open channel reuses it; messages queue while the channel opens. A `send` with a
+//!   `presenceNode` tries only the records at that node, and fails with
+//!   [`MessagingError::NoPresenceAt`] if there are none.
+//! * **Direct** ([`CoreConfig::direct`]): an agent that does not hide its address builds its
+//!   rendezvous circuits (as caller and to join a caller's point) and its introductions to
+//!   public points (records flagged public) in one hop; anonymous points and look-ups are
+//!   still reached over [`CoreConfig::hops`].
 //! * **Inbox**: received messages, bounded ([`InboxLimits`]), oldest dropped when full.
 //!
 //! ## Modules

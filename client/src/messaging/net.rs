@@ -80,6 +80,12 @@ pub trait Network: Send + Sync + 'static {
 
     /// The registered nodes to build paths from, after a chain refresh.
     fn set_nodes(&self, nodes: Vec<RelayNode>);
+
+    /// The libp2p peer id this network's links show the nodes (what an entry node sees of
+    /// this client), if it has one.
+    fn link_peer(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The registered nodes named by `path`, in order.
@@ -153,6 +159,10 @@ impl OverlayNetwork {
 }
 
 impl Network for OverlayNetwork {
+    fn link_peer(&self) -> Option<String> {
+        Some(self.client.peer_id().to_string())
+    }
+
     fn open(&self, request: OpenRequest, events: mpsc::Sender<NetEvent>) {
         let nodes = self.nodes.read().map(|n| n.clone()).unwrap_or_default();
         let client = self.client.clone();

@@ -9,14 +9,16 @@
 //! ← {"error":{"code":"UnknownRequest","message":"no pending request 7; …"}}
 //! ```
 //!
-//! Requests (`op`): `status`, `lookup {peer}`, `send {to, text | hex}`, `requests`,
-//! `accept {request}`, `decline {request}`, `inbox {waitSecs?, max?}`, `close {channel}`.
+//! Requests (`op`): `status`, `lookup {peer}`, `send {to, text | hex, presenceNode?}`,
+//! `requests`, `accept {request}`, `decline {request}`, `inbox {waitSecs?, max?}`,
+//! `close {channel}`.
 //! A line is at most [`MAX_LINE_LEN`] bytes.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::error::{ErrorView, MessagingError};
 use super::views::{InboxView, LookupView, RequestView, StatusView};
+use crate::{hex0x, parse_hex};
 
 /// Longest line either way: 4 MiB, room for a 1 MiB message as hex (2 MiB) and its JSON.
 pub const MAX_LINE_LEN: usize = 4 << 20;
@@ -47,6 +49,11 @@ pub enum Request {
         /// The message as hex.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hex: Option<String>,
+        /// Open the channel only through the peer's presence point at this node (`0x` + 64
+        /// hex digits, a node key as `lookup` lists it); absent: any. A channel already open
+        /// to the peer is used whatever its point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        presence_node: Option<String>,
     },
     /// The pending introductions.
     Requests,
@@ -79,20 +86,47 @@ pub enum Request {
 impl Request {
     /// A `send` of `bytes`: as text when they are UTF-8, else as hex.
     pub fn send(to: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Self::send_via(to, bytes, None)
+    }
+
+    /// A `send` of `bytes` that opens a channel only through the peer's presence point at
+    /// `presence_node` (if given).
+    pub fn send_via(
+        to: impl Into<String>,
+        bytes: Vec<u8>,
+        presence_node: Option<[u8; 32]>,
+    ) -> Self {
         let to = to.into();
-        match String::from_utf8(bytes) {
-            Ok(text) => Self::Send {
-                to,
-                text: Some(text),
-                hex: None,
-            },
-            Err(e) => Self::Send {
-                to,
-                text: None,
-                hex: Some(hex::encode(e.into_bytes())),
-            },
+        let presence_node = presence_node.map(|n| hex0x(&n));
+        let (text, hex) = match String::from_utf8(bytes) {
+            Ok(text) => (Some(text), None),
+            Err(e) => (None, Some(hex::encode(e.into_bytes()))),
+        };
+        Self::Send {
+            to,
+            text,
+            hex,
+            presence_node,
         }
     }
+}
+
+/// The `presenceNode` of a `send`: a node key, `0x` + 64 hex digits.
+pub fn presence_node_key(text: Option<&str>) -> Result<Option<[u8; 32]>, MessagingError> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let what = "presenceNode";
+    parse_hex::<32>(text, what).map(Some).map_err(|e| {
+        let reason = match e {
+            crate::Error::InvalidInput { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        MessagingError::InvalidRequest {
+            what,
+            reason: format!("{reason}; expected a node key, 0x + 64 hex digits"),
+        }
+    })
 }
 
 /// The message bytes of a `send`: exactly one of `text` and `hex`.
@@ -237,6 +271,7 @@ mod tests {
             },
             Request::send("peerstream.client.account.x", b"hi\nthere".to_vec()),
             Request::send("0x01", vec![0xff, 0x00]),
+            Request::send_via("0x01", b"via".to_vec(), Some([7; 32])),
             Request::Requests,
             Request::Accept { request: 3 },
             Request::Decline { request: 4 },
@@ -277,6 +312,25 @@ mod tests {
         assert_eq!(line, "{\"op\":\"send\",\"to\":\"0x01\",\"text\":\"hey\"}\n");
         let binary = encode_line(&Request::send("0x01", vec![0xff]));
         assert!(String::from_utf8_lossy(&binary).contains("\"hex\":\"ff\""));
+        let node = format!("0x{}", "ab".repeat(32));
+        let line = format!(r#"{{"op":"send","to":"0x01","text":"hey","presenceNode":"{node}"}}"#);
+        let r: Request = decode_line(line.as_bytes()).expect("send via a node");
+        assert_eq!(
+            r,
+            Request::send_via("0x01", b"hey".to_vec(), Some([0xab; 32]))
+        );
+    }
+
+    #[test]
+    fn presence_nodes_are_node_keys() {
+        assert_eq!(presence_node_key(None).expect("absent"), None);
+        let key = format!("0x{}", "01".repeat(32));
+        assert_eq!(presence_node_key(Some(&key)).expect("a key"), Some([1; 32]));
+        for bad in ["0x01", "zz", ""] {
+            let err = presence_node_key(Some(bad)).expect_err("refused");
+            assert_eq!(err.code(), "InvalidRequest");
+            assert!(err.to_string().contains("64 hex digits"), "{err}");
+        }
     }
 
     #[test]

@@ -265,7 +265,10 @@ impl World {
                         presence::Action::Send { stream, bytes } => {
                             out.push(Delivery::Data(stream.0, bytes))
                         }
-                        presence::Action::Close { stream } => self.node_closed(stream.0, &mut out),
+                        presence::Action::Close { stream }
+                        | presence::Action::Teardown { stream } => {
+                            self.node_closed(stream.0, &mut out)
+                        }
                         presence::Action::Publish {
                             content,
                             owner_signature,

@@ -5,6 +5,7 @@
 //! - [`identity`]: the overlay identity and the registration operators submit (fetched with
 //!   `psp identity register-node` from the `psp_overlayRegistration` RPC);
 //! - [`feed`]: the task that keeps the overlay in step with the chain;
+//! - [`observe`]: the test-only record of what this node learns (`--overlay-observe-file`);
 //! - this module: [`start`], which wires them to the psp-net driver, and the state the RPC
 //!   reads.
 //!
@@ -13,16 +14,18 @@
 
 mod feed;
 mod identity;
+pub mod observe;
 mod params;
 
 pub use identity::OverlayIdentity;
+pub use observe::Observer;
 pub use params::OverlayParams;
 
 use crate::chain_checks::ChainChecks;
 use crate::client::FullClient;
 use psp_net::{
     cert::CertificateAuthority,
-    circuit::RelayEvent,
+    circuit::{Peer, RelayEvent},
     crypto::{NodeId, OnionSecret},
     driver::{
         messaging::{MessagingChain, MessagingSetup},
@@ -51,6 +54,7 @@ pub fn start(
     state: Arc<OverlayState>,
     spawn: &sc_service::SpawnTaskHandle,
     test_network: bool,
+    observer: Option<Arc<Observer>>,
 ) {
     let mut config = NodeConfig {
         listen: params.listen(),
@@ -84,7 +88,10 @@ pub fn start(
             presence: Default::default(),
             rendezvous: Default::default(),
             lookup: Default::default(),
-            observer: None,
+            observer: observer.clone().map(|o| {
+                Arc::new(move |service: &'static str, bytes: &[u8]| o.service_bytes(service, bytes))
+                    as psp_net::driver::messaging::ServiceObserver
+            }),
         }),
         directory: genesis.map(|genesis| DirectorySetup {
             key: identity.signing_key(),
@@ -137,8 +144,21 @@ pub fn start(
         spawn_inner.spawn(
             "psp-overlay-chain-feed",
             Some("overlay"),
-            feed::feed_from_chain(client, checks, handle, identity.clone(), messaging_chain),
+            feed::feed_from_chain(
+                client,
+                checks,
+                handle.clone(),
+                identity.clone(),
+                messaging_chain,
+            ),
         );
+        if let Some(observer) = &observer {
+            spawn_inner.spawn(
+                "psp-overlay-observe",
+                Some("overlay"),
+                observer.clone().watch_traffic(handle),
+            );
+        }
         while let Some(event) = events.recv().await {
             match event {
                 NodeEvent::LinkRefused { .. } | NodeEvent::DialFailed { .. } => {
@@ -149,6 +169,15 @@ pub fn start(
                         target: "psp-overlay",
                         "refused: extend to {target:?}: {error} ({error:?})"
                     )
+                }
+                NodeEvent::LinkUp {
+                    peer: Peer::Client(_),
+                    peer_id,
+                } => {
+                    if let Some(observer) = &observer {
+                        observer.client_link(&peer_id);
+                    }
+                    log::debug!(target: "psp-overlay", "client link up: {peer_id}")
                 }
                 other => log::debug!(target: "psp-overlay", "{other:?}"),
             }

@@ -51,6 +51,12 @@ pub struct OverlayParams {
     /// only: anyone knowing the string has the keys).
     #[arg(long, value_name = "SEED")]
     pub overlay_seed: Option<String>,
+
+    /// Test networks only (dev and local chains): append what this node learns — client
+    /// links, the bytes its messaging services receive, link traffic — to this file, for
+    /// end-to-end tests of what each node sees.
+    #[arg(long, value_name = "FILE")]
+    pub overlay_observe_file: Option<std::path::PathBuf>,
 }
 
 impl OverlayParams {

@@ -472,7 +472,7 @@ fn accept_answers_the_introducer_and_decline_closes_its_stream() {
 }
 
 #[test]
-fn cancel_tears_down_the_introducers_stream_at_once() {
+fn cancel_tears_down_the_introducers_circuit_at_once() {
     let mut world = World::new();
     let (mut p, bob) = registered(&mut world, ChannelLimits::default());
     introduce(&mut p, &world, 10, bob.id(), NOW).unwrap();
@@ -488,12 +488,13 @@ fn cancel_tears_down_the_introducers_stream_at_once() {
     .unwrap();
     let actions = drain_presence(&mut p);
     assert!(presence_sent(&actions, StreamHandle(10)).is_empty());
-    assert!(presence_closed(&actions, StreamHandle(10)));
+    assert!(presence_torn_down(&actions, StreamHandle(10)));
+    assert!(!presence_closed(&actions, StreamHandle(10)));
     // By the operator.
     assert!(p.cancel_introduction(ids[1]));
     assert!(!p.cancel_introduction(ids[1]));
     let actions = drain_presence(&mut p);
-    assert!(presence_closed(&actions, StreamHandle(11)));
+    assert!(presence_torn_down(&actions, StreamHandle(11)));
     assert_eq!(
         presence_sent(&actions, BOB),
         vec![PresenceMsg::Withdrawn(ids[1])]

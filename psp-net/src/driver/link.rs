@@ -8,6 +8,8 @@
 //! hello timeout ends the task, and the driver closes the link and every circuit on it.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -74,6 +76,39 @@ impl Hello {
 
 type LinkId = u64;
 
+/// The frames and bytes this node's link tasks read from and wrote to their substreams,
+/// hellos included, counted where they hand each buffer to the substream (so that a frame of
+/// any other size than 512 bytes would show).
+#[derive(Debug, Default)]
+pub(crate) struct LinkTraffic {
+    frames_in: AtomicU64,
+    bytes_in: AtomicU64,
+    frames_out: AtomicU64,
+    bytes_out: AtomicU64,
+}
+
+impl LinkTraffic {
+    fn read(&self, bytes: usize) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
+        self.bytes_in.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn wrote(&self, bytes: usize) {
+        self.frames_out.fetch_add(1, Ordering::Relaxed);
+        self.bytes_out.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// `(frames in, bytes in, frames out, bytes out)`.
+    pub(crate) fn totals(&self) -> (u64, u64, u64, u64) {
+        (
+            self.frames_in.load(Ordering::Relaxed),
+            self.bytes_in.load(Ordering::Relaxed),
+            self.frames_out.load(Ordering::Relaxed),
+            self.bytes_out.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// From link tasks to the driver task.
 #[derive(Debug)]
 pub(crate) enum LinkMsg {
@@ -90,13 +125,17 @@ async fn run_link(
     hello_timeout: Duration,
     to_driver: mpsc::Sender<LinkMsg>,
     mut out: mpsc::Receiver<Frame>,
+    traffic: Arc<LinkTraffic>,
 ) {
     let (mut r, mut w) = stream.split();
     let hello = tokio::time::timeout(hello_timeout, async {
-        w.write_all(&ours.encode()[..]).await?;
+        let frame = ours.encode();
+        w.write_all(&frame[..]).await?;
+        traffic.wrote(frame.len());
         w.flush().await?;
         let mut buf = Box::new([0u8; CELL_LEN]);
         r.read_exact(&mut buf[..]).await?;
+        traffic.read(buf.len());
         Ok::<_, std::io::Error>(buf)
     })
     .await;
@@ -124,6 +163,7 @@ async fn run_link(
                     _ => format!("read: {e}"),
                 };
             }
+            traffic.read(cell.len());
             if to_driver.send(LinkMsg::Cell { link, cell }).await.is_err() {
                 return "driver stopped".to_owned();
             }
@@ -134,6 +174,7 @@ async fn run_link(
             if let Err(e) = w.write_all(&cell[..]).await {
                 return format!("write: {e}");
             }
+            traffic.wrote(cell.len());
             if out.is_empty() {
                 if let Err(e) = w.flush().await {
                     return format!("write: {e}");
@@ -204,6 +245,8 @@ pub(crate) struct Links {
     next_client: u64,
     /// Drained by the driver after every call; each call adds a handful at most.
     events: VecDeque<LinkEvent>,
+    /// Shared with every link task.
+    pub(crate) traffic: Arc<LinkTraffic>,
 }
 
 impl Links {
@@ -228,6 +271,7 @@ impl Links {
             next_link: 0,
             next_client: 0,
             events: VecDeque::new(),
+            traffic: Arc::default(),
         }
     }
 
@@ -465,6 +509,7 @@ impl Links {
             self.config.hello_timeout,
             self.to_driver.clone(),
             rx,
+            self.traffic.clone(),
         ));
     }
 

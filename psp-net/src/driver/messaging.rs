@@ -189,6 +189,14 @@ impl MessagingHub {
                         self.actions.push_back(ServiceAction::End { stream: at });
                     }
                 }
+                presence::Action::Teardown { stream } => {
+                    // DESTROY the introducer's whole route (a cancelled request).
+                    if let Some(at) = self.forget(Kind::Presence, stream) {
+                        self.actions.push_back(ServiceAction::Destroy {
+                            circuit: at.circuit,
+                        });
+                    }
+                }
                 presence::Action::Publish {
                     content,
                     owner_signature,

@@ -150,6 +150,14 @@ pub struct NodeStats {
     /// Outbound connections refused because the peer is not in the registered set last given
     /// to [`NodeHandle::dht_set_peers`] (DHT referrals to unregistered peers, mostly).
     pub dials_denied: u64,
+    /// Frames read from link substreams (hellos included): every one is a 512-byte cell.
+    pub link_frames_in: u64,
+    /// Bytes read from link substreams.
+    pub link_bytes_in: u64,
+    /// Frames written to link substreams (hellos included).
+    pub link_frames_out: u64,
+    /// Bytes written to link substreams.
+    pub link_bytes_out: u64,
 }
 
 enum Command {
@@ -550,6 +558,8 @@ impl NodeTask {
                 }
             }
             Command::Stats(tx) => {
+                let (link_frames_in, link_bytes_in, link_frames_out, link_bytes_out) =
+                    self.links.traffic.totals();
                 let _ = tx.send(NodeStats {
                     links: self.links.link_count(),
                     circuits: self.relay.circuit_count(),
@@ -558,6 +568,10 @@ impl NodeTask {
                         .events_dropped
                         .saturating_add(self.relay.events_dropped()),
                     dials_denied: self.links.swarm.behaviour().gate.denied(),
+                    link_frames_in,
+                    link_bytes_in,
+                    link_frames_out,
+                    link_bytes_out,
                 });
             }
             Command::CloseLink(node, tx) => {

@@ -334,9 +334,21 @@ async fn sends_to_unknown_or_revoked_identities_are_refused() {
             to: hex0x(&[0x55; 32]),
             text: None,
             hex: None,
+            presence_node: None,
         })
         .await
         .expect_err("no body");
     assert_eq!(ErrorView::from(&err).code, "InvalidRequest");
+    let err = alice
+        .request(Request::Send {
+            to: hex0x(&[0x55; 32]),
+            text: Some("hi".into()),
+            hex: None,
+            presence_node: Some("0x1234".into()),
+        })
+        .await
+        .expect_err("a short node key");
+    assert_eq!(ErrorView::from(&err).code, "InvalidRequest");
+    assert!(err.to_string().contains("presenceNode"), "{err}");
     alice.shutdown().await;
 }

@@ -3,6 +3,9 @@
 //! one to the record's presence node, an `Initiator` on the two. The first attempt that
 //! establishes a session opens the channel and flushes the messages queued for it. A decline
 //! ends the connect (the peer said no); a refusal or failure moves on to the next record.
+//! A send restricted to one presence node tries only the records published there. A direct
+//! agent builds the rendezvous stream, and the presence stream of a public record, in one
+//! hop ([`paths`](super::paths)).
 
 use std::collections::VecDeque;
 
@@ -11,6 +14,7 @@ use psp_net::rendezvous::client::{
     ClientError, Initiator, InitiatorEvent, InitiatorStreams, Output, Session,
 };
 use psp_net::rendezvous::record::VerifiedPresence;
+use psp_net::rendezvous::wire::presence::IntroRefusal;
 use psp_net::rendezvous::StreamHandle;
 
 use super::lookup::Purpose;
@@ -23,6 +27,10 @@ use crate::messaging::protocol::Response;
 /// One connect.
 pub(super) struct Connect {
     peer: [u8; 32],
+    /// Only records at this presence node are tried (`None`: any).
+    presence_node: Option<[u8; 32]>,
+    /// The presence node of the current attempt.
+    trying: Option<[u8; 32]>,
     /// Messages to send once the channel is open, each answered then.
     queued: Vec<(Ticket, Vec<u8>)>,
     queued_bytes: usize,
@@ -65,8 +73,15 @@ impl Connect {
 }
 
 impl Core {
-    /// `send`: on the open channel to `peer`, else queued on a connect (started if needed).
-    pub(super) fn send(&mut self, ticket: Ticket, peer: [u8; 32], bytes: Vec<u8>) {
+    /// `send`: on the open channel to `peer`, else queued on a connect (started if needed)
+    /// that tries only the records at `presence_node` if one is given.
+    pub(super) fn send(
+        &mut self,
+        ticket: Ticket,
+        peer: [u8; 32],
+        bytes: Vec<u8>,
+        presence_node: Option<[u8; 32]>,
+    ) {
         let max = self.config.initiator.channel.max_message_len();
         if bytes.len() > max {
             let too_long = ChannelError::MessageTooLong {
@@ -82,6 +97,14 @@ impl Core {
         }
         let pending = self.connects.iter_mut().find(|(_, c)| c.peer == peer);
         if let Some((_, connect)) = pending {
+            // An unrestricted send may ride any connect; a restricted one only its own kind.
+            if presence_node.is_some() && presence_node != connect.presence_node {
+                let error = MessagingError::ConnectPending {
+                    peer: hex0x(&peer),
+                    through: through(connect.presence_node),
+                };
+                return self.reply(ticket, Err(error));
+            }
             let full = connect.queued.len() >= self.config.max_queued_messages
                 || connect.queued_bytes + bytes.len() > self.config.max_queued_bytes;
             if full {
@@ -108,6 +131,8 @@ impl Core {
             id,
             Connect {
                 peer,
+                presence_node,
+                trying: None,
                 queued: vec![(ticket, bytes)],
                 queued_bytes,
                 records: VecDeque::new(),
@@ -130,14 +155,35 @@ impl Core {
         let Some(connect) = self.connects.get_mut(&cid) else {
             return;
         };
+        let (peer, restriction) = (connect.peer, connect.presence_node);
         let found = records.len();
-        connect.records = records;
-        let peer = connect.peer;
         if found == 0 {
             let peer = hex0x(&peer);
             return self.connect_failed(cid, MessagingError::NoPresence { peer, rejected });
         }
-        self.progress(peer, &format!("found {found} presence points"));
+        let mut step = format!("found {found} presence points");
+        let records = match restriction {
+            None => records,
+            Some(node) => {
+                let there: VecDeque<VerifiedPresence> = records
+                    .into_iter()
+                    .filter(|r| r.presence_node == node)
+                    .collect();
+                if there.is_empty() {
+                    let error = MessagingError::NoPresenceAt {
+                        peer: hex0x(&peer),
+                        node: hex0x(&node),
+                        elsewhere: found,
+                        rejected,
+                    };
+                    return self.connect_failed(cid, error);
+                }
+                step = format!("{step}, {} at {}", there.len(), hex0x(&node));
+                there
+            }
+        };
+        connect.records = records;
+        self.progress(peer, &step);
         self.next_attempt(now, cid);
     }
 
@@ -153,6 +199,7 @@ impl Core {
                 None => break None,
             }
         };
+        connect.trying = target.as_ref().map(|t| t.presence_node);
         let Some(target) = target else {
             let peer = hex0x(&connect.peer);
             let error = MessagingError::ConnectFailed {
@@ -170,10 +217,13 @@ impl Core {
             let reason = "no registered overlay node known for a rendezvous point".into();
             return self.connect_failed(cid, MessagingError::NoNodes { reason });
         };
-        let hops = self.config.hops;
+        let (rendezvous_hops, presence_hops) = (
+            self.rendezvous_hops(),
+            self.introduction_hops(target.public),
+        );
         let paths = self
-            .path_to(rendezvous_node, hops)
-            .and_then(|r| Ok((r, self.path_to(target.presence_node, hops)?)));
+            .path_to(rendezvous_node, rendezvous_hops)
+            .and_then(|r| Ok((r, self.path_to(target.presence_node, presence_hops)?)));
         let (rendezvous_path, presence_path) = match paths {
             Ok(paths) => paths,
             Err(e) => return self.connect_failed(cid, e),
@@ -266,7 +316,7 @@ impl Core {
     }
 
     fn initiator_output(&mut self, now: u64, cid: u64, out: Output<InitiatorEvent>) {
-        let Some(peer) = self.connects.get(&cid).map(|c| c.peer) else {
+        let Some((peer, trying)) = self.connects.get(&cid).map(|c| (c.peer, c.trying)) else {
             let _ = self.apply(out);
             return;
         };
@@ -280,7 +330,12 @@ impl Core {
                     self.connect_failed(cid, error);
                 }
                 InitiatorEvent::Refused(reason) => {
-                    self.attempt_failed(now, cid, format!("the presence node refused: {reason:?}"))
+                    let node = trying.map(|n| hex0x(&n)).unwrap_or_default();
+                    let reason = format!(
+                        "presence node {node} refused the introduction: {}",
+                        refusal_text(reason)
+                    );
+                    self.attempt_failed(now, cid, reason)
                 }
                 InitiatorEvent::Established(session) => {
                     channel = Some(self.connect_established(now, cid, session));
@@ -350,4 +405,31 @@ impl Core {
             step: step.into(),
         });
     }
+}
+
+/// How a connect restricted to `presence_node` (or not) reads in an error.
+fn through(presence_node: Option<[u8; 32]>) -> String {
+    match presence_node {
+        Some(node) => format!("through presence node {}", hex0x(&node)),
+        None => "through any presence node".into(),
+    }
+}
+
+/// A presence node's refusal of an introduction, for people.
+fn refusal_text(reason: IntroRefusal) -> String {
+    let text = match reason {
+        IntroRefusal::NotRegistered => "the peer has no presence point there (any more)",
+        IntroRefusal::CapReached => {
+            "the peer's channel cap at that presence point is reached (it opens no more \
+             channels there)"
+        }
+        IntroRefusal::RateLimited => {
+            "the peer's introduction rate at that presence point is exceeded; retry later"
+        }
+        IntroRefusal::Busy => "the node holds too many pending introductions; retry later",
+        IntroRefusal::TimedOut => "the peer did not answer in time",
+        IntroRefusal::TargetGone => "the peer's presence point ended while the introduction waited",
+        other => return format!("{other:?}"),
+    };
+    text.into()
 }

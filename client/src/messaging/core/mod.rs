@@ -10,11 +10,20 @@
 //! * **Point**: one presence point (an `Announcer` on its own stream) in a slot. A point
 //!   that ends is replaced in the same slot on a new path, at once and then with backoff.
 //! * **Request**: a pending introduction, numbered for `accept` / `decline`; accepting it
-//!   starts a **join** (a `Responder` on a stream to the introducer's rendezvous node).
+//!   starts a **join** (a `Responder` on a stream to the introducer's rendezvous node). With
+//!   [`CoreConfig::accept_all`] every request is accepted as it arrives.
 //! * **Connect**: reaching a peer: a **lookup** (a `Looker` on a stream to a random node's
 //!   `lookup` service), then one **attempt** per presence record (an `Initiator` on two
-//!   streams), most recent record first, until one gives a channel.
+//!   streams), most recent record first, until one gives a channel. A send restricted to
+//!   one presence node (`Command::Send::presence_node`) tries only the records there.
 //! * **Channel**: an established `Session`, numbered, one per peer for sending.
+//!
+//! ## Hops
+//! Every circuit takes [`CoreConfig::hops`] hops, entering through the agent's entry guard,
+//! except: public points ([`CoreConfig::public`]) register on the first hop, and a direct
+//! agent ([`CoreConfig::direct`]) builds in one hop its rendezvous circuits (as caller and
+//! to join a caller's point) and its introductions to public points. Look-ups and
+//! introductions to anonymous points always take `hops`.
 //!
 //! ## Interface
 //! Inputs: [`Core::start`], the stream events ([`Core::stream_opened`],
@@ -72,6 +81,16 @@ pub struct CoreConfig {
     pub max_points: u8,
     /// Public points (registered on the first hop) instead of anonymous ones. Default false.
     pub public: bool,
+    /// This agent does not hide its address: its rendezvous circuits (the ones it sets up
+    /// as caller and the ones it builds to join a caller's rendezvous point) take one hop,
+    /// and so do its introductions to public presence points (records flagged public).
+    /// Anonymous points are still reached over [`Self::hops`], and look-ups too. Default
+    /// false.
+    pub direct: bool,
+    /// Accept every introduction that passes its checks at once, as `accept` would (the
+    /// `introduction-received` event is still emitted, then the channel opens): for a
+    /// public service or a benchmark. Default false.
+    pub accept_all: bool,
     /// Introduction rate and channel cap asked of each presence node. Default
     /// [`ChannelLimits::default`] (6 a minute, bursts of 3, 16 channels).
     pub limits: ChannelLimits,
@@ -117,6 +136,8 @@ impl Default for CoreConfig {
             points: 2,
             max_points: 4,
             public: false,
+            direct: false,
+            accept_all: false,
             limits: ChannelLimits::default(),
             hops: 3,
             lookup_slots: 4,
@@ -158,6 +179,9 @@ pub enum Command {
         peer: [u8; 32],
         /// The message.
         bytes: Vec<u8>,
+        /// Open the channel only through the peer's presence point at this node (`None`:
+        /// any). An open channel to the peer is used whatever its point.
+        presence_node: Option<[u8; 32]>,
     },
     /// The pending requests.
     Requests,
@@ -335,7 +359,11 @@ impl Core {
                     self.reply(ticket, Err(e));
                 }
             }
-            Command::Send { peer, bytes } => self.send(ticket, peer, bytes),
+            Command::Send {
+                peer,
+                bytes,
+                presence_node,
+            } => self.send(ticket, peer, bytes, presence_node),
             Command::Requests => {
                 let requests = self.request_views();
                 self.reply(ticket, Ok(Reply::Requests { requests }));

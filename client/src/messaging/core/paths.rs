@@ -8,6 +8,15 @@
 //! the node list first arrives, and redrawn if it leaves the list or
 //! [`GUARD_FAILURES`] circuits in a row fail to open. Public points register on the first
 //! hop by design (their owner is not hiding).
+//!
+//! A direct agent ([`CoreConfig::direct`](super::CoreConfig::direct)) does not hide its
+//! address either: its rendezvous circuits and its introductions to public points go
+//! straight to the node (one hop). Neither kind of node learns its identity that way (the
+//! rendezvous node relays a sealed handshake, an introduction is sealed to its target), and
+//! a public point's owner announced itself anyway. Introductions to anonymous points keep
+//! [`CoreConfig::hops`](super::CoreConfig::hops): an anonymous owner's presence node must
+//! not learn the addresses of those who call it (whom it talks to is part of what it
+//! hides).
 
 use super::Core;
 use crate::hex0x;
@@ -22,6 +31,24 @@ impl Core {
     /// The presence nodes of the agent's points.
     pub(super) fn presence_nodes(&self) -> Vec<[u8; 32]> {
         self.points.values().filter_map(|p| p.node).collect()
+    }
+
+    /// Hops of a rendezvous circuit: this agent's as caller, or its join of a caller's.
+    pub(super) fn rendezvous_hops(&self) -> usize {
+        if self.config.direct {
+            1
+        } else {
+            self.config.hops
+        }
+    }
+
+    /// Hops of an introduction to a presence point that is public or not.
+    pub(super) fn introduction_hops(&self, public_point: bool) -> usize {
+        if self.config.direct && public_point {
+            1
+        } else {
+            self.config.hops
+        }
     }
 
     /// Draws a guard if there is none, or if it left the node list.

@@ -1,5 +1,7 @@
 //! Pending introductions (requests) and joins: `accept` answers the presence node and joins
 //! the introducer's rendezvous point with a `Responder`; `decline` tells the introducer no.
+//! With [`CoreConfig::accept_all`](super::CoreConfig::accept_all) every request is accepted
+//! as it arrives, with no one to answer. A direct agent joins in one hop.
 
 use psp_net::rendezvous::client::{Output, Responder, ResponderEvent};
 use psp_net::rendezvous::intro::VerifiedIntroduction;
@@ -22,7 +24,8 @@ pub(super) struct PendingRequest {
 
 /// An accepted introduction, joining its rendezvous point.
 pub(super) struct Join {
-    ticket: Ticket,
+    /// The `accept` to answer (`None`: accepted by `accept_all`).
+    ticket: Option<Ticket>,
     stream: StreamHandle,
     introduction: VerifiedIntroduction,
     pub(super) responder: Option<Responder>,
@@ -52,6 +55,19 @@ impl Core {
             from,
             slot,
         });
+        if self.config.accept_all {
+            if let Err(e) = self.join(None, request) {
+                // Still pending if it could not be taken (e.g. too many channels): a manual
+                // `accept` or `decline` can answer it.
+                let pending = if self.requests.contains_key(&request) {
+                    "; it waits for accept or decline"
+                } else {
+                    ""
+                };
+                let message = format!("request {request} not accepted automatically: {e}{pending}");
+                self.emit(AgentEvent::Warning { message });
+            }
+        }
     }
 
     pub(super) fn request_withdrawn(&mut self, slot: u8, intro: IntroId) {
@@ -93,16 +109,23 @@ impl Core {
     }
 
     pub(super) fn accept(&mut self, ticket: Ticket, request: u64) {
+        if let Err(e) = self.join(Some(ticket), request) {
+            self.reply(ticket, Err(e));
+        }
+    }
+
+    /// Accepts `request` and starts joining its rendezvous point; `ticket` (the `accept`, if
+    /// any) is answered when the channel is up or the join fails.
+    fn join(&mut self, ticket: Option<Ticket>, request: u64) -> Result<(), MessagingError> {
         if self.channels.len() + self.joins.len() >= self.config.max_channels {
             let max = self.config.max_channels;
-            let error = MessagingError::TooMany {
+            return Err(MessagingError::TooMany {
                 what: "channels",
                 max,
-            };
-            return self.reply(ticket, Err(error));
+            });
         }
         let Some(pending) = self.requests.get(&request) else {
-            return self.reply(ticket, Err(MessagingError::UnknownRequest(request)));
+            return Err(MessagingError::UnknownRequest(request));
         };
         let (slot, intro) = (pending.slot, pending.intro);
         // The path first: a request accepted without one would leave the introducer waiting.
@@ -114,25 +137,16 @@ impl Core {
             .map(|(_, introduction)| introduction.introduction().rendezvous_node);
         let Some(node) = node else {
             self.requests.remove(&request);
-            return self.reply(ticket, Err(MessagingError::UnknownRequest(request)));
+            return Err(MessagingError::UnknownRequest(request));
         };
-        let path = match self.path_to(node, self.config.hops) {
-            Ok(path) => path,
-            Err(e) => return self.reply(ticket, Err(e)),
-        };
+        let path = self.path_to(node, self.rendezvous_hops())?;
         self.requests.remove(&request);
-        let accepted = match self
+        let (answer, introduction) = self
             .points
             .get_mut(&slot)
             .and_then(|p| p.announcer.as_mut())
-        {
-            Some(announcer) => announcer.accept(intro),
-            None => return self.reply(ticket, Err(MessagingError::UnknownRequest(request))),
-        };
-        let (answer, introduction) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => return self.reply(ticket, Err(e.into())),
-        };
+            .ok_or(MessagingError::UnknownRequest(request))?
+            .accept(intro)?;
         self.write(answer);
         let stream = self.open_path(Owner::Join(request), path, RENDEZVOUS_SERVICE);
         self.joins.insert(
@@ -144,6 +158,7 @@ impl Core {
                 responder: None,
             },
         );
+        Ok(())
     }
 
     pub(super) fn decline(&mut self, ticket: Ticket, request: u64) {
@@ -257,7 +272,9 @@ impl Core {
                         channel: id,
                         peer: hex0x(&peer),
                     };
-                    self.reply(join.ticket, Ok(reply));
+                    if let Some(ticket) = join.ticket {
+                        self.reply(ticket, Ok(reply));
+                    }
                 }
                 ResponderEvent::Session(event) => {
                     if let Some(id) = channel {
@@ -280,7 +297,9 @@ impl Core {
             peer: from,
             reason: format!("joining request {request}: {reason}"),
         });
-        let error = MessagingError::JoinFailed { request, reason };
-        self.reply(join.ticket, Err(error));
+        if let Some(ticket) = join.ticket {
+            let error = MessagingError::JoinFailed { request, reason };
+            self.reply(ticket, Err(error));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The core on an in-memory network of real node services ([`testkit`]): presence points,
 //! replacement, look-ups, introductions, accept and decline, channels both ways, the
-//! inbox and its waits, and the refusals — deterministic, with time jumped by hand.
+//! inbox and its waits, the refusals, direct agents' paths, sends restricted to one presence
+//! node and accept-all — deterministic, with time jumped by hand.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -8,6 +9,7 @@ use psp_net::rendezvous::StreamHandle;
 
 use super::*;
 use crate::messaging::credentials;
+use crate::messaging::error::ErrorView;
 use crate::messaging::testkit::{Delivery, World};
 use crate::messaging::views::InboxMessageView;
 
@@ -31,8 +33,8 @@ struct Sim {
     routes: HashMap<u64, (usize, StreamHandle)>,
     ids: HashMap<(usize, StreamHandle), u64>,
     next_ticket: u64,
-    /// Every path opened, by client.
-    paths: Vec<(usize, Vec<[u8; 32]>)>,
+    /// Every path opened: client, service, path.
+    paths: Vec<(usize, &'static str, Vec<[u8; 32]>)>,
 }
 
 impl Sim {
@@ -105,10 +107,40 @@ impl Sim {
     }
 
     fn err(&mut self, client: usize, ticket: Ticket) -> String {
+        self.error(client, ticket).code
+    }
+
+    fn error(&mut self, client: usize, ticket: Ticket) -> ErrorView {
         match self.reply(client, ticket) {
-            Some(Response::Error(e)) => e.code,
+            Some(Response::Error(e)) => e,
             other => panic!("client {client}: expected an error, got {other:?}"),
         }
+    }
+
+    /// The paths `client` opened to `service`, as hex keys, entry first.
+    fn paths_to(&self, client: usize, service: &str) -> Vec<Vec<String>> {
+        self.paths
+            .iter()
+            .filter(|(c, s, _)| *c == client && *s == service)
+            .map(|(_, _, path)| path.iter().map(|n| hex0x(n)).collect())
+            .collect()
+    }
+
+    /// A `send` of `bytes` to `peer`, through its point at `presence_node` only if given.
+    fn send(
+        &mut self,
+        client: usize,
+        peer: [u8; 32],
+        bytes: &[u8],
+        presence_node: Option<[u8; 32]>,
+    ) -> Ticket {
+        let bytes = bytes.to_vec();
+        let command = Command::Send {
+            peer,
+            bytes,
+            presence_node,
+        };
+        self.command(client, command)
     }
 
     /// Runs every client's actions and the nodes' answers until nothing moves.
@@ -140,7 +172,7 @@ impl Sim {
                 .open(request.target().expect("a path"), request.service)
             {
                 Ok(id) => {
-                    self.paths.push((c, request.path.clone()));
+                    self.paths.push((c, request.service, request.path.clone()));
                     self.routes.insert(id, (c, request.stream));
                     self.ids.insert((c, request.stream), id);
                     if !self.clients[c].core.stream_opened(now, request.stream) {
@@ -245,7 +277,7 @@ impl Sim {
 /// No circuit of `client` entered through a node that was ever one of its presence nodes,
 /// and every circuit has three distinct hops.
 fn assert_no_entry_is_a_presence_node(sim: &Sim, client: usize, presence: &[String]) {
-    for (c, path) in sim.paths.iter().filter(|(c, _)| *c == client) {
+    for (c, _, path) in sim.paths.iter().filter(|(c, _, _)| *c == client) {
         assert_eq!(path.len(), 3, "client {c}: {path:?}");
         assert!(path[0] != path[1] && path[1] != path[2] && path[0] != path[2]);
         assert!(
@@ -317,6 +349,7 @@ fn bob_announces_alice_connects_they_talk_and_carol_is_declined() {
         Command::Send {
             peer: bob_key,
             bytes: b"hello Bob".to_vec(),
+            presence_node: None,
         },
     );
     assert!(
@@ -360,6 +393,7 @@ fn bob_announces_alice_connects_they_talk_and_carol_is_declined() {
         Command::Send {
             peer: alice_key,
             bytes: big.clone(),
+            presence_node: None,
         },
     );
     let Reply::Sent { channel: used, .. } = sim.ok(bob, t) else {
@@ -377,6 +411,7 @@ fn bob_announces_alice_connects_they_talk_and_carol_is_declined() {
         Command::Send {
             peer: bob_key,
             bytes: b"again".to_vec(),
+            presence_node: None,
         },
     );
     assert!(matches!(sim.ok(alice, t), Reply::Sent { channel, .. } if channel == alice_channel));
@@ -396,6 +431,7 @@ fn bob_announces_alice_connects_they_talk_and_carol_is_declined() {
         Command::Send {
             peer: bob_key,
             bytes: b"let me in".to_vec(),
+            presence_node: None,
         },
     );
     let intros = sim.introductions(bob);
@@ -517,6 +553,7 @@ fn refusals_are_clear_and_change_nothing() {
         Command::Send {
             peer: dave,
             bytes: b"hi".to_vec(),
+            presence_node: None,
         },
     );
     assert_eq!(sim.err(alice, t), "NoPresence");
@@ -527,6 +564,7 @@ fn refusals_are_clear_and_change_nothing() {
         Command::Send {
             peer: dave,
             bytes: vec![0; (1 << 20) + 1],
+            presence_node: None,
         },
     );
     assert_eq!(sim.err(alice, t), "Protocol");
@@ -591,6 +629,7 @@ fn a_waiting_inbox_read_gets_the_next_message_and_full_caps_add_points() {
         Command::Send {
             peer: bob_key,
             bytes: b"first".to_vec(),
+            presence_node: None,
         },
     );
     let (request, _) = sim.introductions(bob)[0].clone();
@@ -616,4 +655,273 @@ fn a_waiting_inbox_read_gets_the_next_message_and_full_caps_add_points() {
         "{events:?}"
     );
     assert_eq!(registered_slots(&events), [1]);
+}
+
+/// Alice's client config: no points of her own, direct or not.
+fn caller(direct: bool) -> CoreConfig {
+    CoreConfig {
+        points: 0,
+        direct,
+        ..CoreConfig::default()
+    }
+}
+
+fn text_of(messages: &[InboxMessageView]) -> Vec<&str> {
+    messages.iter().filter_map(|m| m.text.as_deref()).collect()
+}
+
+#[test]
+fn a_direct_caller_takes_one_hop_to_its_rendezvous_point_and_to_public_points() {
+    let mut sim = Sim::new(6);
+    let public = CoreConfig {
+        points: 1,
+        public: true,
+        ..CoreConfig::default()
+    };
+    let bob = sim.client(0x0b, public);
+    let bob_node = presence_nodes(&sim.take_events(bob))[0].clone();
+    let alice = sim.client(0x0a, caller(true));
+    let (bob_key, alice_key) = (sim.clients[bob].key, sim.clients[alice].key);
+
+    let sent = sim.send(alice, bob_key, b"hello Bob", None);
+    // The look-up stays anonymous; the introduction to the public point and the
+    // rendezvous circuit go straight to their nodes.
+    let lookups = sim.paths_to(alice, LOOKUP_SERVICE);
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0].len(), 3, "{lookups:?}");
+    assert_eq!(sim.paths_to(alice, PRESENCE_SERVICE), [[bob_node.clone()]]);
+    let rendezvous = sim.paths_to(alice, RENDEZVOUS_SERVICE);
+    assert_eq!(rendezvous.len(), 1);
+    assert_eq!(rendezvous[0].len(), 1, "{rendezvous:?}");
+    let rendezvous_node = rendezvous[0][0].clone();
+    assert_ne!(rendezvous_node, bob_node);
+
+    // Bob is not direct: his join of Alice's rendezvous point takes three hops.
+    let intros = sim.introductions(bob);
+    assert_eq!(intros.len(), 1);
+    assert_eq!(intros[0].1, hex0x(&alice_key));
+    let t = sim.command(bob, Command::Accept(intros[0].0));
+    assert!(matches!(sim.ok(bob, t), Reply::Accepted { .. }));
+    let joins = sim.paths_to(bob, RENDEZVOUS_SERVICE);
+    assert_eq!(joins.len(), 1);
+    assert_eq!(joins[0].len(), 3, "{joins:?}");
+    assert_eq!(joins[0][2], rendezvous_node);
+
+    assert!(matches!(sim.ok(alice, sent), Reply::Sent { bytes: 9, .. }));
+    assert_eq!(text_of(&sim.inbox(bob)), ["hello Bob"]);
+}
+
+#[test]
+fn a_direct_caller_reaches_anonymous_points_over_three_hops_and_a_direct_callee_joins_in_one() {
+    let mut sim = Sim::new(6);
+    // Bob is direct too, but his points stay anonymous: `direct` is not `public`.
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 1,
+            direct: true,
+            ..CoreConfig::default()
+        },
+    );
+    let bob_node = presence_nodes(&sim.take_events(bob))[0].clone();
+    let registrations = sim.paths_to(bob, PRESENCE_SERVICE);
+    assert_eq!(registrations.len(), 1);
+    assert_eq!(registrations[0].len(), 3, "{registrations:?}");
+    let alice = sim.client(0x0a, caller(true));
+    let (bob_key, alice_key) = (sim.clients[bob].key, sim.clients[alice].key);
+
+    let sent = sim.send(alice, bob_key, b"through three hops", None);
+    let intro = sim.paths_to(alice, PRESENCE_SERVICE);
+    assert_eq!(intro.len(), 1);
+    let path = &intro[0];
+    assert_eq!(path.len(), 3, "{path:?}");
+    assert!(path[0] != path[1] && path[1] != path[2] && path[0] != path[2]);
+    assert_eq!(path[2], bob_node);
+    let rendezvous = sim.paths_to(alice, RENDEZVOUS_SERVICE);
+    assert_eq!(rendezvous.len(), 1);
+    assert_eq!(rendezvous[0].len(), 1, "{rendezvous:?}");
+
+    // Direct Bob joins Alice's rendezvous point in one hop.
+    let intros = sim.introductions(bob);
+    assert_eq!(intros.len(), 1);
+    let t = sim.command(bob, Command::Accept(intros[0].0));
+    let Reply::Accepted { peer, .. } = sim.ok(bob, t) else {
+        panic!("not accepted")
+    };
+    assert_eq!(peer, hex0x(&alice_key));
+    assert_eq!(sim.paths_to(bob, RENDEZVOUS_SERVICE), rendezvous);
+
+    assert!(matches!(sim.ok(alice, sent), Reply::Sent { .. }));
+    assert_eq!(text_of(&sim.inbox(bob)), ["through three hops"]);
+    let t = sim.send(bob, alice_key, b"and back", None);
+    assert!(matches!(sim.ok(bob, t), Reply::Sent { .. }));
+    assert_eq!(text_of(&sim.inbox(alice)), ["and back"]);
+}
+
+#[test]
+fn a_send_restricted_to_a_presence_node_tries_only_the_point_there() {
+    let mut sim = Sim::new(6);
+    // Two points that take one channel each, and no third point at the cap.
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 2,
+            max_points: 2,
+            limits: ChannelLimits {
+                rate_per_minute: 60,
+                burst: 10,
+                cap: 1,
+            },
+            ..CoreConfig::default()
+        },
+    );
+    sim.take_events(bob);
+    let status = sim.clients[bob].core.status();
+    let node_of = |slot: usize| -> [u8; 32] {
+        let hex = status.points[slot].node.as_deref().expect("a node");
+        crate::parse_hex::<32>(hex, "node").expect("a key")
+    };
+    let (point_a, point_b) = (node_of(0), node_of(1));
+    let bob_key = sim.clients[bob].key;
+    let alice = sim.client(0x0a, caller(false));
+    let carol = sim.client(0x0c, caller(false));
+
+    // Alice's channel goes through point A, which reaches its cap.
+    let sent = sim.send(alice, bob_key, b"via A", Some(point_a));
+    let intro = sim.paths_to(alice, PRESENCE_SERVICE);
+    assert_eq!(intro.len(), 1);
+    assert_eq!(intro[0].last(), Some(&hex0x(&point_a)));
+    let intros = sim.introductions(bob);
+    assert_eq!(intros.len(), 1);
+    let t = sim.command(bob, Command::Accept(intros[0].0));
+    assert!(matches!(sim.ok(bob, t), Reply::Accepted { .. }));
+    assert!(matches!(sim.ok(alice, sent), Reply::Sent { .. }));
+    let events = sim.take_events(bob);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            AgentEvent::CapReached {
+                slot: 0,
+                added_slot: None,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+
+    // Carol, restricted to A, is refused there, and told why.
+    let t = sim.send(carol, bob_key, b"via A too", Some(point_a));
+    let error = sim.error(carol, t);
+    assert_eq!(error.code, "ConnectFailed", "{error:?}");
+    assert!(
+        error.message.contains(&hex0x(&point_a))
+            && error
+                .message
+                .contains("channel cap at that presence point is reached"),
+        "{}",
+        error.message
+    );
+    assert!(sim.introductions(bob).is_empty());
+    assert!(sim
+        .paths_to(carol, PRESENCE_SERVICE)
+        .iter()
+        .all(|p| p.last() == Some(&hex0x(&point_a))));
+
+    // Restricted to a node where Bob has no point: nothing is tried, the error says so.
+    let elsewhere = sim
+        .world
+        .node_keys()
+        .into_iter()
+        .find(|n| *n != point_a && *n != point_b)
+        .expect("a third node");
+    let t = sim.send(carol, bob_key, b"via nowhere", Some(elsewhere));
+    let error = sim.error(carol, t);
+    assert_eq!(error.code, "NoPresenceAt", "{error:?}");
+    assert!(
+        error.message.contains(&hex0x(&elsewhere))
+            && error.message.contains("2 found at other nodes"),
+        "{}",
+        error.message
+    );
+
+    // The same send without the restriction reaches Bob as a request (through B).
+    let tries = sim.paths_to(carol, PRESENCE_SERVICE).len();
+    let unrestricted = sim.send(carol, bob_key, b"any point", None);
+    assert!(sim.reply(carol, unrestricted).is_none(), "waits for Bob");
+    let intros = sim.introductions(bob);
+    assert_eq!(intros.len(), 1);
+    assert_eq!(intros[0].1, hex0x(&sim.clients[carol].key));
+    let last = sim.paths_to(carol, PRESENCE_SERVICE);
+    assert_eq!(last.last().and_then(|p| p.last()), Some(&hex0x(&point_b)));
+    assert!(last.len() > tries);
+
+    // While it is under way, a send restricted to another point cannot ride it.
+    let t = sim.send(carol, bob_key, b"via B only", Some(point_b));
+    assert_eq!(sim.err(carol, t), "ConnectPending");
+    let t = sim.command(bob, Command::Accept(intros[0].0));
+    assert!(matches!(sim.ok(bob, t), Reply::Accepted { .. }));
+    assert!(matches!(sim.ok(carol, unrestricted), Reply::Sent { .. }));
+    assert_eq!(text_of(&sim.inbox(bob)), ["via A", "any point"]);
+}
+
+#[test]
+fn accept_all_opens_every_checked_introduction_at_once() {
+    let mut sim = Sim::new(6);
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 1,
+            accept_all: true,
+            max_channels: 1,
+            ..CoreConfig::default()
+        },
+    );
+    sim.take_events(bob);
+    let alice = sim.client(0x0a, caller(false));
+    let carol = sim.client(0x0c, caller(false));
+    let (bob_key, alice_key) = (sim.clients[bob].key, sim.clients[alice].key);
+
+    // No accept: the introduction is reported, then the channel opens.
+    let sent = sim.send(alice, bob_key, b"no questions asked", None);
+    let Reply::Sent { bytes: 18, .. } = sim.ok(alice, sent) else {
+        panic!("not sent")
+    };
+    let events = sim.take_events(bob);
+    let alice_hex = hex0x(&alice_key);
+    let introduced = events.iter().position(
+        |e| matches!(e, AgentEvent::IntroductionReceived { from, .. } if *from == alice_hex),
+    );
+    let opened = events.iter().position(|e| {
+        matches!(e, AgentEvent::ChannelOpened { peer, initiated: false, .. } if *peer == alice_hex)
+    });
+    assert!(
+        matches!((introduced, opened), (Some(i), Some(o)) if i < o),
+        "{events:?}"
+    );
+    assert_eq!(text_of(&sim.inbox(bob)), ["no questions asked"]);
+    let t = sim.command(bob, Command::Requests);
+    assert!(matches!(sim.ok(bob, t), Reply::Requests { requests } if requests.is_empty()));
+
+    // At the channel bound the next one is not taken: it waits for a person, who declines.
+    let carol_send = sim.send(carol, bob_key, b"one too many", None);
+    let events = sim.take_events(bob);
+    let request = events
+        .iter()
+        .find_map(|e| match e {
+            AgentEvent::IntroductionReceived { request, .. } => Some(*request),
+            _ => None,
+        })
+        .expect("introduced");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            AgentEvent::Warning { message }
+                if message.contains("not accepted automatically")
+                    && message.contains("waits for accept or decline")
+        )),
+        "{events:?}"
+    );
+    let t = sim.command(bob, Command::Decline(request));
+    assert!(matches!(sim.ok(bob, t), Reply::Declined { .. }));
+    assert_eq!(sim.err(carol, carol_send), "Declined");
 }

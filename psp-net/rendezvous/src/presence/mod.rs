@@ -108,6 +108,12 @@ pub enum Action {
         /// The stream.
         stream: StreamHandle,
     },
+    /// Tear down the whole circuit the stream is on at once (DESTROY, nothing more is sent):
+    /// the route of an introducer whose request was cancelled. The service has forgotten it.
+    Teardown {
+        /// The stream.
+        stream: StreamHandle,
+    },
     /// Co-sign the record with the node key (`SignedRecord::cosign(content, owner_signature,
     /// node_key)`) and publish it in the DHT, replacing an older one under the same key.
     Publish {
@@ -314,8 +320,8 @@ impl Presence {
         }
     }
 
-    /// Cancels a pending introduction (operator or client): closes the introducer's stream at
-    /// once and tells the client it is withdrawn. Returns whether it was pending.
+    /// Cancels a pending introduction (operator or client): tears the introducer's circuit
+    /// down at once ([`Action::Teardown`]) and tells the client it is withdrawn. Returns whether it was pending.
     pub fn cancel_introduction(&mut self, id: IntroId) -> bool {
         let pending = self.pending.contains_key(&id);
         self.end_pending(id, Outcome::Cancelled);
@@ -608,7 +614,7 @@ impl Presence {
                 self.close_stream(pending.introducer);
             }
             Outcome::Cancelled => {
-                self.close_stream(pending.introducer);
+                self.teardown_stream(pending.introducer);
                 if let Some(owner_stream) = owner_stream {
                     self.send(owner_stream, &PresenceMsg::Withdrawn(id));
                 }
@@ -671,6 +677,14 @@ impl Presence {
     fn close_stream(&mut self, stream: StreamHandle) {
         if self.streams.contains_key(&stream) {
             self.actions.push_back(Action::Close { stream });
+            self.forget_stream(stream);
+        }
+    }
+
+    /// Tears down the circuit of a stream we cut off, and forgets the stream.
+    fn teardown_stream(&mut self, stream: StreamHandle) {
+        if self.streams.contains_key(&stream) {
+            self.actions.push_back(Action::Teardown { stream });
             self.forget_stream(stream);
         }
     }

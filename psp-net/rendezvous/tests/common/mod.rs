@@ -216,6 +216,13 @@ pub fn presence_closed(actions: &[presence::Action], stream: StreamHandle) -> bo
         .any(|a| matches!(a, presence::Action::Close { stream: s } if *s == stream))
 }
 
+/// Whether the presence service tore down the circuit of `stream`.
+pub fn presence_torn_down(actions: &[presence::Action], stream: StreamHandle) -> bool {
+    actions
+        .iter()
+        .any(|a| matches!(a, presence::Action::Teardown { stream: s } if *s == stream))
+}
+
 /// The rendezvous messages sent to `stream`, in order.
 pub fn rendezvous_sent(actions: &[rendezvous::Action], stream: StreamHandle) -> Vec<RendezvousMsg> {
     actions

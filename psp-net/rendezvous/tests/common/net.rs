@@ -200,7 +200,9 @@ impl Net {
             while let Some(action) = self.presence[node].service.poll_action() {
                 match action {
                     presence::Action::Send { stream, bytes } => self.deliver(stream, bytes),
-                    presence::Action::Close { stream } => self.node_closed(stream),
+                    presence::Action::Close { stream } | presence::Action::Teardown { stream } => {
+                        self.node_closed(stream)
+                    }
                     presence::Action::Publish {
                         content,
                         owner_signature,
