@@ -218,8 +218,8 @@ impl Core {
             return self.connect_failed(cid, MessagingError::NoNodes { reason });
         };
         let (rendezvous_hops, presence_hops) = (
-            self.rendezvous_hops(),
-            self.introduction_hops(target.public),
+            self.rendezvous_hops(&rendezvous_node),
+            self.introduction_hops(&target.presence_node, target.public),
         );
         let paths = self
             .path_to(rendezvous_node, rendezvous_hops)

@@ -16,7 +16,8 @@
 //! a public point's owner announced itself anyway. Introductions to anonymous points keep
 //! [`CoreConfig::hops`](super::CoreConfig::hops): an anonymous owner's presence node must
 //! not learn the addresses of those who call it (whom it talks to is part of what it
-//! hides).
+//! hides). Nor does a direct agent link straight to one of its own anonymous presence
+//! nodes (chosen as a rendezvous node, say): that node knows its identity.
 
 use super::Core;
 use crate::hex0x;
@@ -33,22 +34,29 @@ impl Core {
         self.points.values().filter_map(|p| p.node).collect()
     }
 
-    /// Hops of a rendezvous circuit: this agent's as caller, or its join of a caller's.
-    pub(super) fn rendezvous_hops(&self) -> usize {
-        if self.config.direct {
+    /// Hops of a rendezvous circuit to `node`: this agent's as caller, or its join of a
+    /// caller's.
+    pub(super) fn rendezvous_hops(&self, node: &[u8; 32]) -> usize {
+        if self.direct_to(node) {
             1
         } else {
             self.config.hops
         }
     }
 
-    /// Hops of an introduction to a presence point that is public or not.
-    pub(super) fn introduction_hops(&self, public_point: bool) -> usize {
-        if self.config.direct && public_point {
+    /// Hops of an introduction to a presence point at `node` that is public or not.
+    pub(super) fn introduction_hops(&self, node: &[u8; 32], public_point: bool) -> usize {
+        if public_point && self.direct_to(node) {
             1
         } else {
             self.config.hops
         }
+    }
+
+    /// Whether a direct agent may link straight to `node`: never to one of its own anonymous
+    /// presence nodes, which knows its identity and must not learn its address too.
+    fn direct_to(&self, node: &[u8; 32]) -> bool {
+        self.config.direct && (self.config.public || !self.presence_nodes().contains(node))
     }
 
     /// Draws a guard if there is none, or if it left the node list.

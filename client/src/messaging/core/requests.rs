@@ -139,7 +139,7 @@ impl Core {
             self.requests.remove(&request);
             return Err(MessagingError::UnknownRequest(request));
         };
-        let path = self.path_to(node, self.rendezvous_hops())?;
+        let path = self.path_to(node, self.rendezvous_hops(&node))?;
         self.requests.remove(&request);
         let (answer, introduction) = self
             .points

@@ -925,3 +925,58 @@ fn accept_all_opens_every_checked_introduction_at_once() {
     assert!(matches!(sim.ok(bob, t), Reply::Declined { .. }));
     assert_eq!(sim.err(carol, carol_send), "Declined");
 }
+
+#[test]
+fn a_direct_agent_never_links_straight_to_its_own_anonymous_presence_node() {
+    // Three nodes: Bob's public point at one, Alice's anonymous point at another (over three
+    // hops), so Alice's rendezvous node is one of the two others: sometimes her own presence
+    // node, which must then be reached over three hops, never one.
+    let mut sim = Sim::new(3);
+    let public = CoreConfig {
+        points: 1,
+        public: true,
+        limits: ChannelLimits {
+            rate_per_minute: 60,
+            burst: 10,
+            cap: 64,
+        },
+        ..CoreConfig::default()
+    };
+    let bob = sim.client(0x0b, public);
+    let bob_node = presence_nodes(&sim.take_events(bob))[0].clone();
+    let alice = sim.client(
+        0x0a,
+        CoreConfig {
+            points: 1,
+            direct: true,
+            ..CoreConfig::default()
+        },
+    );
+    let alice_node = presence_nodes(&sim.take_events(alice))[0].clone();
+    assert_ne!(alice_node, bob_node);
+    let bob_key = sim.clients[bob].key;
+    let mut at_own_node = 0;
+    for round in 0..10 {
+        let sent = sim.send(alice, bob_key, b"hi", None);
+        let intros = sim.introductions(bob);
+        let t = sim.command(bob, Command::Accept(intros[0].0));
+        assert!(matches!(sim.ok(bob, t), Reply::Accepted { .. }));
+        let Reply::Sent { channel, .. } = sim.ok(alice, sent) else {
+            panic!("round {round}: not sent")
+        };
+        let rendezvous = sim.paths_to(alice, RENDEZVOUS_SERVICE);
+        let path = rendezvous.last().expect("a rendezvous path");
+        let node = path.last().expect("a node");
+        if *node == alice_node {
+            at_own_node += 1;
+            assert_eq!(path.len(), 3, "round {round}: {path:?}");
+        } else {
+            assert_eq!(path.len(), 1, "round {round}: {path:?}");
+        }
+        let t = sim.command(alice, Command::Close(channel));
+        assert!(matches!(sim.ok(alice, t), Reply::Closed { .. }));
+        sim.take_events(alice);
+        sim.take_events(bob);
+    }
+    assert!(at_own_node > 0, "the rendezvous node was never Alice's presence node");
+}
