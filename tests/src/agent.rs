@@ -127,11 +127,9 @@ pub async fn prepare(nodes: &[PspNode], dir: &Path, names: &[&str]) -> Result<Pr
         vec![node_reg(&nodes[3], "//Eve")],
         vec![node_reg(&nodes[4], "//Ferdie")],
     ];
-    for (client, (chain, payer)) in
-        clients
-            .iter()
-            .zip([(3, "//Charlie"), (4, "//Eve"), (5, "//Ferdie")])
-    {
+    let payers = [(3, "//Charlie"), (4, "//Eve"), (5, "//Ferdie")];
+    for (client, (chain, payer)) in clients.iter_mut().zip(payers) {
+        client.payer = payer;
         chains[chain].push(register_client(client, payer, &url));
     }
     per_payer(chains).await?;
@@ -374,6 +372,8 @@ pub struct Client {
     pub key: String,
     /// The id string.
     pub id: String,
+    /// The account that registered (paid for) the identity, once [`prepare`] did.
+    pub payer: &'static str,
 }
 
 /// A new client keystore `name` in `dir` (not registered yet).
@@ -403,6 +403,7 @@ pub async fn new_client(dir: &Path, name: &str) -> Result<Client> {
         pass,
         key: psp_client::hex0x(&public.sr25519),
         id: id.to_string(),
+        payer: "",
     })
 }
 

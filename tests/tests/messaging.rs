@@ -284,7 +284,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         t.elapsed()
     );
 
-    // Bob's identity revoked (by Eve, its owner): Alice's lookups of Bob are refused, and so
+    // Bob's identity revoked (by the account that registered it): Alice's lookups of Bob are refused, and so
     // is a new agent of Bob's (no certificate, so no presence).
     psp_ok(&[
         "identity",
@@ -292,7 +292,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "--keystore",
         &bob_c.keystore,
         "--payer",
-        "//Eve",
+        bob_c.payer,
         "--url",
         &url,
     ])
