@@ -104,6 +104,23 @@ async fn two_identities_talk_through_presence_introduction_and_rendezvous() {
     .await;
     assert_eq!(got, b"hello Alice");
 
+    // Alice closes her channel (her rendezvous circuit goes): the rendezvous node ends Bob's
+    // joined stream (END), so his side of the channel closes too while his circuit stays.
+    alice.close(StreamHandle(10)).await;
+    let ended = tokio::time::timeout(
+        STEP,
+        bob.pipes
+            .0
+            .get_mut(&StreamHandle(20))
+            .expect("Bob's join")
+            .reader
+            .recv(),
+    )
+    .await
+    .expect("Bob's stream ended in time");
+    assert_eq!(ended, None, "no bytes after Alice left");
+    assert!(bob.pipes.1[&StreamHandle(20)].close_reason().is_none());
+
     // Carol introduces herself through the second point; Bob declines; Carol is told.
     let carol_client = client(FAST_SEND);
     let mut carol = Pipes::default();

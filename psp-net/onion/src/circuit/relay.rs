@@ -637,16 +637,15 @@ impl Relay {
                     self.queue_for_client(now, to, msgs);
                 }
                 ServiceAction::End { stream } => {
-                    let open = self
-                        .circuits
-                        .get_mut(&stream.circuit)
-                        .is_some_and(|c| c.streams.remove(&stream.stream));
-                    if open {
-                        let end = RelayMsg::End {
-                            stream: stream.stream,
-                            reason: EndReason::Done,
-                        };
-                        self.queue_for_client(now, stream, std::iter::once(end));
+                    // Queued while the stream is still open (behind the bytes before it),
+                    // then closed to anything after.
+                    let end = RelayMsg::End {
+                        stream: stream.stream,
+                        reason: EndReason::Done,
+                    };
+                    self.queue_for_client(now, stream, std::iter::once(end));
+                    if let Some(c) = self.circuits.get_mut(&stream.circuit) {
+                        c.streams.remove(&stream.stream);
                     }
                 }
                 ServiceAction::Destroy { circuit } => {
