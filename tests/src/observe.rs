@@ -91,7 +91,7 @@ impl Observed {
 
 /// Lowercase or uppercase hex to bytes; `None` if it is not hex.
 pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

@@ -978,5 +978,8 @@ fn a_direct_agent_never_links_straight_to_its_own_anonymous_presence_node() {
         sim.take_events(alice);
         sim.take_events(bob);
     }
-    assert!(at_own_node > 0, "the rendezvous node was never Alice's presence node");
+    assert!(
+        at_own_node > 0,
+        "the rendezvous node was never Alice's presence node"
+    );
 }
