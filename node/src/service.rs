@@ -207,6 +207,9 @@ pub fn new_full<
             .map_err(|e| ServiceError::Other(e.to_string()))?;
         let identity = Arc::new(identity);
         let _ = overlay_state.identity.set(identity.clone());
+        if let Some(metrics) = crate::overlay::Metrics::register(prometheus_registry.as_ref()) {
+            let _ = overlay_state.metrics.set(metrics);
+        }
         if let Some(genesis) = crate::chain_checks::genesis(&*client) {
             // Serials start at the start time in milliseconds: never reused across restarts.
             let first_serial = std::time::SystemTime::now()

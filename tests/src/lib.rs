@@ -6,7 +6,8 @@
 //! `--bootnodes`, and the overlay (`--overlay-port` on a free port, `--overlay-seed`,
 //! `--overlay-circuit-rate` / `-burst`, and `-l psp-overlay=debug` if asked) or
 //! `--no-overlay`. Every node gets free loopback ports (`--rpc-port`,
-//! `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p) and its log, with levels and
+//! `--listen-addr /ip4/127.0.0.1/tcp/P` for p2p, `--prometheus-port` with
+//! [`NodeOptions::prometheus`], read with [`PspNode::scrape`]) and its log, with levels and
 //! targets (`--detailed-log-output`), in a temporary file. It waits until the RPC answers (and,
 //! if asked, until a first block is finalized: a lone dev node finalizes by itself, a
 //! local-chain authority only once the others are up), and kills the process when dropped. If a test panics while the node is alive, the tail of
@@ -304,6 +305,9 @@ pub struct NodeOptions {
     pub wait_finalized: bool,
     /// Further `psp-node` arguments, passed last (e.g. `--rpc-external`).
     pub extra_args: Vec<String>,
+    /// `--prometheus-port` on a free port (read with [`PspNode::scrape`]) instead of
+    /// `--no-prometheus`.
+    pub prometheus: bool,
 }
 
 impl NodeOptions {
@@ -318,6 +322,7 @@ impl NodeOptions {
             overlay: None,
             wait_finalized: true,
             extra_args: Vec::new(),
+            prometheus: false,
         }
     }
 
@@ -334,6 +339,7 @@ impl NodeOptions {
             overlay: None,
             wait_finalized: false,
             extra_args: Vec::new(),
+            prometheus: false,
         }
     }
 }
@@ -371,6 +377,7 @@ pub struct PspNode {
     log_start: AtomicU64,
     p2p_port: u16,
     overlay_port: Option<u16>,
+    prometheus_port: Option<u16>,
     peer_id: Option<String>,
     log_path: PathBuf,
     _log_dir: tempfile::TempDir,
@@ -397,9 +404,10 @@ impl PspNode {
     /// Starts the process without waiting; call [`PspNode::wait_ready`] (several nodes can
     /// then start at once).
     pub fn spawn(options: NodeOptions) -> Result<Self> {
-        let ports = free_ports(3)?;
+        let ports = free_ports(4)?;
         let (rpc_port, p2p_port) = (ports[0], ports[1]);
         let overlay_port = options.overlay.as_ref().map(|_| ports[2]);
+        let prometheus_port = options.prometheus.then_some(ports[3]);
         let peer_id = options
             .node_key
             .as_ref()
@@ -415,6 +423,7 @@ impl PspNode {
             rpc_port,
             p2p_port,
             overlay_port,
+            prometheus_port,
             &log_dir.path().join("base"),
             &log_path,
         )?;
@@ -426,6 +435,7 @@ impl PspNode {
             log_start: AtomicU64::new(log_start),
             p2p_port,
             overlay_port,
+            prometheus_port,
             peer_id,
             log_path,
             _log_dir: log_dir,
@@ -448,6 +458,7 @@ impl PspNode {
             self.rpc_port.load(Ordering::Relaxed),
             self.p2p_port,
             self.overlay_port,
+            self.prometheus_port,
             &self._log_dir.path().join("base"),
             &self.log_path,
         )?;
@@ -557,6 +568,28 @@ impl PspNode {
     /// The overlay port, if the overlay is on.
     pub fn overlay_port(&self) -> Option<u16> {
         self.overlay_port
+    }
+
+    /// The Prometheus endpoint, `http://127.0.0.1:<port>/metrics`, if
+    /// [`NodeOptions::prometheus`] is on.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.prometheus_port
+            .map(|port| format!("http://127.0.0.1:{port}/metrics"))
+    }
+
+    /// One scrape of the node's `/metrics` (needs [`NodeOptions::prometheus`]).
+    pub async fn scrape(&self) -> Result<Scrape> {
+        let port = self.prometheus_port.with_context(|| {
+            format!(
+                "{} runs with --no-prometheus (NodeOptions::prometheus)",
+                self.name
+            )
+        })?;
+        let text = tokio::time::timeout(Duration::from_secs(10), http_get(port, "/metrics"))
+            .await
+            .with_context(|| format!("{}: GET /metrics timed out", self.name))?
+            .with_context(|| format!("{}: GET http://127.0.0.1:{port}/metrics", self.name))?;
+        Ok(Scrape::parse(&text))
     }
 
     /// The p2p peer id, if the node key was fixed.
@@ -749,6 +782,79 @@ impl Drop for PspNode {
     }
 }
 
+/// One scrape of a node's `/metrics`: the samples of the Prometheus text format.
+#[derive(Clone, Debug, Default)]
+pub struct Scrape {
+    /// `(series, value)`, the series as written: `name{label="value",...}` or `name`.
+    pub samples: Vec<(String, f64)>,
+}
+
+impl Scrape {
+    /// The samples of `text` (comment lines and unparsable values are skipped).
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|line| {
+                // Label values may hold spaces; the value follows the closing brace.
+                let (series, rest) = match line.rfind('}') {
+                    Some(end) => line.split_at(end + 1),
+                    None => line.split_once(' ')?,
+                };
+                let value = rest.split_whitespace().next()?.parse().ok()?;
+                Some((series.trim().to_string(), value))
+            })
+            .collect();
+        Self { samples }
+    }
+
+    /// The metric names present.
+    pub fn names(&self) -> std::collections::BTreeSet<&str> {
+        self.samples.iter().map(|(s, _)| metric_name(s)).collect()
+    }
+
+    /// The sum of `name` over all its label sets, if the metric is present.
+    pub fn total(&self, name: &str) -> Option<f64> {
+        self.with_labels(name, &[])
+    }
+
+    /// The sum of `name` over its series that carry every `label="value"` of `labels`, if
+    /// there is one.
+    pub fn with_labels(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let wanted: Vec<String> = labels.iter().map(|(l, v)| format!("{l}=\"{v}\"")).collect();
+        self.samples
+            .iter()
+            .filter(|(s, _)| metric_name(s) == name && wanted.iter().all(|w| s.contains(w)))
+            .map(|(_, v)| *v)
+            .reduce(|a, b| a + b)
+    }
+}
+
+fn metric_name(series: &str) -> &str {
+    series.split('{').next().unwrap_or(series)
+}
+
+/// The body of `GET path` at `127.0.0.1:port` (HTTP/1.0: the server closes after it).
+async fn http_get(port: u16, path: &str) -> Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes())
+        .await?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).await?;
+    let response = String::from_utf8_lossy(&bytes);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the response has no end of headers")?;
+    let status = head.lines().next().unwrap_or_default();
+    ensure!(
+        status.split_whitespace().nth(1) == Some("200"),
+        "answered {status:?}"
+    );
+    Ok(body.to_string())
+}
+
 /// The observe file of the node logging to `log_path`.
 fn observe_path(log_path: &Path) -> PathBuf {
     log_path.with_extension("observe")
@@ -761,6 +867,7 @@ fn launch(
     rpc_port: u16,
     p2p_port: u16,
     overlay_port: Option<u16>,
+    prometheus_port: Option<u16>,
     base_path: &Path,
     log_path: &Path,
 ) -> Result<Child> {
@@ -775,7 +882,11 @@ fn launch(
     // A base path of its own (not `--tmp`), so a restarted node finds its chain database
     // and overlay secret again.
     cmd.arg("--base-path").arg(base_path);
-    cmd.args(["--no-prometheus", "--no-telemetry", "--no-mdns"]);
+    match prometheus_port {
+        Some(port) => cmd.args(["--prometheus-port", &port.to_string()]),
+        None => cmd.arg("--no-prometheus"),
+    };
+    cmd.args(["--no-telemetry", "--no-mdns"]);
     // Log lines carry their level and target (`WARN ... psp-overlay: refused: ...`).
     cmd.arg("--detailed-log-output");
     match options.chain {
@@ -842,6 +953,16 @@ pub async fn start_local_network(
     names: &[&str],
     overlay: Option<OverlayOptions>,
 ) -> Result<Vec<PspNode>> {
+    start_local_network_with(names, overlay, |_| {}).await
+}
+
+/// [`start_local_network`], with `tune` applied to every node's options before it starts
+/// (e.g. to turn on [`NodeOptions::prometheus`]).
+pub async fn start_local_network_with(
+    names: &[&str],
+    overlay: Option<OverlayOptions>,
+    tune: impl Fn(&mut NodeOptions),
+) -> Result<Vec<PspNode>> {
     let mut nodes: Vec<PspNode> = Vec::with_capacity(names.len());
     let mut boot = None;
     for name in names {
@@ -853,6 +974,7 @@ pub async fn start_local_network(
         if let Some(addr) = &boot {
             options.bootnodes.push(String::clone(addr));
         }
+        tune(&mut options);
         let node = PspNode::spawn(options)?;
         if boot.is_none() {
             boot = Some(node.bootnode_addr()?);
@@ -893,6 +1015,29 @@ pub async fn run_scenario(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrape_parses_the_text_format() {
+        let text = "# HELP psp_overlay_links Usable links.\n\
+                    # TYPE psp_overlay_links gauge\n\
+                    psp_overlay_links{chain=\"local testnet\"} 3\n\
+                    psp_overlay_circuits_closed_total{chain=\"c\",reason=\"integrity\"} 1\n\
+                    psp_overlay_circuits_closed_total{chain=\"c\",reason=\"requested\"} 4\n\
+                    process_start_time_seconds 1.7e9\n";
+        let scrape = Scrape::parse(text);
+        assert_eq!(scrape.total("psp_overlay_links"), Some(3.0));
+        assert_eq!(scrape.total("psp_overlay_circuits_closed_total"), Some(5.0));
+        assert_eq!(
+            scrape.with_labels(
+                "psp_overlay_circuits_closed_total",
+                &[("reason", "integrity")]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(scrape.total("process_start_time_seconds"), Some(1.7e9));
+        assert_eq!(scrape.total("psp_overlay_circuits_open"), None);
+        assert!(scrape.names().contains("psp_overlay_links"));
+    }
 
     #[test]
     fn free_ports_are_nonzero() {

@@ -26,6 +26,13 @@
 //! Last, a fault: a circuit alice -> dave -> charlie carries a message, Dave's process is
 //! killed, the client is told within seconds (the circuit closes, sends fail), and a new
 //! circuit alice -> bob -> charlie carries the next message.
+//!
+//! Metrics: every node runs with `--prometheus-port`. Alice's `/metrics` lists the overlay's
+//! `psp_overlay_*` metrics before any circuit; after the 1 MiB echo (Alice is the entry) her
+//! circuits created and closed rose by one or more and her link frames and bytes in and out by
+//! at least the 1 MiB; after the tampered cell and the refusal of Dave, her closes with reason
+//! `integrity` and her refused EXTENDs with reason `not_registered` are counted, and Charlie
+//! (the exit) counts the echo streams opened to him.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{
@@ -37,8 +44,8 @@ use psp_client::{
     Error,
 };
 use psp_e2e_tests::{
-    run_psp, run_scenario, start_local_network, wait_finalized, wait_for, wait_for_node_list,
-    OverlayOptions, PspNode,
+    run_psp, run_scenario, start_local_network_with, wait_finalized, wait_for, wait_for_node_list,
+    OverlayOptions, PspNode, Scrape,
 };
 use std::{
     collections::BTreeSet,
@@ -55,6 +62,30 @@ const FINALITY_TIMEOUT: Duration = Duration::from_secs(240);
 const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 /// 1 MiB.
 const MIB: usize = 1 << 20;
+/// The driver's totals reach the metrics once a second.
+const METRICS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The `psp_overlay_*` metrics a relay serves from its start (the labelled ones, such as
+/// `psp_overlay_circuits_closed_total{reason}`, appear with their first sample).
+const OVERLAY_METRICS: &[&str] = &[
+    "psp_overlay_links",
+    "psp_overlay_circuits_open",
+    "psp_overlay_queued_cells",
+    "psp_overlay_circuits_created_total",
+    "psp_overlay_links_closed_total",
+    "psp_overlay_links_refused_total",
+    "psp_overlay_dials_failed_total",
+    "psp_overlay_bad_cells_total",
+    "psp_overlay_unknown_circuit_cells_total",
+    "psp_overlay_link_frames_in_total",
+    "psp_overlay_link_frames_out_total",
+    "psp_overlay_link_bytes_in_total",
+    "psp_overlay_link_bytes_out_total",
+    "psp_overlay_events_dropped_total",
+    "psp_overlay_dials_denied_total",
+    "psp_overlay_directory_period",
+    "psp_overlay_directory_signatures",
+];
 
 fn print(p: Progress) {
     eprintln!("  {p}");
@@ -162,6 +193,21 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     );
     let client = OverlayClient::new(client_options())?;
 
+    let before = alice.scrape().await?;
+    let names = before.names();
+    let missing: Vec<&&str> = OVERLAY_METRICS
+        .iter()
+        .filter(|n| !names.contains(**n))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "alice's /metrics lacks {missing:?} (it has {} psp_overlay_* series)",
+        names
+            .iter()
+            .filter(|n| n.starts_with("psp_overlay_"))
+            .count()
+    );
+
     // 3 hops through Alice, Bob, Charlie: 1 MiB echoed, every byte checked.
     let via = keys.iter().map(|k| Hop::Registered(*k)).collect();
     let path = overlay::select_path(&registered, via, 3, &mut rng)?;
@@ -188,6 +234,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         .destroy()
         .await
         .context("destroying the circuit")?;
+    entry_metrics_moved(alice, &before, MIB).await?;
 
     // A random path over the registered nodes works too.
     let path = overlay::select_path(&registered, vec![], 3, &mut rng)?;
@@ -286,8 +333,103 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         .await
         .context("destroying the circuit")?;
     client.shutdown().await;
+    refusals_counted(alice, charlie).await?;
 
     cli_registers_dave_and_routes_through_him(alice, dave, &dave_info.node_id, &want).await
+}
+
+/// Waits until Alice's metrics show the circuit she was the entry of, which carried `bytes`
+/// each way: circuits created and closed rose, and her link frames and bytes in and out by at
+/// least `bytes` (the echo crosses her links twice each way).
+async fn entry_metrics_moved(alice: &PspNode, before: &Scrape, bytes: usize) -> Result<()> {
+    let bytes = bytes as f64;
+    // A cell is 512 bytes and carries less than that of the echo.
+    let frames = bytes / 512.0;
+    let rises = [
+        ("psp_overlay_circuits_created_total", 1.0),
+        ("psp_overlay_circuits_closed_total", 1.0),
+        ("psp_overlay_link_frames_in_total", frames),
+        ("psp_overlay_link_frames_out_total", frames),
+        ("psp_overlay_link_bytes_in_total", bytes),
+        ("psp_overlay_link_bytes_out_total", bytes),
+    ];
+    let value = |s: &Scrape, name: &str| s.total(name).unwrap_or(0.0);
+    let after = wait_for(
+        "alice's metrics showing the 1 MiB circuit",
+        METRICS_TIMEOUT,
+        || async {
+            let now = alice.scrape().await.map_err(|e| format!("{e:#}"))?;
+            let short: Vec<String> = rises
+                .iter()
+                .filter(|(name, by)| value(&now, name) < value(before, name) + by)
+                .map(|(name, by)| {
+                    format!(
+                        "{name} {} -> {} (want +{by})",
+                        value(before, name),
+                        value(&now, name)
+                    )
+                })
+                .collect();
+            if short.is_empty() {
+                Ok(Some(now))
+            } else {
+                Err(short.join(", "))
+            }
+        },
+    )
+    .await?;
+    let delta = |name: &str| value(&after, name) - value(before, name);
+    eprintln!(
+        "alice's /metrics once they showed the 1 MiB circuit (refreshed each second): +{} created, +{} closed, +{} frames / +{} bytes in, +{} frames / +{} bytes out",
+        delta("psp_overlay_circuits_created_total"),
+        delta("psp_overlay_circuits_closed_total"),
+        delta("psp_overlay_link_frames_in_total"),
+        delta("psp_overlay_link_bytes_in_total"),
+        delta("psp_overlay_link_frames_out_total"),
+        delta("psp_overlay_link_bytes_out_total"),
+    );
+    Ok(())
+}
+
+/// Alice counted the circuit she closed for the tampered cell and the EXTEND to Dave she
+/// refused (both are counted before they are logged, and the test saw the log lines);
+/// Charlie, the exit, counted the echo streams opened to him.
+async fn refusals_counted(alice: &PspNode, charlie: &PspNode) -> Result<()> {
+    let metrics = alice.scrape().await?;
+    let integrity = metrics
+        .with_labels(
+            "psp_overlay_circuits_closed_total",
+            &[("reason", "integrity")],
+        )
+        .unwrap_or(0.0);
+    ensure!(
+        integrity >= 1.0,
+        "alice counted {integrity} integrity closes"
+    );
+    let refused = metrics
+        .with_labels(
+            "psp_overlay_extends_refused_total",
+            &[("reason", "not_registered")],
+        )
+        .unwrap_or(0.0);
+    ensure!(
+        refused >= 1.0,
+        "alice counted {refused} EXTENDs refused as not_registered"
+    );
+    let echo = charlie
+        .scrape()
+        .await?
+        .with_labels(
+            "psp_overlay_streams_opened_total",
+            &[("service", overlay::ECHO_SERVICE)],
+        )
+        .unwrap_or(0.0);
+    ensure!(echo >= 1.0, "charlie counted {echo} echo streams");
+    eprintln!(
+        "alice's /metrics: {integrity} integrity closes, {refused} EXTENDs refused as \
+         not_registered; charlie's: {echo} echo streams opened"
+    );
+    Ok(())
 }
 
 /// One bit of one RELAY cell flipped by the client (test-only hook, after encryption): the
@@ -529,8 +671,12 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         directory_timing: None,
         observe: false,
     };
-    let mut nodes =
-        start_local_network(&["alice", "bob", "charlie", "dave"], Some(overlay)).await?;
+    let mut nodes = start_local_network_with(
+        &["alice", "bob", "charlie", "dave"],
+        Some(overlay),
+        |options| options.prometheus = true,
+    )
+    .await?;
     eprintln!("four nodes answering RPC after {:?}", started.elapsed());
     run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await?;
     eprintln!("onion scenario passed after {:?}", started.elapsed());

@@ -6,6 +6,7 @@
 //!   `psp identity register-node` from the `psp_overlayRegistration` RPC);
 //! - [`feed`]: the task that keeps the overlay in step with the chain;
 //! - [`observe`]: the test-only record of what this node learns (`--overlay-observe-file`);
+//! - [`metrics`]: the `psp_overlay_*` metrics in the node's Prometheus registry;
 //! - this module: [`start`], which wires them to the psp-net driver, and the state the RPC
 //!   reads.
 //!
@@ -14,10 +15,12 @@
 
 mod feed;
 mod identity;
+mod metrics;
 pub mod observe;
 mod params;
 
 pub use identity::OverlayIdentity;
+pub use metrics::Metrics;
 pub use observe::Observer;
 pub use params::OverlayParams;
 
@@ -44,6 +47,8 @@ pub struct OverlayState {
     pub handle: OnceLock<NodeHandle>,
     /// The certificate issuer (used while this node is an elected authority).
     pub cert_authority: OnceLock<Mutex<CertificateAuthority>>,
+    /// The overlay's metrics, when the node has a Prometheus registry.
+    pub metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// Starts the overlay on the node's tokio runtime.
@@ -152,6 +157,14 @@ pub fn start(
                 messaging_chain,
             ),
         );
+        let metrics = state.metrics.get().cloned();
+        if let Some(metrics) = &metrics {
+            spawn_inner.spawn(
+                "psp-overlay-metrics",
+                Some("overlay"),
+                metrics.clone().refresh(handle.clone()),
+            );
+        }
         if let Some(observer) = &observer {
             spawn_inner.spawn(
                 "psp-overlay-observe",
@@ -160,6 +173,9 @@ pub fn start(
             );
         }
         while let Some(event) = events.recv().await {
+            if let Some(metrics) = &metrics {
+                metrics.record(&event);
+            }
             match event {
                 NodeEvent::LinkRefused { .. } | NodeEvent::DialFailed { .. } => {
                     log::warn!(target: "psp-overlay", "{event:?}")

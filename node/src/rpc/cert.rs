@@ -81,6 +81,9 @@ where
         let cert = issuer
             .issue(&request, unix_now(), &registry)
             .map_err(refused)?;
+        if let Some(metrics) = self.overlay.metrics.get() {
+            metrics.certificate_issued();
+        }
         log::info!(
             target: "psp-overlay",
             "issued certificate {} to 0x{}",
