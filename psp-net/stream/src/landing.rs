@@ -24,8 +24,6 @@
 //! the circuit's last hop. Nothing in the messages names the producer: no identity, no
 //! certificate, no key of hers.
 
-use std::collections::VecDeque;
-
 use psp_onion::crypto::Sr25519Keypair;
 use psp_onion::registry::{IdentityKind, IdentityRegistry, IdentityStatus};
 use psp_receipts::{Receipt, Verifier};
@@ -33,7 +31,7 @@ use psp_rendezvous::StreamHandle;
 
 use crate::error::{prefix, StreamError};
 use crate::record::{stream_id_for, StreamId, StreamRecord};
-use crate::service::{Action, RequestStreams};
+use crate::service::{Action, RequestService};
 use crate::wire::{BoundedBytes, FormatFlags, LandingMsg};
 
 /// Limits of the landing service.
@@ -59,9 +57,7 @@ impl Default for LandingConfig {
 pub struct Landing {
     key: Sr25519Keypair,
     verifier: Verifier,
-    streams: RequestStreams,
-    /// At most three actions (publish, answer, close) per request, drained after every call.
-    actions: VecDeque<Action>,
+    requests: RequestService,
 }
 
 impl Landing {
@@ -71,8 +67,7 @@ impl Landing {
         Self {
             key,
             verifier,
-            streams: RequestStreams::new(config.max_streams, config.request_timeout_secs),
-            actions: VecDeque::new(),
+            requests: RequestService::new(config.max_streams, config.request_timeout_secs),
         }
     }
 
@@ -91,11 +86,6 @@ impl Landing {
         &mut self.verifier
     }
 
-    /// Streams waiting for their request.
-    pub fn streams(&self) -> usize {
-        self.streams.len()
-    }
-
     /// Bytes arrived on `stream` at `now` (unix seconds). Distribution nodes are checked
     /// against `registry` (the latest finalized block). `Err` says what was refused, for the
     /// log; the queued actions say what the producer is told.
@@ -106,51 +96,23 @@ impl Landing {
         bytes: &[u8],
         registry: &dyn IdentityRegistry,
     ) -> Result<(), StreamError> {
-        let body = match self.streams.feed(now, stream, bytes, "landing frame") {
-            Ok(Some(body)) => body,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                self.answer(stream, LandingMsg::Refused(e.landing_refusal()));
-                return Err(e);
-            }
+        let Some(body) = self
+            .requests
+            .feed::<LandingMsg>(now, stream, bytes, "landing frame")?
+        else {
+            return Ok(());
         };
-        match self.create(now, &body, registry) {
-            Ok((record, msg)) => {
-                self.actions.push_back(Action::Publish {
-                    key: record.dht_key(),
-                    record: record.encode(),
-                });
-                self.answer(stream, msg);
-                Ok(())
-            }
-            Err(e) => {
-                self.answer(stream, LandingMsg::Refused(e.landing_refusal()));
-                Err(e)
-            }
-        }
+        let result = self.create(now, &body, registry).map(|(record, msg)| {
+            self.requests.push(Action::Publish {
+                key: record.dht_key(),
+                record: record.encode(),
+            });
+            msg
+        });
+        self.requests.reply(stream, result)
     }
 
-    /// The stream closed. Idempotent.
-    pub fn handle_stream_closed(&mut self, stream: StreamHandle) {
-        self.streams.remove(stream);
-    }
-
-    /// The earliest time [`Self::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.streams.next_deadline()
-    }
-
-    /// Closes streams that did not deliver a request by their deadline.
-    pub fn handle_timeout(&mut self, now: u64) {
-        while let Some(stream) = self.streams.pop_due(now) {
-            self.actions.push_back(Action::Close { stream });
-        }
-    }
-
-    /// The next action to run.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
+    crate::service::request_lifecycle!();
 
     fn create(
         &mut self,
@@ -214,15 +176,5 @@ impl Landing {
             record: record_bytes,
         };
         Ok((record, msg))
-    }
-
-    /// Sends the one answer of `stream` and closes it.
-    fn answer(&mut self, stream: StreamHandle, msg: LandingMsg) {
-        self.streams.remove(stream);
-        self.actions.push_back(Action::Send {
-            stream,
-            bytes: msg.encode(),
-        });
-        self.actions.push_back(Action::Close { stream });
     }
 }

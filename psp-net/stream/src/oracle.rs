@@ -26,8 +26,6 @@
 //! [`Oracle::poll_timeout`], and after every call run [`Oracle::poll_action`]'s actions in
 //! order. Install keys and exchange counts through [`Oracle::issuer_mut`].
 
-use std::collections::VecDeque;
-
 use psp_cert::Certificate;
 use psp_onion::crypto::sr25519_verify;
 use psp_receipts::{BlindedMessage, Issuer, StreamParams, SubscriptionId};
@@ -35,7 +33,7 @@ use psp_rendezvous::chain::CertificateError;
 use psp_rendezvous::{ChainView, StreamHandle};
 
 use crate::error::{prefix, StreamError};
-use crate::service::{Action, RequestStreams};
+use crate::service::{Action, RequestService};
 use crate::wire::{BoundedBytes, OracleMsg};
 
 /// Read access to subscriptions on chain (implemented by the node against its latest
@@ -81,9 +79,7 @@ impl Default for OracleConfig {
 pub struct Oracle {
     node_id: [u8; 32],
     issuer: Issuer,
-    streams: RequestStreams,
-    /// At most two actions (answer, close) per request, drained after every call.
-    actions: VecDeque<Action>,
+    requests: RequestService,
 }
 
 impl Oracle {
@@ -93,8 +89,7 @@ impl Oracle {
         Self {
             node_id,
             issuer,
-            streams: RequestStreams::new(config.max_streams, config.request_timeout_secs),
-            actions: VecDeque::new(),
+            requests: RequestService::new(config.max_streams, config.request_timeout_secs),
         }
     }
 
@@ -108,11 +103,6 @@ impl Oracle {
         &mut self.issuer
     }
 
-    /// Streams waiting for their request.
-    pub fn streams(&self) -> usize {
-        self.streams.len()
-    }
-
     /// Bytes arrived on `stream` at `now` (unix seconds). `Err` says what was refused, for the
     /// log; the queued actions say what the requester is told.
     pub fn handle_data(
@@ -122,47 +112,17 @@ impl Oracle {
         bytes: &[u8],
         ctx: &OracleContext<'_>,
     ) -> Result<(), StreamError> {
-        let body = match self.streams.feed(now, stream, bytes, "oracle frame") {
-            Ok(Some(body)) => body,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                self.answer(stream, OracleMsg::Refused(e.oracle_refusal()));
-                return Err(e);
-            }
+        let Some(body) = self
+            .requests
+            .feed::<OracleMsg>(now, stream, bytes, "oracle frame")?
+        else {
+            return Ok(());
         };
-        match self.check_and_issue(now, &body, ctx) {
-            Ok(msg) => {
-                self.answer(stream, msg);
-                Ok(())
-            }
-            Err(e) => {
-                self.answer(stream, OracleMsg::Refused(e.oracle_refusal()));
-                Err(e)
-            }
-        }
+        let result = self.check_and_issue(now, &body, ctx);
+        self.requests.reply(stream, result)
     }
 
-    /// The stream closed. Idempotent.
-    pub fn handle_stream_closed(&mut self, stream: StreamHandle) {
-        self.streams.remove(stream);
-    }
-
-    /// The earliest time [`Self::handle_timeout`] has work.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.streams.next_deadline()
-    }
-
-    /// Closes streams that did not deliver a request by their deadline.
-    pub fn handle_timeout(&mut self, now: u64) {
-        while let Some(stream) = self.streams.pop_due(now) {
-            self.actions.push_back(Action::Close { stream });
-        }
-    }
-
-    /// The next action to run.
-    pub fn poll_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
-    }
+    crate::service::request_lifecycle!();
 
     fn check_and_issue(
         &mut self,
@@ -223,16 +183,5 @@ impl Oracle {
         let blind_signature = BoundedBytes::new("blind signature", blind.as_bytes().to_vec())
             .map_err(StreamError::malformed("blind signature"))?;
         Ok(OracleMsg::ReceiptIssued { blind_signature })
-    }
-
-    /// Sends the one answer of `stream` and closes it (also a stream refused before it was
-    /// admitted, which the table never held).
-    fn answer(&mut self, stream: StreamHandle, msg: OracleMsg) {
-        self.streams.remove(stream);
-        self.actions.push_back(Action::Send {
-            stream,
-            bytes: msg.encode(),
-        });
-        self.actions.push_back(Action::Close { stream });
     }
 }

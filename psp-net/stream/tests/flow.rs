@@ -74,17 +74,7 @@ fn nothing_the_landing_node_receives_names_the_producer() {
     let world = World::new();
     let mut oracle = world.oracle(&world.oracle_a, IssuerConfig::default());
     let stream = psp_rendezvous::StreamHandle(1);
-    let (mut machine, request) = psp_stream::client::ReceiptClient::new(
-        stream,
-        &world.alice.key,
-        &world.alice.certificate,
-        &world.oracle_a.node.public(),
-        &world.oracle_a.hd,
-        hd(),
-        NOW,
-        TIMEOUT,
-    )
-    .expect("request");
+    let (mut machine, request) = alice_hd_client(&world, stream);
     oracle
         .handle_data(NOW, stream, &request.bytes, &world.ctx())
         .expect("issued");

@@ -9,7 +9,7 @@ use common::*;
 use proptest::prelude::*;
 use psp_receipts::{IssuerConfig, Receipt};
 use psp_rendezvous::StreamHandle;
-use psp_stream::client::{ReceiptClient, StreamCreator};
+use psp_stream::client::StreamCreator;
 use psp_stream::record::{verify_stream_record, StreamRecord};
 use psp_stream::wire::{FormatFlags, LandingMsg, OracleMsg};
 use psp_stream::{fuzz_decode_all, Action};
@@ -26,29 +26,8 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let world = World::new();
-        let mut oracle = world.oracle(&world.oracle_a, IssuerConfig::default());
-        let (result, event) = request_receipt(
-            &world,
-            &mut oracle,
-            world.oracle_a.node.public(),
-            &world.alice,
-            &world.oracle_a.hd,
-            hd(),
-            NOW,
-        );
-        result.expect("issued");
-        let receipt = issued(event);
-        let (_, request) = ReceiptClient::new(
-            StreamHandle(1),
-            &world.alice.key,
-            &world.alice.certificate,
-            &world.oracle_a.node.public(),
-            &world.oracle_a.hd,
-            hd(),
-            NOW,
-            TIMEOUT,
-        )
-        .expect("request");
+        let receipt = hd_receipt(&world);
+        let (_, request) = alice_hd_client(&world, StreamHandle(1));
         let (_, create) = StreamCreator::new(
             StreamHandle(2),
             world.landing.public(),
@@ -172,17 +151,7 @@ proptest! {
 #[test]
 fn a_receipt_client_refuses_a_blind_signature_that_does_not_verify() {
     let f = fixture();
-    let (mut client, _) = ReceiptClient::new(
-        StreamHandle(1),
-        &f.world.alice.key,
-        &f.world.alice.certificate,
-        &f.world.oracle_a.node.public(),
-        &f.world.oracle_a.hd,
-        hd(),
-        NOW,
-        TIMEOUT,
-    )
-    .expect("request");
+    let (mut client, _) = alice_hd_client(&f.world, StreamHandle(1));
     let bogus = OracleMsg::ReceiptIssued {
         blind_signature: psp_stream::wire::BoundedBytes::new("s", vec![3; 256]).expect("bounded"),
     };

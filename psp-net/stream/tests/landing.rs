@@ -3,26 +3,10 @@
 mod common;
 
 use common::*;
-use psp_receipts::{IssuerConfig, Receipt};
 use psp_rendezvous::StreamHandle;
 use psp_stream::client::CreatorEvent;
 use psp_stream::wire::{FormatFlags, LandingMsg, LandingRefusal};
 use psp_stream::{Action, StreamError};
-
-fn receipt(world: &World) -> Receipt {
-    let mut oracle = world.oracle(&world.oracle_a, IssuerConfig::default());
-    let (result, event) = request_receipt(
-        world,
-        &mut oracle,
-        world.oracle_a.node.public(),
-        &world.alice,
-        &world.oracle_a.hd,
-        hd(),
-        NOW,
-    );
-    result.expect("issued");
-    issued(event)
-}
 
 fn refusal(c: &Creation) -> LandingRefusal {
     assert!(c
@@ -38,7 +22,7 @@ fn refusal(c: &Creation) -> LandingRefusal {
 #[test]
 fn a_forged_receipt_is_refused() {
     let world = World::new();
-    let mut forged = receipt(&world);
+    let mut forged = hd_receipt(&world);
     forged.signature[10] ^= 1;
     let mut landing = world.landing_node();
     let c = create_stream(
@@ -53,7 +37,7 @@ fn a_forged_receipt_is_refused() {
     assert_eq!(refusal(&c), LandingRefusal::BadSignature);
     // Parameters raised beyond what was signed: beyond the SD tier if moved there, or a bad
     // signature under its own key.
-    let mut raised = receipt(&world);
+    let mut raised = hd_receipt(&world);
     raised.params.distribution_nodes = 4;
     raised.key_id = world.oracle_a.sd.key_id();
     let c = create_stream(
@@ -71,7 +55,7 @@ fn a_forged_receipt_is_refused() {
 #[test]
 fn an_expired_receipt_is_refused() {
     let world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     let c = create_stream(
         &world,
@@ -87,7 +71,7 @@ fn an_expired_receipt_is_refused() {
 #[test]
 fn a_replayed_receipt_is_refused() {
     let world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     let first = create_stream(
         &world,
@@ -112,7 +96,7 @@ fn a_replayed_receipt_is_refused() {
 #[test]
 fn a_receipt_under_an_unpublished_key_is_refused() {
     let world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     landing
         .verifier_mut()
@@ -131,7 +115,7 @@ fn a_receipt_under_an_unpublished_key_is_refused() {
 #[test]
 fn more_distribution_nodes_than_allowed_are_refused_without_spending_the_receipt() {
     let world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     let c = create_stream(
         &world,
@@ -167,7 +151,7 @@ fn more_distribution_nodes_than_allowed_are_refused_without_spending_the_receipt
 #[test]
 fn unregistered_revoked_or_client_distribution_nodes_are_refused() {
     let mut world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     let mut nodes = world.dist(1);
     nodes.push([0x77; 32]);
@@ -192,7 +176,7 @@ fn unregistered_revoked_or_client_distribution_nodes_are_refused() {
 #[test]
 fn bad_format_flags_are_refused() {
     let world = World::new();
-    let r = receipt(&world);
+    let r = hd_receipt(&world);
     let mut landing = world.landing_node();
     for bits in [
         0,

@@ -7,7 +7,7 @@ use psp_cert::CertificateAuthority;
 use psp_onion::crypto::Sr25519Keypair;
 use psp_receipts::IssuerConfig;
 use psp_rendezvous::StreamHandle;
-use psp_stream::client::{ReceiptClient, ReceiptEvent};
+use psp_stream::client::ReceiptEvent;
 use psp_stream::wire::{BoundedBytes, OracleMsg, OracleRefusal};
 use psp_stream::{Action, StreamError};
 
@@ -267,17 +267,7 @@ fn idle_streams_time_out_and_the_stream_table_is_bounded() {
 #[test]
 fn the_client_times_out_and_reports_a_closed_stream() {
     let world = World::new();
-    let (mut machine, _) = ReceiptClient::new(
-        StreamHandle(1),
-        &world.alice.key,
-        &world.alice.certificate,
-        &world.oracle_a.node.public(),
-        &world.oracle_a.hd,
-        hd(),
-        NOW,
-        TIMEOUT,
-    )
-    .expect("request");
+    let (mut machine, _) = alice_hd_client(&world, StreamHandle(1));
     assert_eq!(machine.poll_timeout(), Some(NOW + TIMEOUT));
     let mut out = machine.handle_timeout(NOW + TIMEOUT);
     assert!(matches!(

@@ -1,21 +1,25 @@
 //! Field encoding shared by the message families: the body header, length-prefixed fields,
-//! the trailing-bytes check.
+//! the trailing-bytes check, refusal reason codes.
+//!
+//! Public so that other node services framing their messages alike (`psp-stream`'s `oracle`
+//! and `landing`) encode with the same code; each passes its own wire version byte
+//! (`psp-rendezvous`'s messages use [`VERSION`](super::VERSION)).
 
 use psp_onion::bytes::Reader;
 
-use super::{BoundedBytes, WireError, BODY_HEADER_LEN, LENGTH_PREFIX_LEN, VERSION};
+use super::{BoundedBytes, WireError, BODY_HEADER_LEN, LENGTH_PREFIX_LEN};
 
-/// Starts a frame: reserves the length prefix and writes version and type.
-pub(crate) fn start_frame(message_type: u8) -> Vec<u8> {
+/// Starts a frame: reserves the length prefix and writes `version` and the message type.
+pub fn start_frame(version: u8, message_type: u8) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&[0, 0, VERSION, message_type]);
+    out.extend_from_slice(&[0, 0, version, message_type]);
     out
 }
 
 /// Fills in the length prefix of a frame begun with [`start_frame`]. Every message's fields are
-/// bounded so that the body stays within `MAX_MESSAGE_LEN` (< 65 536); the saturation is
+/// bounded so that the body stays within [`MAX_MESSAGE_LEN`](super::MAX_MESSAGE_LEN) (< 65 536); the saturation is
 /// unreachable.
-pub(crate) fn finish_frame(mut out: Vec<u8>) -> Vec<u8> {
+pub fn finish_frame(mut out: Vec<u8>) -> Vec<u8> {
     let body_len = out.len().saturating_sub(LENGTH_PREFIX_LEN);
     let prefix = u16::try_from(body_len).unwrap_or(u16::MAX).to_be_bytes();
     out[..LENGTH_PREFIX_LEN].copy_from_slice(&prefix);
@@ -23,24 +27,24 @@ pub(crate) fn finish_frame(mut out: Vec<u8>) -> Vec<u8> {
 }
 
 /// Appends a length-prefixed byte field.
-pub(crate) fn put_bytes<const MAX: usize>(out: &mut Vec<u8>, field: &BoundedBytes<MAX>) {
+pub fn put_bytes<const MAX: usize>(out: &mut Vec<u8>, field: &BoundedBytes<MAX>) {
     // BoundedBytes bounds are ≤ MAX_MESSAGE_LEN < 65 536.
     let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(field.as_slice());
 }
 
-/// Reads the body header: checks the version, returns the message type.
-pub(crate) fn read_header(r: &mut Reader<'_>) -> Result<u8, WireError> {
+/// Reads the body header: checks that the version is `expected`, returns the message type.
+pub fn read_header(r: &mut Reader<'_>, expected: u8) -> Result<u8, WireError> {
     let version = r.u8()?;
-    if version != VERSION {
+    if version != expected {
         return Err(WireError::Version { got: version });
     }
     Ok(r.u8()?)
 }
 
 /// Reads a length-prefixed byte field of at most `MAX` bytes.
-pub(crate) fn read_bytes<const MAX: usize>(
+pub fn read_bytes<const MAX: usize>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<BoundedBytes<MAX>, WireError> {
@@ -56,7 +60,7 @@ pub(crate) fn read_bytes<const MAX: usize>(
 }
 
 /// Reads the rest of the body as one field of at most `MAX` bytes.
-pub(crate) fn read_rest<const MAX: usize>(
+pub fn read_rest<const MAX: usize>(
     r: &mut Reader<'_>,
     field: &'static str,
 ) -> Result<BoundedBytes<MAX>, WireError> {
@@ -65,7 +69,7 @@ pub(crate) fn read_rest<const MAX: usize>(
 }
 
 /// Refuses bytes after the last field.
-pub(crate) fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), WireError> {
+pub fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), WireError> {
     match r.remaining() {
         0 => Ok(()),
         count => Err(WireError::TrailingBytes { message, count }),
@@ -73,13 +77,13 @@ pub(crate) fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), Wi
 }
 
 /// The code of a refusal reason: its 1-based position in `table`, which lists every variant.
-pub(crate) fn reason_code<T: PartialEq>(table: &[T], reason: &T) -> u8 {
+pub fn reason_code<T: PartialEq>(table: &[T], reason: &T) -> u8 {
     let index = table.iter().position(|r| r == reason).unwrap_or(0);
     u8::try_from(index + 1).unwrap_or(0)
 }
 
 /// The refusal reason of a code, or `InvalidValue` naming `field`.
-pub(crate) fn reason_from_code<T: Copy>(
+pub fn reason_from_code<T: Copy>(
     table: &[T],
     field: &'static str,
     code: u8,

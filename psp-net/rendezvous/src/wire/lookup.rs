@@ -28,7 +28,7 @@ use super::codec::{
     expect_end, finish_frame, put_bytes, read_bytes, read_header, reason_code, reason_from_code,
     start_frame,
 };
-use super::{BoundedBytes, WireError, BODY_HEADER_LEN, MAX_MESSAGE_LEN};
+use super::{BoundedBytes, WireError, BODY_HEADER_LEN, MAX_MESSAGE_LEN, VERSION};
 use crate::record::MAX_PRESENCE_VALUE_LEN;
 
 /// Most presence slots one `Request` may ask for: 8 (slots `0..8`). A client holds two
@@ -129,13 +129,13 @@ impl LookupMsg {
         use types::*;
         let out = match self {
             Self::Request { owner, slots } => {
-                let mut out = start_frame(REQUEST);
+                let mut out = start_frame(VERSION, REQUEST);
                 out.extend_from_slice(owner);
                 out.push(*slots);
                 out
             }
             Self::Records(records) => {
-                let mut out = start_frame(RECORDS);
+                let mut out = start_frame(VERSION, RECORDS);
                 let count = records.len().min(MAX_LOOKUP_RECORDS);
                 // count ≤ 8.
                 out.push(u8::try_from(count).unwrap_or(0));
@@ -145,7 +145,7 @@ impl LookupMsg {
                 out
             }
             Self::Refused(reason) => {
-                let mut out = start_frame(REFUSED);
+                let mut out = start_frame(VERSION, REFUSED);
                 out.push(reason_code(&REFUSALS, reason));
                 out
             }
@@ -158,7 +158,7 @@ impl LookupMsg {
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
         use types::*;
         let mut r = Reader::new(body);
-        let msg = match read_header(&mut r)? {
+        let msg = match read_header(&mut r, VERSION)? {
             REQUEST => {
                 let owner = r.array()?;
                 let slots = r.u8()?;

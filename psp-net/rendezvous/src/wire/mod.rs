@@ -17,7 +17,7 @@
 //! and checks structure only, never a signature or a time. Decoders never panic.
 
 mod bounded;
-mod codec;
+pub mod codec;
 mod deframer;
 pub mod lookup;
 pub mod presence;

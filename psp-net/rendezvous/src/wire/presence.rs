@@ -33,7 +33,7 @@ use super::codec::{
     expect_end, finish_frame, put_bytes, read_bytes, read_header, reason_code, reason_from_code,
     start_frame,
 };
-use super::{BoundedBytes, WireError};
+use super::{BoundedBytes, WireError, VERSION};
 use crate::ids::IntroId;
 
 /// Largest sealed introduction: 1 KiB. A sealed introduction with today's 186-byte
@@ -362,29 +362,29 @@ impl PresenceMsg {
         use types::*;
         let out = match self {
             Self::Register(reg) => {
-                let mut out = start_frame(REGISTER);
+                let mut out = start_frame(VERSION, REGISTER);
                 reg.record.encode_into(&mut out);
                 put_limits(&mut out, &reg.limits);
                 out
             }
             Self::KeepAlive(record) => {
-                let mut out = start_frame(KEEP_ALIVE);
+                let mut out = start_frame(VERSION, KEEP_ALIVE);
                 record.encode_into(&mut out);
                 out
             }
             Self::Registered(reg) => {
-                let mut out = start_frame(REGISTERED);
+                let mut out = start_frame(VERSION, REGISTERED);
                 out.extend_from_slice(&reg.expires_at.to_be_bytes());
                 put_limits(&mut out, &reg.limits);
                 out
             }
             Self::Refused(reason) => {
-                let mut out = start_frame(REFUSED);
+                let mut out = start_frame(VERSION, REFUSED);
                 out.push(reason_code(&REGISTER_REFUSALS, reason));
                 out
             }
             Self::Introduction { id, sealed } => {
-                let mut out = start_frame(INTRODUCTION);
+                let mut out = start_frame(VERSION, INTRODUCTION);
                 out.extend_from_slice(&id.0.to_be_bytes());
                 put_bytes(&mut out, sealed);
                 out
@@ -393,17 +393,17 @@ impl PresenceMsg {
             Self::Decline(id) => with_id(DECLINE, *id),
             Self::Cancel(id) => with_id(CANCEL, *id),
             Self::Withdrawn(id) => with_id(WITHDRAWN, *id),
-            Self::CapReached => start_frame(CAP_REACHED),
+            Self::CapReached => start_frame(VERSION, CAP_REACHED),
             Self::Introduce { target, sealed } => {
-                let mut out = start_frame(INTRODUCE);
+                let mut out = start_frame(VERSION, INTRODUCE);
                 out.extend_from_slice(target);
                 put_bytes(&mut out, sealed);
                 out
             }
-            Self::IntroAccepted => start_frame(INTRO_ACCEPTED),
-            Self::IntroDeclined => start_frame(INTRO_DECLINED),
+            Self::IntroAccepted => start_frame(VERSION, INTRO_ACCEPTED),
+            Self::IntroDeclined => start_frame(VERSION, INTRO_DECLINED),
             Self::IntroRefused(reason) => {
-                let mut out = start_frame(INTRO_REFUSED);
+                let mut out = start_frame(VERSION, INTRO_REFUSED);
                 out.push(reason_code(&INTRO_REFUSALS, reason));
                 out
             }
@@ -415,7 +415,7 @@ impl PresenceMsg {
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
         use types::*;
         let mut r = Reader::new(body);
-        let msg = match read_header(&mut r)? {
+        let msg = match read_header(&mut r, VERSION)? {
             REGISTER => Self::Register(Register {
                 record: OwnerSignedRecord::decode_from(&mut r)?,
                 limits: read_limits(&mut r)?,
@@ -463,7 +463,7 @@ impl PresenceMsg {
 }
 
 fn with_id(message_type: u8, id: IntroId) -> Vec<u8> {
-    let mut out = start_frame(message_type);
+    let mut out = start_frame(VERSION, message_type);
     out.extend_from_slice(&id.0.to_be_bytes());
     out
 }

@@ -18,7 +18,7 @@ use psp_onion::bytes::Reader;
 use super::codec::{
     expect_end, finish_frame, put_bytes, read_bytes, read_header, read_rest, start_frame,
 };
-use super::{BoundedBytes, WireError, BODY_HEADER_LEN, MAX_MESSAGE_LEN};
+use super::{BoundedBytes, WireError, BODY_HEADER_LEN, MAX_MESSAGE_LEN, VERSION};
 use crate::ids::Cookie;
 
 /// Largest handshake message carried by `Join`/`Joined`: 256 bytes. The reply is
@@ -120,30 +120,30 @@ impl RendezvousMsg {
         use types::*;
         let out = match self {
             Self::Establish(cookie) => {
-                let mut out = start_frame(ESTABLISH);
+                let mut out = start_frame(VERSION, ESTABLISH);
                 out.extend_from_slice(&cookie.0);
                 out
             }
-            Self::Established => start_frame(ESTABLISHED),
+            Self::Established => start_frame(VERSION, ESTABLISHED),
             Self::Join { cookie, reply } => {
-                let mut out = start_frame(JOIN);
+                let mut out = start_frame(VERSION, JOIN);
                 out.extend_from_slice(&cookie.0);
                 put_bytes(&mut out, reply);
                 out
             }
             Self::Joined { reply } => {
-                let mut out = start_frame(JOINED);
+                let mut out = start_frame(VERSION, JOINED);
                 put_bytes(&mut out, reply);
                 out
             }
-            Self::Linked => start_frame(LINKED),
+            Self::Linked => start_frame(VERSION, LINKED),
             Self::Relay(payload) => {
-                let mut out = start_frame(RELAY);
+                let mut out = start_frame(VERSION, RELAY);
                 out.extend_from_slice(payload.as_slice());
                 out
             }
             Self::Refused(reason) => {
-                let mut out = start_frame(REFUSED);
+                let mut out = start_frame(VERSION, REFUSED);
                 // 1-based position; REFUSALS lists every variant.
                 let code = REFUSALS.iter().position(|r| r == reason).unwrap_or(0) + 1;
                 out.push(u8::try_from(code).unwrap_or(0));
@@ -157,7 +157,7 @@ impl RendezvousMsg {
     pub fn decode(body: &[u8]) -> Result<Self, WireError> {
         use types::*;
         let mut r = Reader::new(body);
-        let msg = match read_header(&mut r)? {
+        let msg = match read_header(&mut r, VERSION)? {
             ESTABLISH => Self::Establish(Cookie(r.array()?)),
             ESTABLISHED => Self::Established,
             JOIN => Self::Join {

@@ -5,10 +5,10 @@ use psp_receipts::receipt::MAX_DISTRIBUTION_NODES;
 use psp_receipts::Receipt;
 use psp_rendezvous::StreamHandle;
 
-use super::{Output, Transmit};
+use super::{Exchange, Output, Transmit};
 use crate::error::StreamError;
 use crate::record::{stream_id_for, verify_stream_record, StreamId, VerifiedStreamRecord};
-use crate::wire::{BoundedBytes, Deframer, FormatFlags, LandingMsg, WireError};
+use crate::wire::{BoundedBytes, FormatFlags, LandingMsg, WireError};
 
 /// The stream creator's last event.
 #[derive(Debug)]
@@ -40,11 +40,8 @@ struct Asked {
 /// One stream creation at one landing node.
 #[derive(Debug)]
 pub struct StreamCreator {
-    stream: StreamHandle,
-    deadline: u64,
-    deframer: Deframer,
-    /// `None` once ended.
-    asked: Option<Asked>,
+    /// What was asked, to check the record against.
+    exchange: Exchange<Asked>,
 }
 
 impl StreamCreator {
@@ -77,16 +74,21 @@ impl StreamCreator {
             distribution_nodes: distribution_nodes.clone(),
             format,
         };
+        let asked = Asked {
+            landing,
+            stream_id: stream_id_for(&receipt.spend_id),
+            distribution_nodes,
+            format,
+        };
         let creator = Self {
-            stream,
-            deadline: now.saturating_add(timeout_secs),
-            deframer: Deframer::default(),
-            asked: Some(Asked {
-                landing,
-                stream_id: stream_id_for(&receipt.spend_id),
-                distribution_nodes,
-                format,
-            }),
+            exchange: Exchange::new(
+                stream,
+                asked,
+                "landing",
+                "waiting for the landing node's answer",
+                now,
+                timeout_secs,
+            ),
         };
         Ok((
             creator,
@@ -97,43 +99,7 @@ impl StreamCreator {
         ))
     }
 
-    /// The stream to the landing node.
-    pub fn stream(&self) -> StreamHandle {
-        self.stream
-    }
-
-    /// Whether the machine ended.
-    pub fn is_closed(&self) -> bool {
-        self.asked.is_none()
-    }
-
-    /// When [`Self::handle_timeout`] must run.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        (!self.is_closed()).then_some(self.deadline)
-    }
-
-    /// Ends the machine if its deadline passed.
-    pub fn handle_timeout(&mut self, now: u64) -> Output<CreatorEvent> {
-        if !self.is_closed() && now >= self.deadline {
-            let deadline = self.deadline;
-            return self.fail(StreamError::TimedOut {
-                step: "waiting for the landing node's answer",
-                deadline,
-            });
-        }
-        Output::default()
-    }
-
-    /// The stream closed before the answer.
-    pub fn handle_stream_closed(&mut self) -> Output<CreatorEvent> {
-        if self.is_closed() {
-            return Output::default();
-        }
-        self.fail(StreamError::StreamClosed {
-            service: "landing",
-            state: "waiting for the answer",
-        })
-    }
+    super::exchange_methods!(CreatorEvent, "landing node");
 
     /// Bytes arrived from the landing node. The record is checked against `registry` (the
     /// client's latest finalized block) at `now`.
@@ -143,18 +109,9 @@ impl StreamCreator {
         bytes: &[u8],
         registry: &dyn IdentityRegistry,
     ) -> Output<CreatorEvent> {
-        if self.is_closed() {
-            return Output::default();
-        }
-        if now >= self.deadline {
-            return self.handle_timeout(now);
-        }
-        let body = match self.deframer.feed(bytes) {
-            Ok(bodies) => match bodies.into_iter().next() {
-                Some(body) => body,
-                None => return Output::default(),
-            },
-            Err(e) => return self.fail(StreamError::malformed("landing frame")(e)),
+        let body = match self.exchange.receive(now, bytes, "landing frame") {
+            Ok(body) => body,
+            Err(output) => return output,
         };
         let result = match LandingMsg::decode(&body) {
             Ok(LandingMsg::StreamCreated { stream_id, record }) => {
@@ -168,8 +125,8 @@ impl StreamCreator {
             Err(e) => Err(StreamError::malformed("landing message")(e)),
         };
         match result {
-            Ok(event) => self.end(event),
-            Err(e) => self.fail(e),
+            Ok(event) => self.exchange.end(event),
+            Err(e) => self.exchange.fail(e),
         }
     }
 
@@ -180,7 +137,7 @@ impl StreamCreator {
         record_bytes: &[u8],
         registry: &dyn IdentityRegistry,
     ) -> Result<CreatorEvent, StreamError> {
-        let Some(asked) = &self.asked else {
+        let Some(asked) = &self.exchange.state else {
             return Err(StreamError::Ended {
                 machine: "stream creator",
             });
@@ -210,18 +167,5 @@ impl StreamCreator {
             record,
             record_bytes: record_bytes.to_vec(),
         })
-    }
-
-    fn fail(&mut self, error: StreamError) -> Output<CreatorEvent> {
-        self.end(CreatorEvent::Failed(error))
-    }
-
-    fn end(&mut self, event: CreatorEvent) -> Output<CreatorEvent> {
-        self.asked = None;
-        Output {
-            transmits: Vec::new(),
-            close: vec![self.stream],
-            events: vec![event],
-        }
     }
 }

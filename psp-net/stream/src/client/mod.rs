@@ -1,8 +1,7 @@
 //! # Client: the producer's side of stream creation, sans IO
 //!
 //! Two state machines, each owning one onion stream the driver opened and named with a
-//! [`StreamHandle`](psp_rendezvous::StreamHandle), shaped like `psp-rendezvous`'s client
-//! machines:
+//! [`StreamHandle`], shaped like `psp-rendezvous`'s client machines:
 //!
 //! * [`ReceiptClient`]: over a circuit to an elected oracle's `oracle` service, proves the
 //!   identity (certificate and a signature), sends the blinded request for one tier, and
@@ -26,5 +25,157 @@ pub use creator::{CreatorEvent, StreamCreator};
 pub use psp_rendezvous::client::{Output, Transmit};
 pub use receipt::{ReceiptClient, ReceiptEvent};
 
+use psp_rendezvous::StreamHandle;
+
+use crate::error::StreamError;
+use crate::wire::Deframer;
+
 /// How long a machine waits for its answer by default: 30 s.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// The public methods both machines delegate to their [`Exchange`] in `exchange`:
+/// `stream`, `is_closed`, `poll_timeout`, `handle_timeout`, `handle_stream_closed`.
+macro_rules! exchange_methods {
+    ($event:ty, $peer:literal) => {
+        #[doc = concat!("The stream to the ", $peer, ".")]
+        pub fn stream(&self) -> StreamHandle {
+            self.exchange.stream
+        }
+
+        /// Whether the machine ended.
+        pub fn is_closed(&self) -> bool {
+            self.exchange.is_closed()
+        }
+
+        /// When [`Self::handle_timeout`] must run.
+        pub fn poll_timeout(&self) -> Option<u64> {
+            self.exchange.poll_timeout()
+        }
+
+        /// Ends the machine if its deadline passed.
+        pub fn handle_timeout(&mut self, now: u64) -> Output<$event> {
+            self.exchange.handle_timeout(now)
+        }
+
+        /// The stream closed before the answer.
+        pub fn handle_stream_closed(&mut self) -> Output<$event> {
+            self.exchange.handle_stream_closed()
+        }
+    };
+}
+use exchange_methods;
+
+/// A machine's last event, one of which is a failure.
+trait Event {
+    fn failed(error: StreamError) -> Self;
+}
+
+impl Event for ReceiptEvent {
+    fn failed(error: StreamError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl Event for CreatorEvent {
+    fn failed(error: StreamError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// The skeleton both machines share: one request sent on `stream`, one answer awaited until
+/// `deadline`, then the stream closed with one event. `state` is what the machine keeps to
+/// check the answer against; `None` once ended.
+#[derive(Debug)]
+struct Exchange<S> {
+    stream: StreamHandle,
+    deadline: u64,
+    deframer: Deframer,
+    state: Option<S>,
+    /// The service asked (`oracle`, `landing`), for errors.
+    service: &'static str,
+    /// What the machine waits for, for errors.
+    waiting: &'static str,
+}
+
+impl<S> Exchange<S> {
+    fn new(
+        stream: StreamHandle,
+        state: S,
+        service: &'static str,
+        waiting: &'static str,
+        now: u64,
+        timeout_secs: u64,
+    ) -> Self {
+        Self {
+            stream,
+            deadline: now.saturating_add(timeout_secs),
+            deframer: Deframer::default(),
+            state: Some(state),
+            service,
+            waiting,
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.is_none()
+    }
+
+    fn poll_timeout(&self) -> Option<u64> {
+        (!self.is_closed()).then_some(self.deadline)
+    }
+
+    fn handle_timeout<E: Event>(&mut self, now: u64) -> Output<E> {
+        if !self.is_closed() && now >= self.deadline {
+            let deadline = self.deadline;
+            return self.fail(StreamError::TimedOut {
+                step: self.waiting,
+                deadline,
+            });
+        }
+        Output::default()
+    }
+
+    fn handle_stream_closed<E: Event>(&mut self) -> Output<E> {
+        if self.is_closed() {
+            return Output::default();
+        }
+        self.fail(StreamError::StreamClosed {
+            service: self.service,
+            state: "waiting for the answer",
+        })
+    }
+
+    /// Feeds bytes that arrived at `now`: `Ok` with the answer's body once whole, or `Err`
+    /// with what to return (nothing yet, the machine ended, timed out, or a bad frame —
+    /// `frame` names it).
+    fn receive<E: Event>(
+        &mut self,
+        now: u64,
+        bytes: &[u8],
+        frame: &'static str,
+    ) -> Result<Vec<u8>, Output<E>> {
+        if self.is_closed() {
+            return Err(Output::default());
+        }
+        if now >= self.deadline {
+            return Err(self.handle_timeout(now));
+        }
+        match self.deframer.feed(bytes) {
+            Ok(bodies) => bodies.into_iter().next().ok_or_else(Output::default),
+            Err(e) => Err(self.fail(StreamError::malformed(frame)(e))),
+        }
+    }
+
+    fn fail<E: Event>(&mut self, error: StreamError) -> Output<E> {
+        self.end(E::failed(error))
+    }
+
+    fn end<E>(&mut self, event: E) -> Output<E> {
+        self.state = None;
+        Output {
+            transmits: Vec::new(),
+            close: vec![self.stream],
+            events: vec![event],
+        }
+    }
+}

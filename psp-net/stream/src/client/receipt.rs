@@ -4,9 +4,9 @@ use psp_onion::crypto::Sr25519Keypair;
 use psp_receipts::{BlindSignature, PublishedKey, Receipt, ReceiptRequest, StreamParams};
 use psp_rendezvous::StreamHandle;
 
-use super::{Output, Transmit};
+use super::{Exchange, Output, Transmit};
 use crate::error::StreamError;
-use crate::wire::{BoundedBytes, Deframer, OracleMsg};
+use crate::wire::{BoundedBytes, OracleMsg};
 
 /// The receipt client's last event.
 #[derive(Debug)]
@@ -22,11 +22,8 @@ pub enum ReceiptEvent {
 /// One receipt request at one oracle.
 #[derive(Debug)]
 pub struct ReceiptClient {
-    stream: StreamHandle,
-    deadline: u64,
-    deframer: Deframer,
-    /// `None` once ended.
-    request: Option<ReceiptRequest>,
+    /// The blinding state, to unblind the answer.
+    exchange: Exchange<ReceiptRequest>,
 }
 
 impl ReceiptClient {
@@ -63,10 +60,14 @@ impl ReceiptClient {
             signature,
         };
         let client = Self {
-            stream,
-            deadline: now.saturating_add(timeout_secs),
-            deframer: Deframer::default(),
-            request: Some(request),
+            exchange: Exchange::new(
+                stream,
+                request,
+                "oracle",
+                "waiting for the oracle's answer",
+                now,
+                timeout_secs,
+            ),
         };
         Ok((
             client,
@@ -77,89 +78,35 @@ impl ReceiptClient {
         ))
     }
 
-    /// The stream to the oracle.
-    pub fn stream(&self) -> StreamHandle {
-        self.stream
-    }
-
-    /// Whether the machine ended.
-    pub fn is_closed(&self) -> bool {
-        self.request.is_none()
-    }
-
-    /// When [`Self::handle_timeout`] must run.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        (!self.is_closed()).then_some(self.deadline)
-    }
-
-    /// Ends the machine if its deadline passed.
-    pub fn handle_timeout(&mut self, now: u64) -> Output<ReceiptEvent> {
-        if !self.is_closed() && now >= self.deadline {
-            let deadline = self.deadline;
-            return self.fail(StreamError::TimedOut {
-                step: "waiting for the oracle's answer",
-                deadline,
-            });
-        }
-        Output::default()
-    }
-
-    /// The stream closed before the answer.
-    pub fn handle_stream_closed(&mut self) -> Output<ReceiptEvent> {
-        if self.is_closed() {
-            return Output::default();
-        }
-        self.fail(StreamError::StreamClosed {
-            service: "oracle",
-            state: "waiting for the answer",
-        })
-    }
+    super::exchange_methods!(ReceiptEvent, "oracle");
 
     /// Bytes arrived from the oracle.
     pub fn handle_data(&mut self, now: u64, bytes: &[u8]) -> Output<ReceiptEvent> {
-        if self.is_closed() {
-            return Output::default();
-        }
-        if now >= self.deadline {
-            return self.handle_timeout(now);
-        }
-        let body = match self.deframer.feed(bytes) {
-            Ok(bodies) => match bodies.into_iter().next() {
-                Some(body) => body,
-                None => return Output::default(),
-            },
-            Err(e) => return self.fail(StreamError::malformed("oracle frame")(e)),
+        let body = match self.exchange.receive(now, bytes, "oracle frame") {
+            Ok(body) => body,
+            Err(output) => return output,
         };
         match OracleMsg::decode(&body) {
             Ok(OracleMsg::ReceiptIssued { blind_signature }) => {
-                let Some(request) = self.request.take() else {
+                let Some(request) = self.exchange.state.take() else {
                     return Output::default();
                 };
                 let blind = BlindSignature::from_bytes(blind_signature.into_vec());
                 match request.finalize(&blind) {
-                    Ok(receipt) => self.end(ReceiptEvent::Issued(receipt)),
-                    Err(e) => self.end(ReceiptEvent::Failed(e.into())),
+                    Ok(receipt) => self.exchange.end(ReceiptEvent::Issued(receipt)),
+                    Err(e) => self.exchange.end(ReceiptEvent::Failed(e.into())),
                 }
             }
-            Ok(OracleMsg::Refused(reason)) => self.fail(StreamError::OracleRefused(reason)),
-            Ok(other) => self.fail(StreamError::UnexpectedMessage {
+            Ok(OracleMsg::Refused(reason)) => {
+                self.exchange.fail(StreamError::OracleRefused(reason))
+            }
+            Ok(other) => self.exchange.fail(StreamError::UnexpectedMessage {
                 message: other.name(),
                 state: "waiting for the oracle's answer",
             }),
-            Err(e) => self.fail(StreamError::malformed("oracle message")(e)),
-        }
-    }
-
-    fn fail(&mut self, error: StreamError) -> Output<ReceiptEvent> {
-        self.end(ReceiptEvent::Failed(error))
-    }
-
-    fn end(&mut self, event: ReceiptEvent) -> Output<ReceiptEvent> {
-        self.request = None;
-        Output {
-            transmits: Vec::new(),
-            close: vec![self.stream],
-            events: vec![event],
+            Err(e) => self
+                .exchange
+                .fail(StreamError::malformed("oracle message")(e)),
         }
     }
 }

@@ -26,6 +26,10 @@ pub use oracle::{
 pub use psp_rendezvous::wire::{BoundedBytes, Deframer, WireError, MAX_MESSAGE_LEN};
 
 use psp_onion::bytes::Reader;
+// Field encoding, as `psp-rendezvous` frames its messages (with this crate's version byte).
+pub(crate) use psp_rendezvous::wire::codec::{
+    self, expect_end, finish_frame, put_bytes, read_bytes, reason_code, reason_from_code,
+};
 
 /// Wire version, the first byte of every body.
 pub const VERSION: u8 = 1;
@@ -79,84 +83,14 @@ impl FormatFlags {
     }
 }
 
-/// Starts a frame: reserves the length prefix and writes version and type.
+/// Starts a frame of this crate's [`VERSION`].
 pub(crate) fn start_frame(message_type: u8) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&[0, 0, VERSION, message_type]);
-    out
+    codec::start_frame(VERSION, message_type)
 }
 
-/// Fills in the length prefix. Every message's fields are bounded so that the body stays
-/// within [`MAX_MESSAGE_LEN`] (< 65 536, checked at compile time per message); the saturation
-/// is unreachable.
-pub(crate) fn finish_frame(mut out: Vec<u8>) -> Vec<u8> {
-    let body_len = out.len().saturating_sub(2);
-    let prefix = u16::try_from(body_len).unwrap_or(u16::MAX).to_be_bytes();
-    out[..2].copy_from_slice(&prefix);
-    out
-}
-
-/// Appends a length-prefixed byte field.
-pub(crate) fn put_bytes<const MAX: usize>(out: &mut Vec<u8>, field: &BoundedBytes<MAX>) {
-    // Every bound used is ≤ MAX_MESSAGE_LEN < 65 536.
-    let len = u16::try_from(field.len()).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(field.as_slice());
-}
-
-/// Reads the body header: checks the version, returns the message type.
+/// Reads the body header: checks this crate's [`VERSION`], returns the message type.
 pub(crate) fn read_header(r: &mut Reader<'_>) -> Result<u8, WireError> {
-    let version = r.u8()?;
-    if version != VERSION {
-        return Err(WireError::Version { got: version });
-    }
-    Ok(r.u8()?)
-}
-
-/// Reads a length-prefixed byte field of at most `MAX` bytes.
-pub(crate) fn read_bytes<const MAX: usize>(
-    r: &mut Reader<'_>,
-    field: &'static str,
-) -> Result<BoundedBytes<MAX>, WireError> {
-    let len = usize::from(r.u16()?);
-    if len > MAX {
-        return Err(WireError::FieldTooLong {
-            field,
-            len,
-            max: MAX,
-        });
-    }
-    BoundedBytes::new(field, r.take(len)?.to_vec())
-}
-
-/// Refuses bytes after the last field.
-pub(crate) fn expect_end(r: &Reader<'_>, message: &'static str) -> Result<(), WireError> {
-    match r.remaining() {
-        0 => Ok(()),
-        count => Err(WireError::TrailingBytes { message, count }),
-    }
-}
-
-/// The code of a refusal reason: its 1-based position in `table`, which lists every variant.
-pub(crate) fn reason_code<T: PartialEq>(table: &[T], reason: &T) -> u8 {
-    let index = table.iter().position(|r| r == reason).unwrap_or(0);
-    u8::try_from(index + 1).unwrap_or(0)
-}
-
-/// The refusal reason of a code, or `InvalidValue` naming `field`.
-pub(crate) fn reason_from_code<T: Copy>(
-    table: &[T],
-    field: &'static str,
-    code: u8,
-) -> Result<T, WireError> {
-    usize::from(code)
-        .checked_sub(1)
-        .and_then(|i| table.get(i))
-        .copied()
-        .ok_or(WireError::InvalidValue {
-            field,
-            value: u64::from(code),
-        })
+    codec::read_header(r, VERSION)
 }
 
 /// Runs every decoder of the crate on `data`: the fuzz target's body. Never panics; the

@@ -14,7 +14,7 @@ use psp_receipts::{
     StreamParams, Verifier, VerifierConfig,
 };
 use psp_rendezvous::{ChainView, StreamHandle};
-use psp_stream::client::{CreatorEvent, ReceiptClient, ReceiptEvent, StreamCreator};
+use psp_stream::client::{CreatorEvent, ReceiptClient, ReceiptEvent, StreamCreator, Transmit};
 use psp_stream::landing::{Landing, LandingConfig};
 use psp_stream::oracle::{Oracle, OracleConfig, OracleContext, SubscriptionView};
 use psp_stream::wire::FormatFlags;
@@ -248,6 +248,22 @@ pub fn closed(actions: &[Action], stream: StreamHandle) -> bool {
         .any(|a| matches!(a, Action::Close { stream: s } if *s == stream))
 }
 
+/// Alice's receipt client asking oracle A for the HD tier on `stream` at [`NOW`], and the
+/// request to write.
+pub fn alice_hd_client(world: &World, stream: StreamHandle) -> (ReceiptClient, Transmit) {
+    ReceiptClient::new(
+        stream,
+        &world.alice.key,
+        &world.alice.certificate,
+        &world.oracle_a.node.public(),
+        &world.oracle_a.hd,
+        hd(),
+        NOW,
+        TIMEOUT,
+    )
+    .expect("request")
+}
+
 /// Runs a receipt client against an oracle: (oracle's result, client's event).
 pub fn request_receipt(
     world: &World,
@@ -288,6 +304,22 @@ pub fn issued(event: ReceiptEvent) -> Receipt {
         ReceiptEvent::Failed(e) => panic!("receipt refused: {e}"),
         other => panic!("unexpected event {other:?}"),
     }
+}
+
+/// A receipt for the HD tier from oracle A, issued to Alice at [`NOW`].
+pub fn hd_receipt(world: &World) -> Receipt {
+    let mut oracle = world.oracle(&world.oracle_a, IssuerConfig::default());
+    let (result, event) = request_receipt(
+        world,
+        &mut oracle,
+        world.oracle_a.node.public(),
+        &world.alice,
+        &world.oracle_a.hd,
+        hd(),
+        NOW,
+    );
+    result.expect("issued");
+    issued(event)
 }
 
 /// What a stream creation produced.
