@@ -106,6 +106,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A contact offer or the contact book was refused.
+    #[error(transparent)]
+    Contact(#[from] crate::contacts::ContactError),
+
     /// A user-supplied value is malformed.
     #[error("invalid {what}: {reason}")]
     InvalidInput {

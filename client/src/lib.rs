@@ -14,6 +14,8 @@
 //! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
 //!   `psp_staking*` look-ups.
 //! - [`rewards`]: bandwidth rewards: pending rewards and credits per relay, `claim`.
+//! - [`contacts`]: signed contact offers (`PSP CONTACT OFFER` blocks), the contact book and
+//!   fingerprints to compare out of band.
 //! - [`messaging`]: private messaging: the long-running agent (presence points, lookups,
 //!   introductions, channels, inbox) and its control socket.
 //! - [`error`]: the one error type, whose messages say what to do next, and the identity
@@ -46,6 +48,7 @@
 
 pub mod cert;
 pub mod chain;
+pub mod contacts;
 pub mod dht;
 pub mod directory;
 pub mod error;

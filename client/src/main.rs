@@ -12,9 +12,9 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use cli::{
-    cert::CertCommand, circuit::CircuitCommand, dht::DhtCommand, directory::DirectoryCommand,
-    identity::IdentityCommand, key::KeyCommand, messaging::MessagingCommand,
-    rewards::RewardsCommand, stake::StakeCommand,
+    cert::CertCommand, circuit::CircuitCommand, contact::ContactCommand, dht::DhtCommand,
+    directory::DirectoryCommand, identity::IdentityCommand, key::KeyCommand,
+    messaging::MessagingCommand, rewards::RewardsCommand, stake::StakeCommand,
 };
 use psp_client::Result;
 use std::process::ExitCode;
@@ -58,6 +58,10 @@ enum Command {
     /// look up, send, accept or decline requests, read the inbox, close channels.
     #[command(subcommand)]
     Messaging(MessagingCommand),
+    /// Contacts: print a signed contact offer, add others' offers (checked on chain) to a
+    /// contact book, list and remove contacts, compare fingerprints.
+    #[command(subcommand)]
+    Contact(ContactCommand),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +107,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Dht(cmd) => cli::dht::run(cmd).await,
         Command::Directory(cmd) => cli::directory::run(cmd).await,
         Command::Messaging(cmd) => cli::messaging::run(cmd).await,
+        Command::Contact(cmd) => cli::contact::run(cmd).await,
     }
 }
 

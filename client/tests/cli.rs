@@ -362,3 +362,111 @@ fn messaging_commands_explain_a_missing_agent() {
         agent.stderr
     );
 }
+
+#[test]
+fn contact_offers_are_printed_and_bad_ones_refused_before_anything_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let ks = dir.path().join("id.json");
+    let pass = dir.path().join("pass");
+    let book = dir.path().join("book.json");
+    std::fs::write(&pass, "hunter2\n").unwrap();
+    let gen = psp(
+        &[
+            "key",
+            "generate",
+            "--out",
+            path(&ks),
+            "--passphrase-file",
+            path(&pass),
+        ],
+        &[],
+    );
+    assert_eq!(gen.code, Some(0), "stderr: {}", gen.stderr);
+
+    let offer = psp(
+        &[
+            "contact",
+            "offer",
+            "--keystore",
+            path(&ks),
+            "--passphrase-file",
+            path(&pass),
+            "--presence-hint",
+            &format!("0x{}", "ab".repeat(32)),
+        ],
+        &[],
+    );
+    assert_eq!(offer.code, Some(0), "stderr: {}", offer.stderr);
+    let text = offer.stdout;
+    assert!(
+        text.starts_with("-----BEGIN PSP CONTACT OFFER-----\n"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("-----END PSP CONTACT OFFER-----\n"),
+        "{text}"
+    );
+    assert!(text
+        .lines()
+        .all(|l| l.len() <= 64 || l.starts_with("-----")));
+
+    let add = |file: &Path| {
+        psp(
+            &[
+                "contact",
+                "add",
+                "--book",
+                path(&book),
+                "--name",
+                "me",
+                "--url",
+                "ws://127.0.0.1:1",
+                path(file),
+            ],
+            &[],
+        )
+    };
+    let write = |name: &str, body: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        file
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    // One base64 character changed in the middle of the body: forged or malformed.
+    let mut forged: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let c = if forged[2].starts_with('A') { "B" } else { "A" };
+    forged[2].replace_range(0..1, c);
+    let cases = [
+        (write("forged", &(forged.join("\n") + "\n")), "offer"),
+        (write("truncated", &lines[..2].join("\n")), "truncated"),
+        (
+            write("pgp", &text.replace("PSP CONTACT OFFER", "PGP MESSAGE")),
+            "not a PSP contact offer",
+        ),
+    ];
+    for (file, words) in &cases {
+        let run = add(file);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(run.stderr.contains(words), "{words}: {}", run.stderr);
+        assert!(!book.exists(), "nothing is stored");
+    }
+    // A good offer still needs the chain: unreachable node, nothing stored.
+    let run = add(&write("good", &text));
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    assert!(!book.exists());
+
+    let list = psp(&["contact", "list", "--book", path(&book)], &[]);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    assert_eq!(list.stdout.trim(), "[]");
+    let fp = psp(&["contact", "fingerprint", "--keystore", path(&ks)], &[]);
+    assert_eq!(fp.code, Some(0), "{}", fp.stderr);
+    assert_eq!(fp.stdout.trim().split(' ').count(), 6, "{}", fp.stdout);
+    let missing = psp(&["contact", "remove", "--book", path(&book), "nobody"], &[]);
+    assert_eq!(missing.code, Some(1));
+    assert!(
+        missing.stderr.contains("no contact named"),
+        "{}",
+        missing.stderr
+    );
+}

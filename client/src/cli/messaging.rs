@@ -4,9 +4,11 @@
 //! `psp_client::messaging`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use psp_client::contacts::book::Book;
 use psp_client::messaging::{
     control, Agent, AgentConfig, CoreConfig, MessagingError, Reply, Request, SocketChoice,
 };
@@ -157,6 +159,14 @@ pub struct AgentArgs {
     /// event is still printed, then the channel opens): for a public service or a benchmark.
     #[arg(long)]
     accept_all: bool,
+    /// Contact-only mode: decline every introduction whose introducer is not in --book, at
+    /// this agent (the presence node sees an ordinary decline). With --accept-all, only
+    /// contacts are accepted. The book is read once, at start.
+    #[arg(long, requires = "book")]
+    contacts_only: bool,
+    /// The contact book for --contacts-only.
+    #[arg(long, requires = "contacts_only")]
+    book: Option<PathBuf>,
     /// Introductions per minute each presence node lets through.
     #[arg(long, value_name = "N", default_value_t = ChannelLimits::default().rate_per_minute)]
     rate: u16,
@@ -188,6 +198,10 @@ impl AgentArgs {
             self.cell_burst,
             Duration::from_secs(self.build_timeout),
         )?;
+        let contacts = match (&self.book, self.contacts_only) {
+            (Some(book), true) => Some(Arc::new(Book::load(book)?.keys())),
+            _ => None,
+        };
         let mut config = AgentConfig::new(self.keystore, self.node.url);
         config.passphrase_file = self.pass.passphrase_file;
         config.authority_urls = self.authority_urls;
@@ -200,6 +214,7 @@ impl AgentArgs {
             public: self.public,
             direct: self.direct,
             accept_all: self.accept_all,
+            contacts,
             limits: ChannelLimits {
                 rate_per_minute: self.rate,
                 burst: self.burst,

@@ -6,6 +6,7 @@
 pub mod cert;
 pub mod circuit;
 pub mod common;
+pub mod contact;
 pub mod dht;
 pub mod directory;
 pub mod identity;

@@ -95,6 +95,14 @@ pub enum AgentEvent {
         /// The request number.
         request: u64,
     },
+    /// Contact-only mode: an introduction from someone not in the contact book was declined
+    /// on arrival (an ordinary decline for the presence node); it never became a request.
+    IntroductionDeclinedNotAContact {
+        /// The introducer's identity key.
+        from: String,
+        /// The presence point's slot.
+        slot: u8,
+    },
     /// This agent declined a request.
     RequestDeclined {
         /// The request number.

@@ -47,7 +47,7 @@ mod requests;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use psp_net::rendezvous::client::{
@@ -91,6 +91,12 @@ pub struct CoreConfig {
     /// `introduction-received` event is still emitted, then the channel opens): for a
     /// public service or a benchmark. Default false.
     pub accept_all: bool,
+    /// Contact-only mode: the identity keys whose introductions are let through (to
+    /// `requests`, or accepted at once with [`Self::accept_all`]). Any other introducer is
+    /// declined here, at the client, with an ordinary decline (the presence node learns
+    /// nothing more), and only an `introduction-declined-not-a-contact` event tells of it.
+    /// `None` (the default): everyone's introductions are let through.
+    pub contacts: Option<Arc<BTreeSet<[u8; 32]>>>,
     /// Introduction rate and channel cap asked of each presence node. Default
     /// [`ChannelLimits::default`] (6 a minute, bursts of 3, 16 channels).
     pub limits: ChannelLimits,
@@ -138,6 +144,7 @@ impl Default for CoreConfig {
             public: false,
             direct: false,
             accept_all: false,
+            contacts: None,
             limits: ChannelLimits::default(),
             hops: 3,
             lookup_slots: 4,

@@ -1,7 +1,10 @@
 //! Pending introductions (requests) and joins: `accept` answers the presence node and joins
 //! the introducer's rendezvous point with a `Responder`; `decline` tells the introducer no.
 //! With [`CoreConfig::accept_all`](super::CoreConfig::accept_all) every request is accepted
-//! as it arrives, with no one to answer. A direct agent joins in one hop.
+//! as it arrives, with no one to answer. In contact-only mode
+//! ([`CoreConfig::contacts`](super::CoreConfig::contacts)) an introduction from anyone not in
+//! the set is declined on arrival and never becomes a request. A direct agent joins in one
+//! hop.
 
 use psp_net::rendezvous::client::{Output, Responder, ResponderEvent};
 use psp_net::rendezvous::intro::VerifiedIntroduction;
@@ -39,6 +42,11 @@ impl Core {
         intro: IntroId,
         from: [u8; 32],
     ) {
+        if let Some(contacts) = &self.config.contacts {
+            if !contacts.contains(&from) {
+                return self.decline_stranger(slot, intro, from);
+            }
+        }
         let request = self.next_id();
         self.requests.insert(
             request,
@@ -67,6 +75,28 @@ impl Core {
                 let message = format!("request {request} not accepted automatically: {e}{pending}");
                 self.emit(AgentEvent::Warning { message });
             }
+        }
+    }
+
+    /// Declines a non-contact's introduction as `decline` would, so that the presence node
+    /// sees the same answer as for any decline.
+    fn decline_stranger(&mut self, slot: u8, intro: IntroId, from: [u8; 32]) {
+        let declined = self
+            .points
+            .get_mut(&slot)
+            .and_then(|p| p.announcer.as_mut())
+            .map(|announcer| announcer.decline(intro));
+        let from = hex0x(&from);
+        match declined {
+            Some(Ok(answer)) => {
+                self.write(answer);
+                self.emit(AgentEvent::IntroductionDeclinedNotAContact { from, slot });
+            }
+            Some(Err(e)) => {
+                let message = format!("cannot decline {from} (not a contact): {e}");
+                self.emit(AgentEvent::Warning { message });
+            }
+            None => {}
         }
     }
 

@@ -983,3 +983,84 @@ fn a_direct_agent_never_links_straight_to_its_own_anonymous_presence_node() {
         "the rendezvous node was never Alice's presence node"
     );
 }
+
+#[test]
+fn contact_only_mode_declines_strangers_at_the_client_and_lets_contacts_through() {
+    let mut sim = Sim::new(6);
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 1,
+            ..CoreConfig::default()
+        },
+    );
+    sim.take_events(bob);
+    let alice = sim.client(0x0a, caller(false));
+    let carol = sim.client(0x0c, caller(false));
+    let (bob_key, alice_key, carol_key) = (
+        sim.clients[bob].key,
+        sim.clients[alice].key,
+        sim.clients[carol].key,
+    );
+    // The agent loads its book at start; the set is set here, before any introduction.
+    sim.clients[bob].core.config.contacts = Some(Arc::new([alice_key].into_iter().collect()));
+
+    // Carol is not a contact: declined on arrival. The presence node relayed an ordinary
+    // decline (Carol's send fails with `Declined`), and Bob has no request to answer.
+    let carol_send = sim.send(carol, bob_key, b"let me in", None);
+    assert_eq!(sim.err(carol, carol_send), "Declined");
+    let events = sim.take_events(bob);
+    let carol_hex = hex0x(&carol_key);
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            AgentEvent::IntroductionDeclinedNotAContact { from, .. } if *from == carol_hex
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, AgentEvent::IntroductionReceived { .. })),
+        "{events:?}"
+    );
+    let t = sim.command(bob, Command::Requests);
+    assert!(matches!(sim.ok(bob, t), Reply::Requests { requests } if requests.is_empty()));
+    assert!(sim.inbox(bob).is_empty());
+
+    // Alice is a contact: her introduction waits for accept as before, then messages flow.
+    let alice_send = sim.send(alice, bob_key, b"hello, contact", None);
+    let intros = sim.introductions(bob);
+    assert_eq!(intros.len(), 1);
+    assert_eq!(intros[0].1, hex0x(&alice_key));
+    let t = sim.command(bob, Command::Accept(intros[0].0));
+    assert!(matches!(sim.ok(bob, t), Reply::Accepted { .. }));
+    assert!(matches!(sim.ok(alice, alice_send), Reply::Sent { .. }));
+    assert_eq!(text_of(&sim.inbox(bob)), ["hello, contact"]);
+}
+
+#[test]
+fn accept_all_with_contacts_accepts_only_contacts() {
+    let mut sim = Sim::new(6);
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 1,
+            accept_all: true,
+            ..CoreConfig::default()
+        },
+    );
+    sim.take_events(bob);
+    let alice = sim.client(0x0a, caller(false));
+    let carol = sim.client(0x0c, caller(false));
+    let (bob_key, alice_key) = (sim.clients[bob].key, sim.clients[alice].key);
+    sim.clients[bob].core.config.contacts = Some(Arc::new([alice_key].into_iter().collect()));
+
+    let sent = sim.send(alice, bob_key, b"no questions asked", None);
+    assert!(matches!(sim.ok(alice, sent), Reply::Sent { .. }));
+    let carol_send = sim.send(carol, bob_key, b"me too?", None);
+    assert_eq!(sim.err(carol, carol_send), "Declined");
+    assert_eq!(text_of(&sim.inbox(bob)), ["no questions asked"]);
+    let t = sim.command(bob, Command::Requests);
+    assert!(matches!(sim.ok(bob, t), Reply::Requests { requests } if requests.is_empty()));
+}
