@@ -23,6 +23,9 @@
 //!   clients linked to it, the bytes its services received, its link traffic): no node saw
 //!   both a client's address and its identity, no presence service learned an introducer, no
 //!   rendezvous service learned any identity, every link frame was one 512-byte cell;
+//! - contacts: Alice and Bob exchange signed offers (`psp contact offer`, `psp contact add`,
+//!   which checks each against the chain); Bob's agent restarts with `--contacts-only`: Carol's
+//!   request is declined at his agent (never listed), Alice's is accepted and her text arrives;
 //! - Bob's agent (records of 30 s, `--record-lifetime`) is killed: once the records lapse,
 //!   Alice's lookups find no point of his;
 //! - Bob's identity is revoked on chain: Alice's lookups of Bob are refused, and a new agent of
@@ -260,6 +263,138 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     ]
     .map(|(name, client, agent)| (name, client.key.clone(), agent.link_peer()));
     what_each_node_learned(nodes, &people)?;
+
+    // Contacts: Alice and Bob exchange signed offers, each checked against the chain by
+    // `psp contact add`; Bob's agent restarts in contact-only mode: Carol, a stranger, is
+    // declined at his agent, Alice still reaches him.
+    let books = [dir.path().join("alice.book"), dir.path().join("bob.book")];
+    let books: Vec<String> = books.iter().map(|b| b.display().to_string()).collect();
+    for ((from, from_name), (book, _)) in [
+        ((bob_c, "bob"), (&books[0], "alice")),
+        ((alice_c, "alice"), (&books[1], "bob")),
+    ] {
+        let offer = run_psp(
+            &[
+                "contact",
+                "offer",
+                "--keystore",
+                &from.keystore,
+                "--passphrase-file",
+                &from.pass,
+            ],
+            PSP_TIMEOUT,
+        )
+        .await?;
+        ensure!(
+            offer.code == Some(0) && offer.stdout.contains("BEGIN PSP CONTACT OFFER"),
+            "{from_name}'s offer: {}",
+            offer.stderr
+        );
+        let offer_path = dir.path().join(format!("{from_name}.offer"));
+        std::fs::write(&offer_path, &offer.stdout)?;
+        let offer_path = offer_path.display().to_string();
+        psp_ok(&[
+            "contact",
+            "add",
+            "--book",
+            book,
+            "--name",
+            from_name,
+            "--url",
+            &url,
+            &offer_path,
+        ])
+        .await?;
+    }
+    bob_a.stop()?;
+    alice_a
+        .wait_events("alice's channel to bob closing", AGENT_TIMEOUT, |events| {
+            events
+                .iter()
+                .find(|e| e["event"] == "channel-closed")
+                .cloned()
+        })
+        .await?;
+    let mut bob_a = AgentProc::spawn(
+        "bob (contacts only)",
+        bob_c,
+        &url,
+        &dave_url,
+        1,
+        &[
+            &FAST_AGENT[..],
+            &[
+                "--record-lifetime",
+                &lifetime,
+                "--contacts-only",
+                "--book",
+                &books[1],
+            ],
+        ]
+        .concat(),
+    )?;
+    bob_a
+        .wait_events("bob's point registered again", AGENT_TIMEOUT, |events| {
+            events
+                .iter()
+                .find(|e| e["event"] == "point-registered")
+                .cloned()
+        })
+        .await?;
+    let carol_again = AgentProc::spawn("carol", carol_c, &carol_url, &dave_url, 0, &FAST_AGENT)?;
+    let send = carol_again.send_args(&bob_c.id, "--text", "hello again, from Carol");
+    let refused = run_psp(
+        &send.iter().map(String::as_str).collect::<Vec<_>>(),
+        PSP_TIMEOUT,
+    )
+    .await?;
+    ensure!(
+        refused.code == Some(1) && refused.stderr.contains("declined"),
+        "carol's send to contact-only bob should be declined: exit {:?}: {}\n{}",
+        refused.code,
+        refused.stderr,
+        bob_a.tail()
+    );
+    bob_a
+        .wait_events(
+            "bob's agent declining a stranger",
+            AGENT_TIMEOUT,
+            |events| {
+                events
+                    .iter()
+                    .find(|e| {
+                        e["event"] == "introduction-declined-not-a-contact"
+                            && e["from"] == carol_c.key.as_str()
+                    })
+                    .cloned()
+            },
+        )
+        .await?;
+    let requests = bob_a.call(&["requests"]).await?;
+    ensure!(
+        requests["requests"]
+            .as_array()
+            .is_some_and(|r| r.is_empty()),
+        "a stranger's request was listed: {requests}"
+    );
+    let hello = "hello again, Bob";
+    let send = alice_a.send_args(&bob_c.id, "--text", hello);
+    let sending = tokio::spawn(async move {
+        let refs: Vec<&str> = send.iter().map(String::as_str).collect();
+        run_psp(&refs, PSP_TIMEOUT).await
+    });
+    let request = request_from(&bob_a, &alice_c.key).await?;
+    bob_a.call(&["accept", &request.to_string()]).await?;
+    let sent = sending.await??;
+    ensure!(sent.code == Some(0), "alice's send: {}", sent.stderr);
+    let got = bob_a.inbox(1).await?;
+    ensure!(
+        got[0]["text"] == hello && got[0]["from"] == alice_c.key.as_str(),
+        "bob's inbox: {}",
+        got[0]
+    );
+    eprintln!("contacts: offers exchanged, carol declined at bob's agent, alice reached him");
+    drop(carol_again);
 
     // Bob's agent stops: once his records lapse, Alice's lookups find no point of his.
     bob_a.stop()?;

@@ -247,6 +247,12 @@ pub struct Core {
     nodes: Vec<[u8; 32]>,
     /// The entry of every anonymous circuit ([`paths`]).
     guard: Option<[u8; 32]>,
+    /// Every node that learned this agent's identity: the nodes its anonymous points were
+    /// ever registered at. Never made an entry ([`paths`]).
+    knows_identity: BTreeSet<[u8; 32]>,
+    /// Every node that learned its address: the entries of its circuits so far. Never made an
+    /// anonymous presence node.
+    knows_address: BTreeSet<[u8; 32]>,
     /// Circuits in a row that failed to open.
     open_failures: u32,
     rng: StdRng,
@@ -297,6 +303,8 @@ impl Core {
             chain,
             nodes: Vec::new(),
             guard: None,
+            knows_identity: BTreeSet::new(),
+            knows_address: BTreeSet::new(),
             open_failures: 0,
             rng: StdRng::from_seed(seed),
             next_id: 0,
@@ -548,6 +556,7 @@ impl Core {
     ) -> StreamHandle {
         let stream = StreamHandle(self.next_id());
         self.owners.insert(stream, owner);
+        self.knows_address.extend(path.first().copied());
         self.actions.push_back(Action::Open(OpenRequest {
             stream,
             path,

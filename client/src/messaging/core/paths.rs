@@ -9,6 +9,13 @@
 //! [`GUARD_FAILURES`] circuits in a row fail to open. Public points register on the first
 //! hop by design (their owner is not hiding).
 //!
+//! The rule holds over time, not only at one instant: the agent remembers every node that
+//! learned its identity (the nodes its anonymous points were ever registered at) and every
+//! node that learned its address (every entry of its circuits), and never gives a node of
+//! one kind the other role — a replaced guard is never a former presence node, a replaced
+//! point never lands on a former entry. When no node is left, the point waits or the circuit
+//! is not built, with the reason.
+//!
 //! A direct agent ([`CoreConfig::direct`](super::CoreConfig::direct)) does not hide its
 //! address either: its rendezvous circuits and its introductions to public points go
 //! straight to the node (one hop). Neither kind of node learns its identity that way (the
@@ -56,7 +63,7 @@ impl Core {
     /// Whether a direct agent may link straight to `node`: never to one of its own anonymous
     /// presence nodes, which knows its identity and must not learn its address too.
     fn direct_to(&self, node: &[u8; 32]) -> bool {
-        self.config.direct && (self.config.public || !self.presence_nodes().contains(node))
+        self.config.direct && (self.config.public || !self.identity_holders().contains(node))
     }
 
     /// Draws a guard if there is none, or if it left the node list.
@@ -67,13 +74,22 @@ impl Core {
         }
     }
 
-    /// A new guard: any node but the presence nodes and the old guard (if others exist).
+    /// A new guard: any node but those that ever learned the agent's identity and the old
+    /// guard (if others exist).
     fn redraw_guard(&mut self) {
-        let mut avoid = self.presence_nodes();
+        let mut avoid = self.identity_holders();
         avoid.extend(self.guard);
         self.guard = self
             .pick_node(&avoid)
-            .filter(|g| !self.presence_nodes().contains(g));
+            .filter(|g| !self.identity_holders().contains(g));
+    }
+
+    /// The nodes that must never see this agent's address: its presence nodes, now and
+    /// before.
+    fn identity_holders(&self) -> Vec<[u8; 32]> {
+        let mut nodes = self.presence_nodes();
+        nodes.extend(self.knows_identity.iter().copied());
+        nodes
     }
 
     /// An open succeeded: the guard works.
@@ -111,11 +127,11 @@ impl Core {
             return Ok(vec![target]);
         }
         self.ensure_guard();
-        let presence = self.presence_nodes();
+        let presence = self.identity_holders();
         let entry = match self.guard {
             Some(guard) if guard != target => Some(guard),
             _ => {
-                let avoid: Vec<[u8; 32]> = presence.iter().copied().chain([target]).collect();
+                let avoid: Vec<[u8; 32]> = presence.into_iter().chain([target]).collect();
                 let free: Vec<[u8; 32]> = self
                     .nodes
                     .iter()

@@ -72,7 +72,8 @@ impl Point {
 impl Core {
     /// Opens (or reopens) the point in `slot` at a node no other point uses, if possible.
     pub(super) fn open_point(&mut self, now: u64, slot: u8) {
-        // Neither another point's node nor the entry guard (see `paths`).
+        // Neither another point's node nor the entry guard, nor — for an anonymous point — a
+        // node that ever was an entry of this agent's circuits (see `paths`).
         let mut avoid: Vec<[u8; 32]> = self
             .points
             .values()
@@ -80,11 +81,15 @@ impl Core {
             .filter_map(|p| p.node)
             .collect();
         avoid.extend(self.guard);
+        if !self.config.public {
+            avoid.extend(self.knows_address.iter().copied());
+        }
         let failures = self.points.get(&slot).map(|p| p.failures).unwrap_or(0);
         let node = self.pick_node(&avoid).filter(|n| !avoid.contains(n));
         let Some(node) = node else {
             let reason = format!(
-                "no node free for a presence point ({} nodes known, {} in use or the guard)",
+                "no node free for a presence point ({} nodes known, {} in use, the guard, or \
+                 entries that saw this agent's address)",
                 self.nodes.len(),
                 avoid.len()
             );
@@ -93,6 +98,8 @@ impl Core {
         let hops = if self.config.public {
             1
         } else {
+            // It will learn the identity: never an entry from now on.
+            self.knows_identity.insert(node);
             self.config.hops
         };
         let stream = match self.open(Owner::Point(slot), node, PRESENCE_SERVICE, hops) {

@@ -1064,3 +1064,47 @@ fn accept_all_with_contacts_accepts_only_contacts() {
     let t = sim.command(bob, Command::Requests);
     assert!(matches!(sim.ok(bob, t), Reply::Requests { requests } if requests.is_empty()));
 }
+
+#[test]
+fn no_node_ever_learns_both_the_address_and_the_identity_across_replacements() {
+    let mut sim = Sim::new(6);
+    let bob = sim.client(0x0b, CoreConfig::default());
+    sim.take_events(bob);
+    let mut holders = BTreeSet::new();
+    for round in 0..12 {
+        // Slot 0's point dies (it is replaced at once), then the guard fails three circuits
+        // in a row (it is replaced).
+        if let Some(node) = sim.clients[bob].core.status().points[0].node.clone() {
+            let index = sim
+                .world
+                .nodes
+                .iter()
+                .position(|n| hex0x(&n.key.public()) == node)
+                .expect("slot 0's node");
+            if let Some(&stream) = sim.world.streams_at(index, PRESENCE_SERVICE).first() {
+                let now = sim.now;
+                for d in sim.world.kill(now, stream) {
+                    sim.deliver(d);
+                }
+                sim.pump();
+            }
+        }
+        let core = &mut sim.clients[bob].core;
+        for _ in 0..super::paths::GUARD_FAILURES {
+            core.circuit_failed();
+        }
+        holders.extend(core.knows_identity.iter().copied());
+        assert!(
+            core.knows_identity.is_disjoint(&core.knows_address),
+            "round {round}: a node saw both"
+        );
+        if let Some(guard) = core.guard {
+            assert!(
+                !holders.contains(&guard),
+                "round {round}: guard was a presence node"
+            );
+        }
+        sim.take_events(bob);
+    }
+    assert!(holders.len() >= 2, "points moved: {holders:?}");
+}
