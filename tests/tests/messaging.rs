@@ -342,6 +342,11 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         })
         .await?;
     let carol_again = AgentProc::spawn("carol", carol_c, &carol_url, &dave_url, 0, &FAST_AGENT)?;
+    carol_again
+        .wait_events("carol's agent started again", AGENT_TIMEOUT, |events| {
+            events.iter().find(|e| e["event"] == "started").cloned()
+        })
+        .await?;
     let send = carol_again.send_args(&bob_c.id, "--text", "hello again, from Carol");
     let refused = run_psp(
         &send.iter().map(String::as_str).collect::<Vec<_>>(),
