@@ -36,9 +36,8 @@ impl Observed {
                     seen.client_links.insert(peer.to_owned());
                 }
                 (Some("service"), Some(service), Some(hex)) => {
-                    let bytes = decode_hex(hex).with_context(|| {
-                        format!("{}: a service line that is not hex", path.display())
-                    })?;
+                    let bytes = psp_client::parse_hex_vec(hex, "service bytes")
+                        .with_context(|| format!("{}: a service line", path.display()))?;
                     seen.service_bytes
                         .entry(service.to_owned())
                         .or_default()
@@ -70,7 +69,7 @@ impl Observed {
     /// Whether `key` (`0x` hex) appeared in what this node's `service` received (`None`:
     /// any service).
     pub fn saw_key(&self, service: Option<&str>, key_hex: &str) -> bool {
-        let Some(key) = decode_hex(key_hex.trim_start_matches("0x")) else {
+        let Ok(key) = psp_client::parse_hex_vec(key_hex, "identity key") else {
             return false;
         };
         !key.is_empty()
@@ -87,15 +86,4 @@ impl Observed {
             .get(service)
             .is_some_and(|b| !b.is_empty())
     }
-}
-
-/// Lowercase or uppercase hex to bytes; `None` if it is not hex.
-pub fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if !hex.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
-        .collect()
 }

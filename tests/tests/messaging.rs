@@ -35,7 +35,6 @@ use anyhow::{bail, ensure, Context, Result};
 use psp_e2e_tests::agent::{
     prepare, request_from, start_messaging_nodes, AgentProc, AGENT_TIMEOUT, FAST_AGENT,
 };
-use psp_e2e_tests::observe::decode_hex;
 use psp_e2e_tests::{
     psp_ok, psp_refuses_now, run_psp, run_scenario, wait_for, PspNode, PSP_TIMEOUT,
 };
@@ -194,7 +193,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     );
     let bytes = got[1]["hex"]
         .as_str()
-        .and_then(|h| decode_hex(h.trim_start_matches("0x")))
+        .and_then(|h| psp_client::parse_hex_vec(h, "file").ok())
         .context("the file's hex")?;
     ensure!(
         bytes == file,
