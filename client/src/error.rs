@@ -176,6 +176,10 @@ pub enum Error {
     #[error(transparent)]
     Messaging(#[from] crate::messaging::MessagingError),
 
+    /// Stream creation or look-up failed (the message says where and why).
+    #[error(transparent)]
+    Stream(Box<crate::stream::StreamClientError>),
+
     /// No identity is registered under the key.
     #[error(
         "no identity is registered under key {key}; register it first with `psp identity register`"

@@ -555,8 +555,9 @@ pub fn save(
     write_private(path, text.as_bytes(), overwrite)
 }
 
-/// Writes `contents` to `path` with mode 0600 through a temporary file in the same directory.
-pub(crate) fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Result<()> {
+/// Writes `contents` to `path` with mode 0600 through a temporary file in the same directory
+/// (secrets: keystores, receipts).
+pub fn write_private(path: &Path, contents: &[u8], overwrite: bool) -> Result<()> {
     let io = |action: &'static str| {
         move |source| Error::KeystoreIo {
             path: path.to_path_buf(),

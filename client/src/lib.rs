@@ -14,6 +14,8 @@
 //! - [`staking`]: bond, unbond, withdraw, stand for roles, session keys, and the
 //!   `psp_staking*` look-ups.
 //! - [`rewards`]: bandwidth rewards: pending rewards and credits per relay, `claim`.
+//! - [`stream`]: anonymous stream creation: subscriptions, receipts drawn from an oracle over
+//!   a circuit, streams created at a landing node over a fresh one, stream records in the DHT.
 //! - [`contacts`]: signed contact offers (`PSP CONTACT OFFER` blocks), the contact book and
 //!   fingerprints to compare out of band.
 //! - [`messaging`]: private messaging: the long-running agent (presence points, lookups,
@@ -58,6 +60,7 @@ pub mod messaging;
 pub mod overlay;
 pub mod rewards;
 pub mod staking;
+pub mod stream;
 
 pub use error::{DispatchFailure, Error, IdentityError, Result};
 pub use psp_net;

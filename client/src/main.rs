@@ -15,6 +15,7 @@ use cli::{
     cert::CertCommand, circuit::CircuitCommand, contact::ContactCommand, dht::DhtCommand,
     directory::DirectoryCommand, identity::IdentityCommand, key::KeyCommand,
     messaging::MessagingCommand, rewards::RewardsCommand, stake::StakeCommand,
+    stream::StreamCommand,
 };
 use psp_client::Result;
 use std::process::ExitCode;
@@ -44,6 +45,10 @@ enum Command {
     /// See and claim a relay's bandwidth rewards.
     #[command(subcommand)]
     Rewards(RewardsCommand),
+    /// Realtime streams: subscription plans, subscribe, create a stream anonymously (a
+    /// receipt from an oracle, then a landing node over a fresh circuit), show its record.
+    #[command(subcommand)]
+    Stream(StreamCommand),
     /// Get an access certificate from an elected authority node, and check certificates.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -103,6 +108,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Circuit(cmd) => cli::circuit::run(cmd).await,
         Command::Stake(cmd) => cli::stake::run(cmd).await,
         Command::Rewards(cmd) => cli::rewards::run(cmd).await,
+        Command::Stream(cmd) => cli::stream::run(cmd).await,
         Command::Cert(cmd) => cli::cert::run(cmd).await,
         Command::Dht(cmd) => cli::dht::run(cmd).await,
         Command::Directory(cmd) => cli::directory::run(cmd).await,

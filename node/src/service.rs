@@ -229,6 +229,7 @@ pub fn new_full<
             overlay,
             identity,
             client.clone(),
+            transaction_pool.clone(),
             overlay_state.clone(),
             &task_manager.spawn_handle(),
             test_network,

@@ -47,4 +47,10 @@ pub use psp_cert as cert;
 /// Presence, introduction, rendezvous and end-to-end channels (the `psp-rendezvous` crate).
 pub use psp_rendezvous as rendezvous;
 
+/// Anonymous stream-creation receipts (the `psp-receipts` crate).
+pub use psp_receipts as receipts;
+
+/// Stream creation: oracle and landing services, stream records (the `psp-stream` crate).
+pub use psp_stream as stream;
+
 pub mod driver;

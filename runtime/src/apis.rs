@@ -10,6 +10,7 @@ use pallet_grandpa::AuthorityId as GrandpaId;
 use psp_primitives::{
     rewards::{EpochRewards, RelayEpochInfo, RelayRewards, RewardsStatus},
     staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
+    subscriptions::{OracleReceiptKeys, SubscriptionInfo, SubscriptionsStatus},
     IdentityInfo, IdentityKey,
 };
 use sp_api::impl_runtime_apis;
@@ -24,8 +25,8 @@ use sp_version::RuntimeVersion;
 
 use super::{
     AccountId, Aura, Balance, Block, BlockNumber, Executive, Grandpa, InherentDataExt, Nonce,
-    PspIdentity, PspRewards, PspStaking, Runtime, RuntimeCall, RuntimeGenesisConfig, SessionKeys,
-    System, TransactionPayment, VERSION,
+    PspIdentity, PspRewards, PspStaking, PspSubscriptions, Runtime, RuntimeCall,
+    RuntimeGenesisConfig, SessionKeys, System, TransactionPayment, VERSION,
 };
 
 impl_runtime_apis! {
@@ -253,6 +254,20 @@ impl_runtime_apis! {
 
         fn epoch_rewards(epoch: EpochIndex) -> Option<EpochRewards<Balance>> {
             PspRewards::epoch_rewards(epoch)
+        }
+    }
+
+    impl psp_primitives::api::PspSubscriptionsApi<Block, AccountId, Balance> for Runtime {
+        fn subscriptions_status() -> SubscriptionsStatus<AccountId, Balance> {
+            PspSubscriptions::status()
+        }
+
+        fn subscription(identity: IdentityKey) -> Option<SubscriptionInfo<AccountId, Balance>> {
+            PspSubscriptions::subscription_info(identity)
+        }
+
+        fn receipt_keys(epoch: EpochIndex) -> Vec<OracleReceiptKeys> {
+            PspSubscriptions::receipt_keys(epoch)
         }
     }
 

@@ -10,4 +10,5 @@ frame_benchmarking::define_benchmarks!(
     [pallet_psp_identity, PspIdentity]
     [pallet_psp_staking, PspStaking]
     [pallet_psp_rewards, PspRewards]
+    [pallet_psp_subscriptions, PspSubscriptions]
 );

@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
     impl_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
     authoring_version: 1,
-    spec_version: 100,
+    spec_version: 101,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 1,
@@ -104,6 +104,9 @@ pub const MIN_DISCOVERY_STAKE: Balance = 5_000 * UNIT;
 pub const MIN_ORACLE_STAKE: Balance = 500 * UNIT;
 /// The bandwidth reward pool of each epoch, paid from the rewards pot.
 pub const REWARD_PER_EPOCH: Balance = UNIT;
+/// The price of one epoch of the standard stream plan (a public network with hour-long
+/// epochs would charge more per epoch).
+pub const STREAM_PLAN_PRICE: Balance = MILLI_UNIT;
 /// What the dev and local genesis put in the rewards pot.
 pub const REWARDS_POT_ENDOWMENT: Balance = 100_000 * UNIT;
 
@@ -194,4 +197,6 @@ mod runtime {
     // After Session: it sees a new epoch in the epoch's first block.
     #[runtime::pallet_index(13)]
     pub type PspRewards = pallet_psp_rewards;
+    #[runtime::pallet_index(14)]
+    pub type PspSubscriptions = pallet_psp_subscriptions;
 }

@@ -74,6 +74,17 @@ pub struct Prepared {
 /// the client identities `names` (at most three, paid by Charlie, Eve and Ferdie), and has
 /// Dave's account make his node an authority; returns once Dave's node is elected.
 pub async fn prepare(nodes: &[PspNode], dir: &Path, names: &[&str]) -> Result<Prepared> {
+    prepare_with_roles(nodes, dir, names, &[Role::Authority]).await
+}
+
+/// [`prepare`], with Dave's node standing for `roles` (authority among them) and elected to
+/// each before it returns.
+pub async fn prepare_with_roles(
+    nodes: &[PspNode],
+    dir: &Path,
+    names: &[&str],
+    roles: &[Role],
+) -> Result<Prepared> {
     let [alice, _bob, _charlie, _eve, _ferdie, dave] = nodes else {
         bail!("expected six nodes");
     };
@@ -108,19 +119,23 @@ pub async fn prepare(nodes: &[PspNode], dir: &Path, names: &[&str]) -> Result<Pr
         a
     };
     let mut chains = vec![
-        vec![
+        [
             staker(&["stake", "session-keys", "--node-url", &dave_url]),
             node_reg(dave, "//Dave"),
             staker(&["stake", "bond", "--amount", "2000"]),
+        ]
+        .into_iter()
+        .chain(roles.iter().map(|role| {
             staker(&[
                 "stake",
                 "candidate",
                 "--role",
-                "authority",
+                role.as_str(),
                 "--node-url",
                 &dave_url,
-            ]),
-        ],
+            ])
+        }))
+        .collect(),
         vec![node_reg(&nodes[0], "//Alice")],
         vec![node_reg(&nodes[1], "//Bob")],
         vec![node_reg(&nodes[2], "//Charlie")],
@@ -145,24 +160,29 @@ pub async fn prepare(nodes: &[PspNode], dir: &Path, names: &[&str]) -> Result<Pr
         .await?
         .node_id;
     let t = Instant::now();
-    wait_for(
-        "dave's node elected authority for the current epoch",
-        ELECTION_TIMEOUT,
-        || async {
-            let set = chain
-                .staking_elected(Role::Authority, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            if set.iter().any(|n| n.node == dave_key) {
-                Ok(Some(()))
-            } else {
-                Err(format!("{} elected, not dave", set.len()))
-            }
-        },
-    )
-    .await?;
+    for &role in roles {
+        wait_for(
+            &format!(
+                "dave's node elected {} for the current epoch",
+                role.as_str()
+            ),
+            ELECTION_TIMEOUT,
+            || async {
+                let set = chain
+                    .staking_elected(role, None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if set.iter().any(|n| n.node == dave_key) {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("{} elected, not dave", set.len()))
+                }
+            },
+        )
+        .await?;
+    }
     eprintln!(
-        "dave's node is an elected authority after {:?}",
+        "dave's node is elected to {roles:?} after {:?}",
         t.elapsed()
     );
     Ok(Prepared {

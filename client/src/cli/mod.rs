@@ -14,3 +14,4 @@ pub mod key;
 pub mod messaging;
 pub mod rewards;
 pub mod stake;
+pub mod stream;

@@ -3,7 +3,9 @@
 //! DHT routing table is set to the active node identities (the only peers Kademlia may route
 //! through: deregistered and revoked ones are evicted) and the directory learns the elected
 //! discovery set and this node's flags, and the messaging services the elected authorities
-//! (and that it is time to re-check registered identities).
+//! (and that it is time to re-check registered identities); the stream services get the
+//! plans and the published receipt keys, and this node's own receipt keys (while it is an
+//! elected oracle) are submitted to the transaction pool.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,9 +18,22 @@ use psp_net::{
 };
 use sc_client_api::BlockchainEvents;
 
-use super::OverlayIdentity;
+use super::streams::{ChainSubscriptions, ReceiptKeys};
+use super::{OverlayIdentity, Pool};
 use crate::chain_checks::{ChainChecks, ChainSnapshot};
 use crate::client::FullClient;
+
+/// What the feed keeps current for the stream services.
+pub struct StreamFeed {
+    /// Published keys for the landing service, own keys for the oracle service.
+    pub keys: Arc<ReceiptKeys>,
+    /// The plans the subscription checks map to tiers.
+    pub subscriptions: Arc<ChainSubscriptions<FullClient>>,
+    /// Where this oracle's key publications go.
+    pub pool: Arc<Pool>,
+    /// The elected oracles the stream services exchange receipt counts with.
+    pub oracles: psp_net::driver::counts::SharedOracles,
+}
 
 /// Runs until the overlay or the chain stops.
 pub async fn feed_from_chain(
@@ -27,6 +42,7 @@ pub async fn feed_from_chain(
     handle: NodeHandle,
     identity: Arc<OverlayIdentity>,
     messaging: Option<MessagingChain>,
+    streams: Option<StreamFeed>,
 ) {
     let mut finality = client.finality_notification_stream();
     let mut last_view = None;
@@ -52,6 +68,18 @@ pub async fn feed_from_chain(
                 }
                 chain.generation.fetch_add(1, Ordering::Relaxed);
             }
+            if let Some(streams) = &streams {
+                let oracles = snapshot
+                    .oracle
+                    .now_or_next
+                    .iter()
+                    .filter_map(|id| {
+                        let (peer, addr) = snapshot.nodes.get(id)?.link.clone()?;
+                        Some((NodeId(*id), peer, addr))
+                    })
+                    .collect();
+                *streams.oracles.write().unwrap_or_else(|e| e.into_inner()) = oracles;
+            }
             match handle.dht_set_peers(snapshot.links()).await {
                 Ok((0, 0)) => {}
                 Ok((added, removed)) => log::info!(
@@ -73,6 +101,9 @@ pub async fn feed_from_chain(
                 }
                 last_view = Some(view);
             }
+        }
+        if let Some(streams) = &streams {
+            refresh_streams(&client, streams).await;
         }
         if finality.next().await.is_none() {
             return; // the chain stopped
@@ -109,5 +140,52 @@ fn discovery_view(snapshot: &ChainSnapshot, identity: &OverlayIdentity) -> Disco
         set,
         flags: own,
         addresses: vec![identity.address.clone()],
+    }
+}
+
+/// Reads plans and receipt keys at the latest finalized block (in a blocking task) and
+/// submits this oracle's key publications, if any, as unsigned transactions.
+async fn refresh_streams(client: &Arc<FullClient>, streams: &StreamFeed) {
+    use sc_transaction_pool_api::{TransactionPool, TransactionSource};
+    use sp_blockchain::HeaderBackend;
+
+    let (reading, keys, subscriptions) = (
+        client.clone(),
+        streams.keys.clone(),
+        streams.subscriptions.clone(),
+    );
+    let publications =
+        match tokio::task::spawn_blocking(move || keys.refresh(&*reading, &subscriptions)).await {
+            Ok(Ok(publications)) => publications,
+            Ok(Err(e)) => {
+                log::warn!(target: "psp-overlay", "receipt keys not read: {e}");
+                return;
+            }
+            Err(e) => {
+                log::warn!(target: "psp-overlay", "receipt keys task failed: {e}");
+                return;
+            }
+        };
+    for publication in publications {
+        let epoch = publication.epoch;
+        let call = psp_runtime::RuntimeCall::PspSubscriptions(
+            pallet_psp_subscriptions::Call::publish_receipt_keys { publication },
+        );
+        let xt = psp_runtime::UncheckedExtrinsic::new_bare(call);
+        let best = client.info().best_hash;
+        match streams
+            .pool
+            .submit_one(best, TransactionSource::Local, xt.into())
+            .await
+        {
+            Ok(_) => log::info!(
+                target: "psp-overlay",
+                "🔑 oracle: receipt keys for epoch {epoch} submitted"
+            ),
+            Err(e) => log::warn!(
+                target: "psp-overlay",
+                "oracle: receipt keys for epoch {epoch} refused by the pool: {e}"
+            ),
+        }
     }
 }

@@ -7,6 +7,8 @@
 //! - [`feed`]: the task that keeps the overlay in step with the chain;
 //! - [`observe`]: the test-only record of what this node learns (`--overlay-observe-file`);
 //! - [`metrics`]: the `psp_overlay_*` metrics in the node's Prometheus registry;
+//! - [`streams`]: subscriptions and receipt keys for the oracle and landing services, and
+//!   this node's own receipt keys while it is an elected oracle;
 //! - this module: [`start`], which wires them to the psp-net driver, and the state the RPC
 //!   reads.
 //!
@@ -18,6 +20,7 @@ mod identity;
 mod metrics;
 pub mod observe;
 mod params;
+mod streams;
 
 pub use identity::OverlayIdentity;
 pub use metrics::Metrics;
@@ -32,6 +35,7 @@ use psp_net::{
     crypto::{NodeId, OnionSecret},
     driver::{
         messaging::{MessagingChain, MessagingSetup},
+        streams::StreamSetup,
         DhtSetup, DirectorySetup, Node, NodeConfig, NodeEvent, NodeHandle, NodeSecrets,
         NodeServices,
     },
@@ -51,11 +55,24 @@ pub struct OverlayState {
     pub metrics: OnceLock<Arc<Metrics>>,
 }
 
+/// The node's transaction pool (the overlay submits its oracle's receipt keys to it).
+pub type Pool = sc_transaction_pool::TransactionPoolHandle<psp_runtime::opaque::Block, FullClient>;
+
+/// How long this node's receipt keys are valid once published: four epochs, at least two
+/// minutes (receipts drawn late in an epoch must still be redeemable after it).
+fn receipt_key_lifetime_secs() -> u64 {
+    let epoch_secs =
+        u64::from(psp_runtime::EPOCH_LENGTH) * psp_runtime::MILLI_SECS_PER_BLOCK / 1_000;
+    (4 * epoch_secs).max(120)
+}
+
 /// Starts the overlay on the node's tokio runtime.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     params: &OverlayParams,
     identity: Arc<OverlayIdentity>,
     client: Arc<FullClient>,
+    pool: Arc<Pool>,
     state: Arc<OverlayState>,
     spawn: &sc_service::SpawnTaskHandle,
     test_network: bool,
@@ -85,6 +102,24 @@ pub fn start(
         registry: checks.clone(),
         generation: Default::default(),
     });
+    let observer_fn = observer.clone().map(|o| {
+        Arc::new(move |service: &'static str, bytes: &[u8]| o.service_bytes(service, bytes))
+            as psp_net::driver::messaging::ServiceObserver
+    });
+    let key_updates = psp_net::driver::streams::SharedKeyUpdates::default();
+    let oracles = psp_net::driver::counts::SharedOracles::default();
+    let subscriptions = Arc::new(streams::ChainSubscriptions::new(client.clone()));
+    let stream_feed = genesis.map(|genesis| feed::StreamFeed {
+        keys: Arc::new(streams::ReceiptKeys::new(
+            identity.signing_key(),
+            genesis,
+            key_updates.clone(),
+            receipt_key_lifetime_secs(),
+        )),
+        subscriptions: subscriptions.clone(),
+        pool,
+        oracles: oracles.clone(),
+    });
     let node_services = NodeServices {
         dht: Some(DhtSetup::new(checks.clone())),
         messaging: messaging_chain.clone().map(|chain| MessagingSetup {
@@ -93,10 +128,17 @@ pub fn start(
             presence: Default::default(),
             rendezvous: Default::default(),
             lookup: Default::default(),
-            observer: observer.clone().map(|o| {
-                Arc::new(move |service: &'static str, bytes: &[u8]| o.service_bytes(service, bytes))
-                    as psp_net::driver::messaging::ServiceObserver
-            }),
+            observer: observer_fn.clone(),
+        }),
+        streams: messaging_chain.clone().map(|chain| StreamSetup {
+            observer: observer_fn,
+            oracles,
+            ..StreamSetup::new(
+                Arc::new(identity.signing_key()),
+                chain,
+                subscriptions,
+                key_updates,
+            )
         }),
         directory: genesis.map(|genesis| DirectorySetup {
             key: identity.signing_key(),
@@ -155,6 +197,7 @@ pub fn start(
                 handle.clone(),
                 identity.clone(),
                 messaging_chain,
+                stream_feed,
             ),
         );
         let metrics = state.metrics.get().cloned();
@@ -185,6 +228,9 @@ pub fn start(
                         target: "psp-overlay",
                         "refused: extend to {target:?}: {error} ({error:?})"
                     )
+                }
+                NodeEvent::ReceiptCounts(received) => {
+                    log::debug!(target: "psp-overlay", "oracle: receipt counts taken: {received:?}")
                 }
                 NodeEvent::LinkUp {
                     peer: Peer::Client(_),

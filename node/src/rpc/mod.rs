@@ -1,7 +1,7 @@
 //! JSON-RPC of the node: the standard Substrate methods (so polkadot-js and subxt work
 //! unchanged), transaction payment, the `psp_*` identity and overlay methods over the `PspApi`
-//! runtime API, the `psp_staking*` methods ([`staking`]) and the `psp_rewards*` methods
-//! ([`rewards`]).
+//! runtime API, the `psp_staking*` methods ([`staking`]), the `psp_rewards*` methods
+//! ([`rewards`]) and the subscription methods ([`subscriptions`]).
 
 pub mod cert;
 pub mod dht;
@@ -9,6 +9,7 @@ pub mod directory;
 pub mod policy;
 pub mod rewards;
 pub mod staking;
+pub mod subscriptions;
 
 use std::sync::Arc;
 
@@ -304,6 +305,7 @@ where
     C::Api: PspRuntimeApi<Block, AccountId, Balance, BlockNumber>,
     C::Api: psp_primitives::api::PspStakingApi<Block, AccountId, Balance, BlockNumber>,
     C::Api: psp_primitives::api::PspRewardsApi<Block, AccountId, Balance>,
+    C::Api: psp_primitives::api::PspSubscriptionsApi<Block, AccountId, Balance>,
     P: TransactionPool + 'static,
 {
     use pallet_transaction_payment_rpc::{TransactionPayment, TransactionPaymentApiServer};
@@ -329,6 +331,9 @@ where
     module.merge(rewards::RewardsRpcServer::into_rpc(RuntimeApiRpc::new(
         client.clone(),
     )))?;
+    module.merge(subscriptions::SubscriptionsRpcServer::into_rpc(
+        RuntimeApiRpc::new(client.clone()),
+    ))?;
     module.merge(cert::CertRpcServer::into_rpc(psp.clone()))?;
     module.merge(dht::DhtRpcServer::into_rpc(psp.clone()))?;
     module.merge(directory::DirectoryRpcServer::into_rpc(psp.clone()))?;

@@ -311,3 +311,28 @@ impl<T: Config> psp_primitives::staking::NodeRegistry<T::AccountId> for Pallet<T
         );
     }
 }
+
+impl<T: Config> psp_primitives::subscriptions::SubscriberRegistry<T::AccountId> for Pallet<T> {
+    fn is_active_client(key: &IdentityKey) -> bool {
+        IdentityOf::<T>::get(key)
+            .is_some_and(|r| r.kind == IdentityKind::Client && r.status == IdentityStatus::Active)
+    }
+
+    fn insert_client_unchecked(owner: &T::AccountId, key: IdentityKey) {
+        IdentityOf::<T>::insert(
+            key,
+            IdentityRecord {
+                owner: owner.clone(),
+                kind: IdentityKind::Client,
+                namespace: Label::default(),
+                app_namespace: Label::default(),
+                x25519: [0; 32],
+                node: None,
+                deposit: Zero::zero(),
+                registered_at: frame_system::Pallet::<T>::block_number(),
+                rotations: 0,
+                status: IdentityStatus::Active,
+            },
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! - `PspStakingApi`: elected sets, bonds, candidacies and the epoch schedule.
 //! - `PspRewardsApi`: bandwidth rewards — pending rewards and credited bytes per relay and
 //!   epoch, epoch pools, the pot.
+//! - `PspSubscriptionsApi`: stream subscriptions, plans and the oracles' receipt keys.
 //!
 //! The node serves it over JSON-RPC as `psp_*` methods next to the standard Substrate RPC.
 
@@ -11,6 +12,7 @@ use crate::{
     identity::{IdentityInfo, IdentityKey},
     rewards::{EpochRewards, RelayEpochInfo, RelayRewards, RewardsStatus},
     staking::{ElectedNode, EpochIndex, EpochSchedule, LedgerInfo, Role},
+    subscriptions::{OracleReceiptKeys, SubscriptionInfo, SubscriptionsStatus},
 };
 use alloc::vec::Vec;
 use codec::Codec;
@@ -75,5 +77,21 @@ sp_api::decl_runtime_apis! {
         /// An epoch's relays, credits, pool and payouts; `None` for an epoch nobody was
         /// credited in, or whose rewards were all claimed.
         fn epoch_rewards(epoch: EpochIndex) -> Option<EpochRewards<Balance>>;
+    }
+
+    /// Stream subscriptions (§8.2): the plans, who holds one, and the receipt keys the
+    /// oracles published.
+    pub trait PspSubscriptionsApi<AccountId, Balance>
+    where
+        AccountId: Codec,
+        Balance: Codec,
+    {
+        /// The current epoch, the plans, the receipt bound and the pot payments go to.
+        fn subscriptions_status() -> SubscriptionsStatus<AccountId, Balance>;
+        /// The subscription `identity` holds (current or future), if any.
+        fn subscription(identity: IdentityKey) -> Option<SubscriptionInfo<AccountId, Balance>>;
+        /// The receipt keys each oracle published for `epoch` (kept for the current epoch and
+        /// the two before it).
+        fn receipt_keys(epoch: EpochIndex) -> Vec<OracleReceiptKeys>;
     }
 }

@@ -9,8 +9,10 @@
 //! - [`staking`]: roles, signed role statements, equivocation evidence, staking API views.
 //! - [`rewards`]: bandwidth usage records, the messages relays and clients sign, normalization,
 //!   the oracle quorum and median, and the oracle set the rewards pallet reads.
-//! - [`api`]: the `PspApi`, `PspStakingApi` and `PspRewardsApi` runtime APIs the node serves as
-//!   `psp_*` JSON-RPC methods.
+//! - [`subscriptions`]: stream subscription plans, subscriptions, oracles' receipt keys and
+//!   the bytes an oracle signs to publish them.
+//! - [`api`]: the `PspApi`, `PspStakingApi`, `PspRewardsApi` and `PspSubscriptionsApi` runtime
+//!   APIs the node serves as `psp_*` JSON-RPC methods.
 //! - `rpc` (std only): the JSON shape of those methods' answers, shared by node and client.
 #![cfg_attr(not(feature = "std"), no_std)]
 
@@ -21,6 +23,7 @@ pub mod id_string;
 pub mod identity;
 pub mod rewards;
 pub mod staking;
+pub mod subscriptions;
 
 pub use id_string::{IdString, IdStringError};
 pub use identity::*;

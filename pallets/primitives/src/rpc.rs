@@ -463,3 +463,121 @@ impl RewardsStatusView {
         }
     }
 }
+
+/// A plan, as `psp_subscriptionsStatus` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanView {
+    /// Its index (what `subscribe` takes).
+    pub plan: u8,
+    /// What each receipt of the plan may allow.
+    pub tier: crate::subscriptions::Tier,
+    /// Price of one epoch, in the smallest unit.
+    pub price_per_epoch: String,
+}
+
+impl PlanView {
+    fn from_plan<B: ToString>(plan: u8, info: &crate::subscriptions::Plan<B>) -> Self {
+        Self {
+            plan,
+            tier: info.tier,
+            price_per_epoch: info.price_per_epoch.to_string(),
+        }
+    }
+}
+
+/// The plans and rules, as `psp_subscriptionsStatus` returns them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionsStatusView {
+    /// The current epoch.
+    pub current_epoch: u32,
+    /// The plans.
+    pub plans: Vec<PlanView>,
+    /// Receipts one subscription may draw per epoch, over all oracles.
+    pub receipts_per_epoch: u32,
+    /// Where payments go (the rewards pot), SS58.
+    pub pot: String,
+}
+
+impl SubscriptionsStatusView {
+    /// Converts the runtime API's answer; `account` renders the pot.
+    pub fn from_info<A, B: ToString>(
+        info: crate::subscriptions::SubscriptionsStatus<A, B>,
+        account: impl Fn(&A) -> String,
+    ) -> Self {
+        Self {
+            current_epoch: info.current_epoch,
+            plans: info
+                .plans
+                .iter()
+                .enumerate()
+                .map(|(i, p)| PlanView::from_plan(u8::try_from(i).unwrap_or(u8::MAX), p))
+                .collect(),
+            receipts_per_epoch: info.receipts_per_epoch,
+            pot: account(&info.pot),
+        }
+    }
+}
+
+/// An identity's subscription, as `psp_subscription` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionView {
+    /// The plan.
+    pub plan: PlanView,
+    /// First epoch covered.
+    pub from: u32,
+    /// First epoch no longer covered.
+    pub until: u32,
+    /// Who paid last, SS58.
+    pub payer: String,
+    /// Whether it covers the current epoch.
+    pub active: bool,
+}
+
+impl SubscriptionView {
+    /// Converts the runtime API's answer; `account` renders the payer.
+    pub fn from_info<A, B: ToString>(
+        info: crate::subscriptions::SubscriptionInfo<A, B>,
+        account: impl Fn(&A) -> String,
+    ) -> Self {
+        Self {
+            plan: PlanView::from_plan(info.subscription.plan, &info.plan),
+            from: info.subscription.from,
+            until: info.subscription.until,
+            payer: account(&info.subscription.payer),
+            active: info.active,
+        }
+    }
+}
+
+/// One receipt key, as `psp_receiptKeys` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptKeyView {
+    /// The oracle's node key, hex.
+    pub oracle: String,
+    /// The tier its receipts stand for.
+    pub tier: crate::subscriptions::Tier,
+    /// The RSA public key (DER SubjectPublicKeyInfo), hex.
+    pub public_key: String,
+    /// Unix seconds from which receipts under it are refused.
+    pub expires_at: u64,
+}
+
+impl ReceiptKeyView {
+    /// Flattens the runtime API's answer: every key of every oracle.
+    pub fn from_info(info: &[crate::subscriptions::OracleReceiptKeys]) -> Vec<Self> {
+        info.iter()
+            .flat_map(|o| {
+                o.keys.iter().map(|k| Self {
+                    oracle: hex0x(&o.oracle),
+                    tier: k.tier,
+                    public_key: hex0x(&k.public_key),
+                    expires_at: k.expires_at,
+                })
+            })
+            .collect()
+    }
+}

@@ -341,8 +341,8 @@ impl NetworkBehaviour for DialGate {
 }
 
 /// Everything the overlay's swarm runs: the dial gate, the cell substreams and, on nodes, the
-/// DHT (Kademlia with the chain-checked store) and the directory protocol (both off for
-/// clients). The gate comes first, so a denied dial reaches no other behaviour's
+/// DHT (Kademlia with the chain-checked store), the directory protocol and the oracles'
+/// receipt counts (all off for clients). The gate comes first, so a denied dial reaches no other behaviour's
 /// `handle_pending_outbound_connection`.
 #[derive(libp2p::swarm::NetworkBehaviour)]
 #[behaviour(prelude = "libp2p::swarm::derive_prelude")]
@@ -352,6 +352,7 @@ pub(crate) struct Overlay {
     pub(crate) dht:
         libp2p::swarm::behaviour::toggle::Toggle<libp2p::kad::Behaviour<super::dht::DhtStore>>,
     pub(crate) directory: libp2p::swarm::behaviour::toggle::Toggle<super::directory::DirBehaviour>,
+    pub(crate) counts: libp2p::swarm::behaviour::toggle::Toggle<super::counts::CountsBehaviour>,
 }
 
 #[cfg(test)]

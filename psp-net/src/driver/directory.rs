@@ -16,10 +16,11 @@ use std::io;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::request_response::{self, OutboundRequestId, ProtocolSupport};
 use libp2p::{Multiaddr, PeerId, StreamProtocol};
 
+use super::frames;
 use crate::crypto::{NodeId, Sr25519Keypair};
 use crate::directory::{
     default_threshold, Config, DirectoryError, DiscoveryService, Equivocation, Output,
@@ -64,19 +65,10 @@ pub enum DirResponse {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DirCodec;
 
+const WHAT: &str = "directory";
+
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<(u8, Vec<u8>)> {
-    let mut head = [0u8; 5];
-    io.read_exact(&mut head).await?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    if len > MAX_MESSAGE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("directory message of {len} bytes exceeds {MAX_MESSAGE}"),
-        ));
-    }
-    let mut body = vec![0u8; len];
-    io.read_exact(&mut body).await?;
-    Ok((head[0], body))
+    frames::read_frame(io, MAX_MESSAGE, WHAT).await
 }
 
 async fn write_frame<T: AsyncWrite + Unpin + Send>(
@@ -84,23 +76,11 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(
     tag: u8,
     body: &[u8],
 ) -> io::Result<()> {
-    let len = u32::try_from(body.len())
-        .ok()
-        .filter(|l| (*l as usize) <= MAX_MESSAGE)
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "directory message too large")
-        })?;
-    io.write_all(&[tag]).await?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(body).await?;
-    io.close().await
+    frames::write_frame(io, tag, body, MAX_MESSAGE, WHAT).await
 }
 
 fn bad_tag(tag: u8) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("unknown directory message {tag}"),
-    )
+    frames::bad_tag(tag, WHAT)
 }
 
 #[async_trait]

@@ -84,10 +84,15 @@ pub struct HubQueues {
     pub fetch: VecDeque<(StreamHandle, Vec<RecordKey>)>,
     /// Finished look-ups: the stream and the records found (encoded, unchecked).
     pub fetched: VecDeque<(StreamHandle, Vec<Vec<u8>>)>,
+    /// This oracle's receipt counts (encoded messages), set by the stream hub when they
+    /// changed, taken by the node task to send to the other oracles.
+    pub counts_out: Option<Vec<Vec<u8>>>,
+    /// Other oracles' receipt counts (only entries they issued), for the stream hub to merge.
+    pub counts_in: VecDeque<psp_receipts::Counts>,
 }
 
 impl HubQueues {
-    fn push<T>(queue: &mut VecDeque<T>, item: T, what: &str) {
+    pub(crate) fn push<T>(queue: &mut VecDeque<T>, item: T, what: &str) {
         if queue.len() >= MAX_QUEUED {
             queue.pop_front();
             tracing::warn!("psp messaging: {what} queue full, oldest entry dropped");

@@ -19,11 +19,14 @@
 
 mod behaviour;
 pub mod client;
+pub mod counts;
 mod dht;
 mod directory;
+mod frames;
 mod link;
 pub mod messaging;
 pub mod node;
+pub mod streams;
 
 use std::time::Duration;
 
@@ -317,6 +320,10 @@ fn build_swarm(
             directory: services
                 .and_then(|s| s.directory.as_ref())
                 .map(|_| directory::behaviour())
+                .into(),
+            counts: services
+                .and_then(|s| s.streams.as_ref())
+                .map(|_| counts::behaviour())
                 .into(),
         })
         .map_err(|e| DriverError::Transport(e.to_string()))?

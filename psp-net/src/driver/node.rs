@@ -32,6 +32,7 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::OverlayEvent;
+use super::counts::{CountsBehaviour, CountsNode, CountsReceived};
 use super::dht::{Dht, DhtGetReport, DhtPutReport, DhtSetup, DhtStore};
 use super::directory::{DirBehaviour, DirectoryNode, DirectorySetup, DiscoveryView};
 use super::link::{Hello, LinkEvent, Links};
@@ -45,6 +46,7 @@ use crate::crypto::{NodeId, OnionPublic, OnionSecret};
 use crate::dht::RecordKey;
 use crate::directory::Equivocation;
 use crate::driver::messaging::{MessagingHub, MessagingSetup, SharedQueues};
+use crate::driver::streams::{StreamHub, StreamSetup};
 use crate::rendezvous::StreamHandle;
 
 /// Configuration of a relay node. Defaults are documented per field.
@@ -134,6 +136,9 @@ pub enum NodeEvent {
         /// Why.
         reason: String,
     },
+    /// Another elected oracle's receipt counts were taken (the stream hub merges them at its
+    /// next event).
+    ReceiptCounts(CountsReceived),
 }
 
 /// Counters of a running node.
@@ -353,17 +358,27 @@ impl Node {
             dht,
             directory: discovery,
             messaging,
+            streams,
         } = node_services;
-        // With messaging, presence, rendezvous and lookup join the relay's services; the
-        // presence records they publish and the look-ups they run go through the node task.
-        let (services, messaging): (Box<dyn ServiceHub>, _) = match messaging {
-            Some(setup) => {
-                let queues = SharedQueues::default();
-                let hub = MessagingHub::new(services, setup, queues.clone());
-                (Box::new(hub), Some(queues))
-            }
-            None => (services, None),
-        };
+        // With messaging, presence, rendezvous and lookup join the relay's services, and with
+        // streams, oracle and landing; the records they publish and the look-ups they run go
+        // through the node task.
+        let queues = SharedQueues::default();
+        let hubs = messaging.is_some() || streams.is_some();
+        let mut services = services;
+        if let Some(setup) = messaging {
+            services = Box::new(MessagingHub::new(services, setup, queues.clone()));
+        }
+        let mut counts = None;
+        if let Some(setup) = streams {
+            counts = Some(CountsNode::new(
+                secrets.id,
+                setup.oracles.clone(),
+                queues.clone(),
+            ));
+            services = Box::new(StreamHub::new(services, setup, queues.clone()));
+        }
+        let messaging = hubs.then_some(queues);
         swarm
             .listen_on(config.listen.clone())
             .map_err(|e| DriverError::Listen {
@@ -406,6 +421,7 @@ impl Node {
                 dht: dht.map(|setup| Dht::new(setup, peer_id)),
                 discovery: discovery.map(DirectoryNode::new),
                 messaging,
+                counts,
                 lookups: FuturesUnordered::new(),
             },
         })
@@ -437,6 +453,8 @@ pub struct NodeTask {
     discovery: Option<DirectoryNode>,
     /// The messaging services' requests (publications, look-ups) and answers.
     messaging: Option<SharedQueues>,
+    /// Receipt counts exchanged with the other elected oracles (with the stream services).
+    counts: Option<CountsNode>,
     /// Look-ups of the lookup service in flight in the DHT.
     lookups: FuturesUnordered<LookupFuture>,
 }
@@ -454,6 +472,8 @@ pub struct NodeServices {
     /// Presence and rendezvous (presence records are published through the DHT, so a node
     /// with messaging should run the DHT too).
     pub messaging: Option<MessagingSetup>,
+    /// The oracle and landing services (stream records are published through the DHT).
+    pub streams: Option<StreamSetup>,
 }
 
 impl std::fmt::Debug for NodeServices {
@@ -462,6 +482,7 @@ impl std::fmt::Debug for NodeServices {
             .field("dht", &self.dht)
             .field("directory", &self.directory)
             .field("messaging", &self.messaging.is_some())
+            .field("streams", &self.streams.is_some())
             .finish()
     }
 }
@@ -525,6 +546,14 @@ impl NodeTask {
                             node.on_event(rr, e, unix_now());
                         }
                     }
+                    SwarmEvent::Behaviour(OverlayEvent::Counts(e)) => {
+                        let received = self
+                            .counts_parts()
+                            .and_then(|(node, rr)| node.on_event(rr, e));
+                        if let Some(received) = received {
+                            self.report(NodeEvent::ReceiptCounts(received));
+                        }
+                    }
                     other => self.links.on_swarm_event(other),
                 },
                 () = sleep_until(deadline) => {}
@@ -540,6 +569,13 @@ impl NodeTask {
                     }
                     if let Some((node, rr)) = self.discovery_parts() {
                         node.tick(rr, unix_now());
+                    }
+                    let addresses = self
+                        .counts_parts()
+                        .map(|(node, rr)| node.tick(rr, unix_now()))
+                        .unwrap_or_default();
+                    for (peer, addr) in addresses {
+                        self.links.swarm.add_peer_address(peer, addr);
                     }
                 }
             }
@@ -653,6 +689,13 @@ impl NodeTask {
         Some((
             self.discovery.as_mut()?,
             self.links.swarm.behaviour_mut().directory.as_mut()?,
+        ))
+    }
+
+    fn counts_parts(&mut self) -> Option<(&mut CountsNode, &mut CountsBehaviour)> {
+        Some((
+            self.counts.as_mut()?,
+            self.links.swarm.behaviour_mut().counts.as_mut()?,
         ))
     }
 

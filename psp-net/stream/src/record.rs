@@ -15,19 +15,18 @@
 //! The signature covers [`RECORD_CONTEXT`] ‖ every field before it. The largest record is
 //! 1 + 32 + 1 + 32 + 8 + 8 + 1 + 32 × 32 + 64 = [`MAX_RECORD_LEN`] = 1 171 bytes.
 //!
-//! **Publishing** (for the driver; psp-dht is not changed here): the record bytes
-//! ([`StreamRecord::encode`]) go under the DHT key [`dht_key`] = BLAKE2-256(
-//! [`DHT_KEY_CONTEXT`] ‖ stream id), so anyone holding the stream id finds its access points
-//! and nobody can enumerate streams by landing node. A fetcher checks what it gets with
-//! [`verify_stream_record`] and trusts no DHT node.
+//! **Publishing**: the landing node puts the record bytes ([`StreamRecord::encode`]) into the
+//! DHT as a `Stream` record it owns and publishes, topic the stream id, so its key is
+//! [`dht_key`] = psp-dht's `record_key(Stream, landing node, stream id)`: only that landing
+//! node can write it, and anyone holding the landing node and the stream id finds the access
+//! points. A fetcher checks what it gets with [`verify_stream_record`] and trusts no DHT node.
 //!
 //! **Stream ids** are derived, not drawn: [`stream_id_for`] = BLAKE2-256([`STREAM_ID_CONTEXT`]
 //! ‖ the receipt's spend id). The spend id is random, known only to the producer and the
-//! landing node (the oracle signed it blind), so the id links to no one; and a receipt
-//! replayed at a second landing node (whose spent set does not know it) yields the *same*
-//! stream id and DHT key, so the double spend collides in the DHT and is visible, instead of
-//! silently creating a second stream. It also needs no RNG in the machine, and the producer can
-//! check the id she is handed.
+//! landing node (the oracle signed it blind), so the id links to no one. It also needs no RNG
+//! in the machine, and the producer can check the id she is handed. A landing node refuses a
+//! receipt it has seen spent; its spent set is its own (a receipt replayed at a *second*
+//! landing node yields the same stream id there, under that node's key).
 
 use psp_onion::bytes::Reader;
 use psp_onion::crypto::{blake2_256_parts, sr25519_verify, Sr25519Keypair, Sr25519Signature};
@@ -44,8 +43,6 @@ pub const RECORD_VERSION: u8 = 1;
 pub const RECORD_CONTEXT: &[u8] = b"psp/stream/record/v1";
 /// Domain separation of stream ids.
 pub const STREAM_ID_CONTEXT: &[u8] = b"psp/stream/stream-id/v1";
-/// Domain separation of the DHT key.
-pub const DHT_KEY_CONTEXT: &[u8] = b"psp/stream/dht-key/v1";
 /// Everything before the access points: version 1 + stream id 32 + flags 1 + landing 32 +
 /// created_at 8 + expires_at 8 + count 1 = 83 bytes.
 pub const RECORD_HEADER_LEN: usize = 1 + 32 + 1 + 32 + 8 + 8 + 1;
@@ -63,9 +60,9 @@ pub fn stream_id_for(spend_id: &SpendId) -> StreamId {
     StreamId(blake2_256_parts(&[STREAM_ID_CONTEXT, &spend_id.0]))
 }
 
-/// The DHT key a stream's record is published under.
-pub fn dht_key(stream_id: &StreamId) -> [u8; 32] {
-    blake2_256_parts(&[DHT_KEY_CONTEXT, &stream_id.0])
+/// The DHT key the record of `stream_id` created at `landing` is published under.
+pub fn dht_key(landing: &[u8; 32], stream_id: &StreamId) -> [u8; 32] {
+    psp_dht::record::record_key(psp_dht::record::RecordKind::Stream, landing, &stream_id.0)
 }
 
 /// A stream record as decoded: *not checked*. Only [`verify_stream_record`] yields something
@@ -146,7 +143,7 @@ impl StreamRecord {
 
     /// The DHT key to publish it under.
     pub fn dht_key(&self) -> [u8; 32] {
-        dht_key(&self.stream_id)
+        dht_key(&self.landing, &self.stream_id)
     }
 
     /// Decodes strictly: version, flags with WebRTC and no unknown bit, 1 ..= 32 distinct

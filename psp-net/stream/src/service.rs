@@ -30,7 +30,8 @@ pub enum Action {
         stream: StreamHandle,
     },
     /// Publish `record` in the DHT under `key` (landing node only): the bytes of a signed
-    /// [`crate::record::StreamRecord`], key [`crate::record::dht_key`] of its stream id.
+    /// [`crate::record::StreamRecord`], key [`crate::record::dht_key`] of the landing node and
+    /// the stream id.
     Publish {
         /// The DHT key.
         key: [u8; 32],

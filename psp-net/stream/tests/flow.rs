@@ -60,7 +60,13 @@ fn a_subscribed_identity_gets_a_receipt_and_creates_a_stream_whose_record_verifi
             _ => None,
         })
         .collect();
-    assert_eq!(published, vec![(dht_key(&stream_id), record_bytes.clone())]);
+    assert_eq!(
+        published,
+        vec![(
+            dht_key(&world.landing.public(), &stream_id),
+            record_bytes.clone()
+        )]
+    );
     // Anyone fetching it checks it.
     let fetched =
         verify_stream_record(&record_bytes, NOW + 100, &world.registry).expect("verifies");

@@ -29,7 +29,7 @@ fn a_signed_record_round_trips_and_verifies() {
     assert_eq!(StreamRecord::decode(&bytes), Ok(r.clone()));
     let v = verify_stream_record(&bytes, NOW + 1, &world.registry).expect("verifies");
     assert_eq!(v.record(), &r);
-    assert_eq!(r.dht_key(), dht_key(&StreamId([0x5a; 32])));
+    assert_eq!(r.dht_key(), dht_key(&r.landing, &StreamId([0x5a; 32])));
     assert_ne!(r.dht_key(), [0x5a; 32]);
 }
 

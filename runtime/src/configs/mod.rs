@@ -1,5 +1,6 @@
 //! The configuration of every pallet in the runtime.
 
+use frame_support::traits::Get;
 use frame_support::{
     derive_impl,
     dispatch::DispatchClass,
@@ -15,10 +16,12 @@ use frame_system::{
     EnsureRoot,
 };
 use pallet_transaction_payment::{ConstFeeMultiplier, FungibleAdapter, Multiplier};
+use psp_primitives::subscriptions::{Plan, Tier, MAX_PLANS};
 use sp_consensus_aura::sr25519::AuthorityId as AuraId;
 use sp_runtime::{
     traits::{ConvertInto, One},
-    Perbill,
+    transaction_validity::TransactionPriority,
+    BoundedVec, Perbill,
 };
 use sp_version::RuntimeVersion;
 
@@ -27,7 +30,7 @@ use super::{
     PspStaking, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
     RuntimeOrigin, RuntimeTask, SessionKeys, System, Timestamp, EPOCH_LENGTH, EXISTENTIAL_DEPOSIT,
     IDENTITY_DEPOSIT, MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, REWARD_PER_EPOCH,
-    SLOT_DURATION, UNBONDING_PERIOD, VERSION,
+    SLOT_DURATION, STREAM_PLAN_PRICE, UNBONDING_PERIOD, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
@@ -213,4 +216,50 @@ impl pallet_psp_rewards::Config for Runtime {
     type MaxRelaysPerEpoch = ConstU32<1024>;
     type MaxClaimEpochs = ConstU32<128>;
     type WeightInfo = pallet_psp_rewards::weights::SubstrateWeight<Runtime>;
+}
+
+parameter_types! {
+    /// The stream plans (§8.2): a standard plan (SD video, an hour per stream, four
+    /// distribution nodes) and a high plan (HD video, four hours, eight nodes) at four times
+    /// the price. Bitrate classes are psp-receipts' codes.
+    pub StreamPlans: BoundedVec<Plan<Balance>, ConstU32<MAX_PLANS>> = BoundedVec::truncate_from(alloc::vec![
+        Plan {
+            tier: Tier { lifetime_secs: 3_600, bitrate_class: 2, distribution_nodes: 4 },
+            price_per_epoch: STREAM_PLAN_PRICE,
+        },
+        Plan {
+            tier: Tier { lifetime_secs: 4 * 3_600, bitrate_class: 3, distribution_nodes: 8 },
+            price_per_epoch: 4 * STREAM_PLAN_PRICE,
+        },
+    ]);
+    /// Oracles' receipt keys validate ahead of other transactions.
+    pub const ReceiptKeysPriority: TransactionPriority = TransactionPriority::MAX / 2;
+}
+
+/// The rewards pot: subscriptions pay the relays that carry the streams.
+pub struct RewardsPot;
+impl Get<AccountId> for RewardsPot {
+    fn get() -> AccountId {
+        crate::PspRewards::pot_account()
+    }
+}
+
+impl pallet_psp_subscriptions::Config for Runtime {
+    type Currency = Balances;
+    type Pot = RewardsPot;
+    type Plans = StreamPlans;
+    /// The issuer's default bound (psp-receipts `IssuerConfig`): oracles enforce it.
+    type ReceiptsPerEpoch = ConstU32<16>;
+    /// About 35 days of 30-second epochs.
+    type MaxEpochs = ConstU32<100_000>;
+    type MaxKeyLifetime = ConstU64<86_400>;
+    type MaxOracles = ConstU32<MAX_ORACLES>;
+    type Subscribers = PspIdentity;
+    type Oracles = PspStaking;
+    type Nodes = PspIdentity;
+    type Time = Timestamp;
+    type UnsignedPriority = ReceiptKeysPriority;
+    /// A publication not in a block within an epoch is stale.
+    type UnsignedLongevity = ConstU64<{ EPOCH_LENGTH as u64 }>;
+    type WeightInfo = pallet_psp_subscriptions::weights::SubstrateWeight<Runtime>;
 }

@@ -1,0 +1,298 @@
+//! End to end: stream subscriptions and anonymous stream creation through real `psp-node`s,
+//! driven by the `psp` CLI only (issue 13, points 1–3).
+//!
+//! The six-node `--chain local` network of the messaging test (Alice, Bob and Charlie, the
+//! genesis authorities; Dave, a validator; Eve and Ferdie, plain nodes). Dave's account bonds
+//! and stands as authority *and* oracle, so Dave's node issues certificates and, once elected
+//! oracle, makes receipt keys and publishes them on chain by itself (an unsigned transaction
+//! signed with its node key). Two client identities, Alice and Mallory, are registered. Then:
+//! - the oracle's keys for the current epoch appear on chain (`psp_receiptKeys`);
+//! - Ferdie's account pays Alice's subscription (`psp stream subscribe`): the rewards pot grows
+//!   by exactly the plan's price times the epochs, and `psp stream subscription` shows it
+//!   active;
+//! - `psp stream create`: Alice draws a receipt from Dave's oracle over one circuit and Bob's
+//!   node, as landing node, creates a stream with Eve's and Ferdie's nodes as access points
+//!   over another; `psp stream show`, asked through Eve's node, finds the signed record in
+//!   the DHT;
+//! - the same receipt handed to Bob's node again is refused as spent;
+//! - Mallory, not subscribed, is refused a receipt by the oracle;
+//! - what the nodes learned (`--overlay-observe-file`): the landing service received nothing
+//!   naming Alice (neither her identity key nor her certificate); the oracle did learn who
+//!   asked (it must, to check the subscription).
+
+use anyhow::{bail, ensure, Context, Result};
+use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
+use psp_e2e_tests::agent::{prepare_with_roles, start_messaging_nodes, Client, AGENT_TIMEOUT};
+use psp_e2e_tests::{psp_json, psp_refused, run_scenario, wait_for, PspNode};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// The whole scenario after startup.
+const TEST_TIMEOUT: Duration = Duration::from_secs(420);
+/// Epochs Alice's subscription is paid for.
+const EPOCHS: u32 = 50;
+/// The price of one epoch of plan 0 (`STREAM_PLAN_PRICE`, a thousandth of a token).
+const PLAN_PRICE: u128 = 1_000_000_000;
+
+async fn node_key(node: &PspNode) -> Result<String> {
+    Ok(NodeRpc::connect(&node.url())
+        .await?
+        .overlay_info()
+        .await?
+        .node_id)
+}
+
+/// `psp stream create` arguments for `client` at the landing node `landing_url`.
+fn create_args<'a>(
+    client: &'a Client,
+    landing_url: &'a str,
+    access: &'a [String],
+    dave_url: &'a str,
+    url: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "stream",
+        "create",
+        "--plan",
+        "0",
+        "--landing",
+        landing_url,
+        "--authority-url",
+        dave_url,
+        "--keystore",
+        &client.keystore,
+        "--passphrase-file",
+        &client.pass,
+        "--url",
+        url,
+    ];
+    for key in access {
+        args.extend(["--distribution", key.as_str()]);
+    }
+    args.extend(extra);
+    args
+}
+
+async fn pot_balance(chain: &Chain) -> Result<u128> {
+    let status = chain.rewards_status().await?;
+    status
+        .pot_balance
+        .parse()
+        .with_context(|| format!("pot balance {:?}", status.pot_balance))
+}
+
+async fn scenario(nodes: &[PspNode]) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let prepared = prepare_with_roles(
+        nodes,
+        dir.path(),
+        &["alice", "mallory"],
+        &[Role::Authority, Role::Oracle],
+    )
+    .await?;
+    let (url, dave_url) = (prepared.url.clone(), prepared.dave_url.clone());
+    let [alice, mallory] = &prepared.clients[..] else {
+        bail!("two clients");
+    };
+    let chain = Chain::connect(&url).await?;
+    let dave_key = node_key(&nodes[5]).await?;
+
+    // Dave's node publishes its receipt keys by itself once elected oracle.
+    let t = Instant::now();
+    let keys = wait_for(
+        "dave's receipt keys on chain for the current epoch",
+        AGENT_TIMEOUT,
+        || async {
+            let epoch = chain
+                .subscriptions_status()
+                .await
+                .map_err(|e| e.to_string())?
+                .current_epoch;
+            let keys = chain.receipt_keys(epoch).await.map_err(|e| e.to_string())?;
+            let dave: Vec<_> = keys.into_iter().filter(|k| k.oracle == dave_key).collect();
+            if dave.is_empty() {
+                Err(format!("no key of dave's for epoch {epoch}"))
+            } else {
+                Ok(Some(dave))
+            }
+        },
+    )
+    .await?;
+    ensure!(
+        keys.len() == 2,
+        "one key per plan expected, got {}",
+        keys.len()
+    );
+    eprintln!(
+        "dave's {} receipt keys on chain after {:?}",
+        keys.len(),
+        t.elapsed()
+    );
+
+    // Ferdie pays Alice's subscription into the rewards pot.
+    let before = pot_balance(&chain).await?;
+    let subscribed = psp_json(&[
+        "stream",
+        "subscribe",
+        "--plan",
+        "0",
+        "--epochs",
+        &EPOCHS.to_string(),
+        "--keystore",
+        &alice.keystore,
+        "--payer",
+        "//Ferdie",
+        "--url",
+        &url,
+    ])
+    .await?;
+    let after = pot_balance(&chain).await?;
+    ensure!(
+        after - before == u128::from(EPOCHS) * PLAN_PRICE,
+        "the pot grew by {} instead of {}",
+        after - before,
+        u128::from(EPOCHS) * PLAN_PRICE
+    );
+    ensure!(
+        subscribed["subscription"]["active"] == true,
+        "subscription not active: {subscribed}"
+    );
+    let shown = psp_json(&[
+        "stream",
+        "subscription",
+        "--identity",
+        &alice.key,
+        "--url",
+        &url,
+    ])
+    .await?;
+    ensure!(
+        shown["subscription"]["plan"]["plan"] == 0
+            && shown["subscription"]["until"].as_u64()
+                == subscribed["subscription"]["until"].as_u64(),
+        "subscription shown: {shown}"
+    );
+
+    // Alice creates a stream at Bob's node with Eve's and Ferdie's as access points.
+    let access = [node_key(&nodes[3]).await?, node_key(&nodes[4]).await?];
+    let bob_url = nodes[1].url();
+    let bob_key = node_key(&nodes[1]).await?;
+    let receipt_file = dir.path().join("alice.receipt").display().to_string();
+    let charlie_url = nodes[2].url();
+    let t = Instant::now();
+    let created = psp_json(&create_args(
+        alice,
+        &bob_url,
+        &access,
+        &dave_url,
+        &charlie_url,
+        &["--save-receipt", &receipt_file],
+    ))
+    .await?;
+    let stream_id = created["streamId"]
+        .as_str()
+        .context("no streamId")?
+        .to_owned();
+    ensure!(
+        created["landing"] == bob_key.as_str(),
+        "landing node: {created}"
+    );
+    let points: Vec<&str> = created["accessPoints"]
+        .as_array()
+        .context("no accessPoints")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    ensure!(
+        points == access,
+        "access points {points:?}, asked {access:?}"
+    );
+    eprintln!("stream {stream_id} created after {:?}", t.elapsed());
+
+    // Anyone holding the landing node and the stream id finds the signed record.
+    let eve_url = nodes[3].url();
+    let found = wait_for("the stream record in the DHT", AGENT_TIMEOUT, || async {
+        match psp_json(&[
+            "stream",
+            "show",
+            "--landing",
+            &bob_key,
+            "--stream",
+            &stream_id,
+            "--url",
+            &eve_url,
+        ])
+        .await
+        {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
+    ensure!(
+        found["streamId"] == stream_id.as_str() && found["accessPoints"] == created["accessPoints"],
+        "record found: {found}"
+    );
+
+    // The same receipt again at the same landing node: refused as spent.
+    psp_refused(
+        &create_args(
+            alice,
+            &bob_url,
+            &access,
+            &dave_url,
+            &charlie_url,
+            &["--receipt", &receipt_file],
+        ),
+        "spent already",
+    )
+    .await?;
+
+    // Mallory holds no subscription: the oracle issues her nothing.
+    psp_refused(
+        &create_args(mallory, &bob_url, &access, &dave_url, &charlie_url, &[]),
+        "NotSubscribed",
+    )
+    .await?;
+
+    // What the landing and oracle services learned: Bob's node received nothing naming
+    // Alice in any service; Dave's oracle service did learn who asked.
+    let alice_key = psp_client::parse_hex_vec(&alice.key, "alice's key")?;
+    let landing_seen = nodes[1].observed()?;
+    let landing_bytes = landing_seen
+        .service_bytes
+        .get("landing")
+        .context("bob's landing service received nothing")?;
+    for (service, bytes) in &landing_seen.service_bytes {
+        ensure!(
+            !contains(bytes, &alice_key),
+            "bob's node received alice's identity key in its {service} service"
+        );
+    }
+    let oracle_seen = nodes[5].observed()?;
+    let oracle_bytes = oracle_seen
+        .service_bytes
+        .get("oracle")
+        .context("dave's oracle service received nothing")?;
+    ensure!(
+        contains(oracle_bytes, &alice_key),
+        "the oracle should have seen who asked"
+    );
+    eprintln!(
+        "landing service: {} bytes received, none naming alice; oracle: {} bytes",
+        landing_bytes.len(),
+        oracle_bytes.len()
+    );
+    Ok(())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribed_identity_creates_a_stream_anonymously() -> Result<()> {
+    let nodes = start_messaging_nodes(true).await?;
+    run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await
+}
