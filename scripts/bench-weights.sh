@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the weights.rs of our pallets from their FRAME v2 benchmarks:
-#   scripts/bench-weights.sh                     # identity, staking and rewards
+#   scripts/bench-weights.sh                     # identity, staking, rewards and subscriptions
 #   scripts/bench-weights.sh pallet_psp_staking  # one pallet
 #
 # The benchmarks run the wasm runtime (always optimized), but host functions (sr25519, hashing,
@@ -23,7 +23,7 @@ cargo build -p psp-node --features runtime-benchmarks "${config[@]}"
 bin="$CARGO_TARGET_DIR/bench-psp-node"
 cp "$CARGO_TARGET_DIR/debug/psp-node" "$bin"
 pallets=("$@")
-[ ${#pallets[@]} -gt 0 ] || pallets=(pallet_psp_identity pallet_psp_staking pallet_psp_rewards)
+[ ${#pallets[@]} -gt 0 ] || pallets=(pallet_psp_identity pallet_psp_staking pallet_psp_rewards pallet_psp_subscriptions)
 for pallet in "${pallets[@]}"; do
     steps=(--steps 50 --repeat 20)
     case "$pallet" in
@@ -32,7 +32,8 @@ for pallet in "${pallets[@]}"; do
         # A full batch checks 256 signatures after a large setup: 50 steps x 20 repeats would
         # take about an hour on 2 cores, 10 x 5 takes minutes and fits the same straight line.
         pallet_psp_rewards) out=pallets/rewards/src/weights.rs; steps=(--steps 10 --repeat 5) ;;
-        *) echo "bench: unknown pallet $pallet (pallet_psp_identity, _staking or _rewards)" >&2; exit 1 ;;
+        pallet_psp_subscriptions) out=pallets/subscriptions/src/weights.rs ;;
+        *) echo "bench: unknown pallet $pallet (pallet_psp_identity, _staking, _rewards or _subscriptions)" >&2; exit 1 ;;
     esac
     echo "bench: running $pallet benchmarks -> $out"
     "$bin" benchmark pallet --chain dev --pallet "$pallet" --extrinsic '*' \

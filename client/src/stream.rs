@@ -200,6 +200,9 @@ pub fn landing_hint(reason: LandingRefusal) -> &'static str {
             "every distribution node must be an active registered node"
         }
         LandingRefusal::Busy => "the node is at a limit: retry later or at another landing node",
+        LandingRefusal::WrongLanding => {
+            "the receipt was drawn for another landing node: create the stream there, or draw a new one"
+        }
         _ => "check the receipt and the arguments",
     }
 }
@@ -614,6 +617,7 @@ pub async fn draw_receipt_at(
     certificate: &[u8],
     oracle: &RelayNode,
     key: &PublishedKey,
+    landing: &[u8; 32],
     timeout: Duration,
     mut progress: impl FnMut(StreamProgress),
 ) -> Result<DrawnReceipt, StreamClientError> {
@@ -628,6 +632,7 @@ pub async fn draw_receipt_at(
         &oracle_key,
         key,
         key.tier,
+        landing,
         unix_now(),
         timeout.as_secs().max(1),
     )
@@ -690,6 +695,7 @@ pub async fn draw_receipt(
     keys: &Keys,
     certificate: &[u8],
     plan: u8,
+    landing: &[u8; 32],
     timeout: Duration,
     mut progress: impl FnMut(StreamProgress),
 ) -> Result<DrawnReceipt, StreamClientError> {
@@ -737,6 +743,7 @@ pub async fn draw_receipt(
             certificate,
             oracle,
             key,
+            landing,
             timeout,
             &mut progress,
         )

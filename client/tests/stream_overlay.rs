@@ -8,7 +8,8 @@
 //! with two distribution nodes over a fresh circuit; the record verifies, names the two
 //! access points, and another node finds it in the DHT. Mallory (not subscribed) is refused a
 //! receipt with the not-subscribed reason; the same receipt presented again is refused as
-//! spent; a receipt under a key the landing nodes do not accept is refused as unknown.
+//! spent; a receipt drawn for one landing node is refused at another; a receipt under a key
+//! the landing nodes do not accept is refused as unknown.
 //!
 //! Nodes 0 and 1 are both elected oracles and exchange receipt counts over
 //! `/psp/receipt-counts/1`: once Alice drew her subscription's bound from oracle 0, oracle 1
@@ -51,7 +52,7 @@ const FAST: Rate = Rate {
     burst: 10_000,
 };
 /// Receipts one subscription may draw per epoch, over both oracles.
-const BOUND: u32 = 3;
+const BOUND: u32 = 4;
 const ALICE: u8 = 0x0a;
 const MALLORY: u8 = 0x0d;
 
@@ -297,6 +298,7 @@ async fn a_subscribed_producer_creates_a_stream_over_real_circuits() {
         &alice_cert,
         oracle,
         &net.published,
+        &landing.key(),
         ANSWER,
         |p| lines.push(p.to_string()),
     )
@@ -363,6 +365,7 @@ async fn a_subscribed_producer_creates_a_stream_over_real_circuits() {
         &mallory_cert,
         oracle,
         &net.published,
+        &landing.key(),
         ANSWER,
         |_| {},
     )
@@ -403,6 +406,43 @@ async fn a_subscribed_producer_creates_a_stream_over_real_circuits() {
         "{err}"
     );
 
+    // A receipt drawn for one landing node, presented at another.
+    let for_landing = draw_receipt_at(
+        &client,
+        &net.nodes,
+        &alice,
+        &alice_cert,
+        oracle,
+        &net.published,
+        &landing.key(),
+        ANSWER,
+        |_| {},
+    )
+    .await
+    .expect("a receipt");
+    let err = create_stream(
+        &client,
+        &net.nodes,
+        &net.nodes[1],
+        &for_landing,
+        distribution.clone(),
+        registry,
+        ANSWER,
+        |_| {},
+    )
+    .await
+    .expect_err("bound to another landing node");
+    assert!(
+        matches!(
+            err,
+            StreamClientError::LandingRefused {
+                reason: LandingRefusal::WrongLanding,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
     // A receipt under a key the landing nodes do not accept.
     let unpublished = draw_receipt_at(
         &client,
@@ -411,6 +451,7 @@ async fn a_subscribed_producer_creates_a_stream_over_real_circuits() {
         &alice_cert,
         oracle,
         &net.unpublished,
+        &landing.key(),
         ANSWER,
         |_| {},
     )
@@ -455,6 +496,7 @@ async fn a_subscription_cannot_draw_more_by_asking_another_oracle() {
     let draw = |oracle: usize, key: PublishedKey| {
         let (client, nodes, cert, alice) = (&client, &net.nodes, &alice_cert, &alice);
         async move {
+            let landing = nodes[2].key();
             draw_receipt_at(
                 client,
                 nodes,
@@ -462,6 +504,7 @@ async fn a_subscription_cannot_draw_more_by_asking_another_oracle() {
                 cert,
                 &nodes[oracle],
                 &key,
+                &landing,
                 ANSWER,
                 |_| {},
             )

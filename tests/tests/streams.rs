@@ -14,7 +14,8 @@
 //!   node, as landing node, creates a stream with Eve's and Ferdie's nodes as access points
 //!   over another; `psp stream show`, asked through Eve's node, finds the signed record in
 //!   the DHT;
-//! - the same receipt handed to Bob's node again is refused as spent;
+//! - the same receipt handed to Bob's node again is refused as spent, and handed to Charlie's
+//!   node it is refused as drawn for another landing node;
 //! - Mallory, not subscribed, is refused a receipt by the oracle;
 //! - what the nodes learned (`--overlay-observe-file`): the landing service received nothing
 //!   naming Alice (neither her identity key nor her certificate); the oracle did learn who
@@ -246,6 +247,20 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
             &["--receipt", &receipt_file],
         ),
         "spent already",
+    )
+    .await?;
+
+    // The receipt was drawn for Bob's node: Charlie's refuses it.
+    psp_refused(
+        &create_args(
+            alice,
+            &charlie_url,
+            &access,
+            &dave_url,
+            &charlie_url,
+            &["--receipt", &receipt_file],
+        ),
+        "another landing node",
     )
     .await?;
 

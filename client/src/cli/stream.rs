@@ -344,6 +344,7 @@ async fn create(
                 keys,
                 certificate,
                 plan,
+                &landing.key(),
                 timeout,
                 &mut progress,
             )

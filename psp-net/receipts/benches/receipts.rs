@@ -69,7 +69,7 @@ fn main() {
     for _ in 0..ROUNDS {
         let mut requests = Vec::with_capacity(PER_ROUND);
         micros(&mut blind, PER_ROUND, |_| {
-            requests.push(ReceiptRequest::new(&published, tier).expect("blind"));
+            requests.push(ReceiptRequest::new(&published, tier, [0x1a; 32]).expect("blind"));
         });
         micros(&mut sign, PER_ROUND, |i| {
             raw_key.blind_sign(&requests[i].1).expect("blind_sign")

@@ -1,26 +1,29 @@
 //! The receipt: parameters, key, spend id and signature; its wire format; the client's request.
 //!
 //! A receipt names the stream it allows (lifetime, bitrate class, number of distribution nodes),
-//! the key that signed it and that key's epoch, and a random spend id. Nothing in it names the
-//! requester. The signature is RFC 9474 RSABSSA-SHA384-PSS-Randomized over the prepared message
+//! the key that signed it and that key's epoch, the one landing node that may create the
+//! stream, and a random spend id. Nothing in it names the requester. Binding the landing node
+//! makes that node's spent set the only one that matters: a receipt cannot be spent once at
+//! each of several landing nodes. The oracle never sees which node (the body is blinded). The signature is RFC 9474 RSABSSA-SHA384-PSS-Randomized over the prepared message
 //! `prefix || "psp/receipts/receipt/v1" || body`, where `body` is the encoding up to and
 //! including the spend id: every field but the prefix and the signature is signed, and the
 //! domain string keeps a receipt signature from meaning anything else.
 //!
-//! Wire format (big-endian), 369 bytes with a 2048-bit key:
+//! Wire format (big-endian), 401 bytes with a 2048-bit key:
 //!
 //! | offset | len | field |
 //! |---|---|---|
-//! | 0 | 1 | version (1) |
+//! | 0 | 1 | version (2) |
 //! | 1 | 32 | key id |
 //! | 33 | 8 | epoch |
 //! | 41 | 4 | lifetime, seconds (1..=[`MAX_LIFETIME_SECS`]) |
 //! | 45 | 1 | bitrate class code |
 //! | 46 | 1 | distribution nodes (1..=[`MAX_DISTRIBUTION_NODES`]) |
-//! | 47 | 32 | spend id |
-//! | 79 | 32 | RFC 9474 message prefix |
-//! | 111 | 2 | signature length (256, 384 or 512) |
-//! | 113 | 256/384/512 | signature |
+//! | 47 | 32 | landing node id (sr25519) |
+//! | 79 | 32 | spend id |
+//! | 111 | 32 | RFC 9474 message prefix |
+//! | 143 | 2 | signature length (256, 384 or 512) |
+//! | 145 | 256/384/512 | signature |
 
 use std::fmt;
 
@@ -34,7 +37,7 @@ use crate::wire::{short_hex, Reader};
 use crate::ReceiptError;
 
 /// Wire version of receipts.
-pub const RECEIPT_VERSION: u8 = 1;
+pub const RECEIPT_VERSION: u8 = 2;
 /// Domain separation of the signed message.
 const SIGNING_CONTEXT: &[u8] = b"psp/receipts/receipt/v1";
 /// Domain separation of key ids.
@@ -45,8 +48,8 @@ pub const MAX_LIFETIME_SECS: u32 = 7 * 24 * 3600;
 /// later as load requires (§8.2), not through the receipt.
 pub const MAX_DISTRIBUTION_NODES: u8 = 32;
 /// The signed body: version 1 + key id 32 + epoch 8 + lifetime 4 + class 1 + nodes 1 +
-/// spend id 32.
-pub const BODY_LEN: usize = 1 + 32 + 8 + 4 + 1 + 1 + 32;
+/// landing node 32 + spend id 32.
+pub const BODY_LEN: usize = 1 + 32 + 8 + 4 + 1 + 1 + 32 + 32;
 /// Everything before the signature: body + prefix 32 + signature length 2.
 pub const HEADER_LEN: usize = BODY_LEN + PREFIX_LEN + 2;
 /// Longest receipt: header + a 4096-bit signature.
@@ -225,6 +228,8 @@ pub struct Receipt {
     pub epoch: u64,
     /// What it allows.
     pub params: StreamParams,
+    /// The only landing node that may create the stream.
+    pub landing: [u8; 32],
     /// Its spend id.
     pub spend_id: SpendId,
     /// RFC 9474's random message prefix.
@@ -233,45 +238,54 @@ pub struct Receipt {
     pub signature: Vec<u8>,
 }
 
-fn encode_body(key_id: &KeyId, epoch: u64, params: &StreamParams, spend_id: &SpendId) -> Vec<u8> {
-    let mut out = Vec::with_capacity(BODY_LEN);
-    out.push(RECEIPT_VERSION);
-    out.extend_from_slice(&key_id.0);
-    out.extend_from_slice(&epoch.to_be_bytes());
-    out.extend_from_slice(&params.lifetime_secs.to_be_bytes());
-    out.push(params.bitrate.code());
-    out.push(params.distribution_nodes);
-    out.extend_from_slice(&spend_id.0);
-    out
+/// What a receipt's signature covers, besides the domain string and the prefix.
+struct Body<'a> {
+    key_id: &'a KeyId,
+    epoch: u64,
+    params: &'a StreamParams,
+    landing: &'a [u8; 32],
+    spend_id: &'a SpendId,
 }
 
-/// The message before RFC 9474's prefix: domain string, then the body.
-fn signing_message(
-    key_id: &KeyId,
-    epoch: u64,
-    params: &StreamParams,
-    spend_id: &SpendId,
-) -> Vec<u8> {
-    [
-        SIGNING_CONTEXT,
-        &encode_body(key_id, epoch, params, spend_id),
-    ]
-    .concat()
+impl Body<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(BODY_LEN);
+        out.push(RECEIPT_VERSION);
+        out.extend_from_slice(&self.key_id.0);
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.extend_from_slice(&self.params.lifetime_secs.to_be_bytes());
+        out.push(self.params.bitrate.code());
+        out.push(self.params.distribution_nodes);
+        out.extend_from_slice(self.landing);
+        out.extend_from_slice(&self.spend_id.0);
+        out
+    }
+
+    /// The message before RFC 9474's prefix: domain string, then the body.
+    fn signing_message(&self) -> Vec<u8> {
+        [SIGNING_CONTEXT, &self.encode()].concat()
+    }
 }
 
 impl Receipt {
+    fn body(&self) -> Body<'_> {
+        Body {
+            key_id: &self.key_id,
+            epoch: self.epoch,
+            params: &self.params,
+            landing: &self.landing,
+            spend_id: &self.spend_id,
+        }
+    }
+
     /// The prepared message the signature covers: prefix, domain string, body.
     pub fn signed_message(&self) -> Vec<u8> {
-        [
-            &self.prefix[..],
-            &signing_message(&self.key_id, self.epoch, &self.params, &self.spend_id),
-        ]
-        .concat()
+        [&self.prefix[..], &self.body().signing_message()].concat()
     }
 
     /// The wire encoding.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = encode_body(&self.key_id, self.epoch, &self.params, &self.spend_id);
+        let mut out = self.body().encode();
         out.extend_from_slice(&self.prefix);
         // The signature's length is bounded by construction (decode, finalize); a longer one
         // would not verify anyway, and saturating keeps encode total.
@@ -313,6 +327,7 @@ impl Receipt {
             distribution_nodes,
         };
         params.validate()?;
+        let landing = r.array()?;
         let spend_id = SpendId(r.array()?);
         let prefix = r.array()?;
         let sig_len = usize::from(r.u16()?);
@@ -330,6 +345,7 @@ impl Receipt {
             key_id,
             epoch,
             params,
+            landing,
             spend_id,
             prefix,
             signature,
@@ -343,6 +359,7 @@ pub struct ReceiptRequest {
     public: PublicKey,
     epoch: u64,
     params: StreamParams,
+    landing: [u8; 32],
     spend_id: SpendId,
     prefix: [u8; PREFIX_LEN],
     prepared: Vec<u8>,
@@ -351,11 +368,13 @@ pub struct ReceiptRequest {
 
 impl ReceiptRequest {
     /// Draws a spend id, prepares and blinds the receipt message for `key` (the oracle's
-    /// published key for the wanted tier and the current epoch). `params` must be within the
-    /// tier. Send the [`BlindedMessage`] to the oracle along with the tier; keep the request.
+    /// published key for the wanted tier and the current epoch), for a stream at the landing
+    /// node `landing`. `params` must be within the tier. Send the [`BlindedMessage`] to the
+    /// oracle along with the tier; keep the request.
     pub fn new(
         key: &PublishedKey,
         params: StreamParams,
+        landing: [u8; 32],
     ) -> Result<(Self, BlindedMessage), ReceiptError> {
         params.validate()?;
         if !params.within(&key.tier) {
@@ -368,7 +387,14 @@ impl ReceiptRequest {
         openssl::rand::rand_bytes(&mut spend_id)
             .map_err(ReceiptError::crypto("drawing a spend id"))?;
         let spend_id = SpendId(spend_id);
-        let msg = signing_message(&key.key_id(), key.epoch, &params, &spend_id);
+        let msg = Body {
+            key_id: &key.key_id(),
+            epoch: key.epoch,
+            params: &params,
+            landing: &landing,
+            spend_id: &spend_id,
+        }
+        .signing_message();
         let prepared = blind_rsa::prepare(&msg)?;
         // `prepare` puts exactly PREFIX_LEN bytes before the message.
         let mut prefix = [0u8; PREFIX_LEN];
@@ -378,6 +404,7 @@ impl ReceiptRequest {
             public: key.public.clone(),
             epoch: key.epoch,
             params,
+            landing,
             spend_id,
             prefix,
             prepared,
@@ -393,6 +420,7 @@ impl ReceiptRequest {
             key_id: self.public.key_id(),
             epoch: self.epoch,
             params: self.params,
+            landing: self.landing,
             spend_id: self.spend_id,
             prefix: self.prefix,
             signature,

@@ -83,6 +83,13 @@ pub enum StreamError {
         /// First bytes of its id.
         node: [u8; 4],
     },
+    /// The receipt names another landing node (receipts are bound to one, so that one
+    /// node's spent set covers them).
+    #[error("the receipt is for landing node {landing:02x?}.., not this one")]
+    WrongLanding {
+        /// First bytes of the node it names.
+        landing: [u8; 4],
+    },
     /// Format flags without WebRTC, or with a transport this node does not serve yet.
     #[error("unsupported stream format flags 0x{flags:02x} (WebRTC only for now)")]
     UnsupportedFormat {
@@ -193,6 +200,7 @@ impl StreamError {
             }
             Self::DistributionNodeNotLive { .. } => LandingRefusal::DistributionNodeNotLive,
             Self::UnsupportedFormat { .. } => LandingRefusal::UnsupportedFormat,
+            Self::WrongLanding { .. } => LandingRefusal::WrongLanding,
             _ => LandingRefusal::Malformed,
         }
     }

@@ -6,7 +6,9 @@
 //! order (cheap first, the receipt spent last so a request refused for its nodes or format
 //! does not burn it):
 //!
-//! 1. the message decodes and is a `CreateStream` (one per stream); the receipt decodes;
+//! 1. the message decodes and is a `CreateStream` (one per stream); the receipt decodes and
+//!    names this landing node (a receipt is bound to one, chosen before it is drawn, so this
+//!    node's spent set is the only one that can have seen it);
 //! 2. [`Verifier::verify`]: key published on chain, the receipt's epoch its key's, not
 //!    expired, parameters within the key's tier, not spent, RSA-PSS signature;
 //! 3. format: WebRTC, and no reserved transport (RTMP, RTMPE) yet;
@@ -135,6 +137,11 @@ impl Landing {
                 }
             };
         let receipt = Receipt::decode(receipt.as_slice())?;
+        if receipt.landing != self.key.public() {
+            return Err(StreamError::WrongLanding {
+                landing: prefix(&receipt.landing),
+            });
+        }
         let verified = self.verifier.verify(now, &receipt)?;
         if !format.contains(FormatFlags::WEBRTC)
             || format.bits() & (FormatFlags::RTMP | FormatFlags::RTMPE) != 0

@@ -24,9 +24,9 @@
 //! **Stream ids** are derived, not drawn: [`stream_id_for`] = BLAKE2-256([`STREAM_ID_CONTEXT`]
 //! ‖ the receipt's spend id). The spend id is random, known only to the producer and the
 //! landing node (the oracle signed it blind), so the id links to no one. It also needs no RNG
-//! in the machine, and the producer can check the id she is handed. A landing node refuses a
-//! receipt it has seen spent; its spent set is its own (a receipt replayed at a *second*
-//! landing node yields the same stream id there, under that node's key).
+//! in the machine, and the producer can check the id she is handed. A receipt names the one
+//! landing node that may spend it (chosen before drawing, blinded from the oracle), so that
+//! node's spent set is the only one that can have seen it: a replay anywhere is refused.
 
 use psp_onion::bytes::Reader;
 use psp_onion::crypto::{blake2_256_parts, sr25519_verify, Sr25519Keypair, Sr25519Signature};

@@ -94,6 +94,35 @@ fn a_replayed_receipt_is_refused() {
 }
 
 #[test]
+fn a_receipt_for_another_landing_node_is_refused_without_being_spent() {
+    let world = World::new();
+    let r = hd_receipt(&world);
+    let mut elsewhere =
+        world.landing_node_with_key(psp_onion::crypto::Sr25519Keypair::from_seed(&[0x77; 32]));
+    let refused = create_stream(
+        &world,
+        &mut elsewhere,
+        &r,
+        world.dist(2),
+        FormatFlags::webrtc(),
+        NOW,
+    );
+    assert_eq!(refusal(&refused), LandingRefusal::WrongLanding);
+    assert_eq!(elsewhere.verifier().spent_len(), 0);
+    // At the node it was drawn for, it still creates the stream.
+    let mut landing = world.landing_node();
+    let created = create_stream(
+        &world,
+        &mut landing,
+        &r,
+        world.dist(2),
+        FormatFlags::webrtc(),
+        NOW,
+    );
+    created.result.expect("created at its own landing node");
+}
+
+#[test]
 fn a_receipt_under_an_unpublished_key_is_refused() {
     let world = World::new();
     let r = hd_receipt(&world);

@@ -12,6 +12,7 @@ fn sample(sig_len: usize) -> Receipt {
         key_id: KeyId([3; 32]),
         epoch: 0x0102_0304_0506_0708,
         params: hd(),
+        landing: [7; 32],
         spend_id: SpendId([4; 32]),
         prefix: [5; 32],
         signature: vec![6; sig_len],
@@ -62,8 +63,8 @@ fn unknown_versions_classes_and_out_of_bounds_fields_are_refused() {
         Receipt::decode(&b)
     };
     assert!(matches!(
-        with(0, &[2]),
-        Err(ReceiptError::UnsupportedVersion { version: 2, .. })
+        with(0, &[1]),
+        Err(ReceiptError::UnsupportedVersion { version: 1, .. })
     ));
     for code in [0u8, 5, 0xff] {
         assert!(matches!(
@@ -91,7 +92,7 @@ fn unknown_versions_classes_and_out_of_bounds_fields_are_refused() {
     }
     for sig_len in [0u16, 255, 300, 513, u16::MAX] {
         assert!(matches!(
-            with(111, &sig_len.to_be_bytes()),
+            with(143, &sig_len.to_be_bytes()),
             Err(ReceiptError::OutOfBounds { .. })
         ));
     }

@@ -41,7 +41,7 @@ fn a_receipt_may_ask_less_than_its_tier() {
     assert_eq!(verified.params(), modest);
     // The client refuses up front to blind parameters beyond the tier.
     assert!(matches!(
-        ReceiptRequest::new(&f.sd_key, hd()),
+        ReceiptRequest::new(&f.sd_key, hd(), [0x1a; 32]),
         Err(ReceiptError::BeyondTier { .. })
     ));
 }
@@ -49,7 +49,7 @@ fn a_receipt_may_ask_less_than_its_tier() {
 #[test]
 fn nothing_of_the_requester_or_the_issuance_is_in_the_receipt() {
     let mut f = fixture();
-    let (request, blinded) = ReceiptRequest::new(&f.hd_key, hd()).expect("request");
+    let (request, blinded) = ReceiptRequest::new(&f.hd_key, hd(), [0x1a; 32]).expect("request");
     let blind_sig = f
         .issuer
         .issue(EPOCH, ALICE, &hd(), &hd(), &blinded)
@@ -92,7 +92,7 @@ fn the_issuers_view_is_consistent_with_every_pairing_of_requests_and_receipts() 
     let mut views = Vec::new();
     let mut receipts = Vec::new();
     for _ in 0..2 {
-        let (request, blinded) = ReceiptRequest::new(&f.hd_key, hd()).expect("request");
+        let (request, blinded) = ReceiptRequest::new(&f.hd_key, hd(), [0x1a; 32]).expect("request");
         let blind_sig = f
             .issuer
             .issue(EPOCH, ALICE, &hd(), &hd(), &blinded)

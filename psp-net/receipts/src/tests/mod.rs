@@ -107,7 +107,7 @@ pub(crate) fn obtain(
     key: &PublishedKey,
     params: StreamParams,
 ) -> Result<Receipt, ReceiptError> {
-    let (request, blinded) = ReceiptRequest::new(key, params)?;
+    let (request, blinded) = ReceiptRequest::new(key, params, [0x1a; 32])?;
     let blind_sig = issuer.issue(EPOCH, subscription, allowed, &key.tier, &blinded)?;
     request.finalize(&blind_sig)
 }

@@ -48,7 +48,16 @@ fn tampered_fields_are_refused() {
     other_spend_id.spend_id.0[0] ^= 1;
     let mut other_prefix = receipt.clone();
     other_prefix.prefix[31] ^= 1;
-    for tampered in [more_nodes, longer, other_spend_id, other_prefix] {
+    // Moved to another landing node: the signature covers which one.
+    let mut other_landing = receipt.clone();
+    other_landing.landing[0] ^= 1;
+    for tampered in [
+        more_nodes,
+        longer,
+        other_spend_id,
+        other_prefix,
+        other_landing,
+    ] {
         assert!(matches!(
             f.verifier.verify(NOW, &tampered),
             Err(ReceiptError::BadSignature { .. })
@@ -80,7 +89,7 @@ fn a_receipt_under_another_published_key_is_refused() {
     ));
     // The client blinded for the SD key but the oracle signed with the HD key: finalize
     // refuses rather than produce a receipt that would not verify.
-    let (request, blinded) = ReceiptRequest::new(&f.sd_key, sd()).expect("request");
+    let (request, blinded) = ReceiptRequest::new(&f.sd_key, sd(), [0x1a; 32]).expect("request");
     let wrong = f
         .issuer
         .issue(EPOCH, ALICE, &hd(), &hd(), &blinded)
@@ -187,7 +196,7 @@ fn the_spent_set_is_bounded_and_forgets_only_at_expiry() {
     f.issuer
         .install_key(EPOCH + 1, hd(), test_key(3))
         .expect("later key at the oracle");
-    let (request, blinded) = ReceiptRequest::new(&later, hd()).expect("request");
+    let (request, blinded) = ReceiptRequest::new(&later, hd(), [0x1a; 32]).expect("request");
     let sig = f
         .issuer
         .issue(EPOCH + 1, ALICE, &hd(), &hd(), &blinded)
@@ -207,6 +216,7 @@ fn receipts_beyond_their_keys_tier_are_refused() {
         key_id: f.sd_key.key_id(),
         epoch: EPOCH,
         params: hd(),
+        landing: [0x1a; 32],
         spend_id: SpendId([7; 32]),
         prefix: [0; 32],
         signature: Vec::new(),
@@ -231,7 +241,7 @@ fn receipts_beyond_their_keys_tier_are_refused() {
 #[test]
 fn params_beyond_the_allowance_or_without_a_tier_are_refused() {
     let mut f = fixture();
-    let (_, blinded) = ReceiptRequest::new(&f.hd_key, hd()).expect("request");
+    let (_, blinded) = ReceiptRequest::new(&f.hd_key, hd(), [0x1a; 32]).expect("request");
     assert!(matches!(
         f.issuer.issue(EPOCH, ALICE, &sd(), &hd(), &blinded),
         Err(ReceiptError::BeyondAllowance { requested, allowed }) if requested == hd() && allowed == sd()
@@ -365,7 +375,7 @@ fn old_epochs_are_pruned_and_foreign_epochs_ignored() {
     assert_eq!(f.issuer.issued(EPOCH + 1, &ALICE), 5);
     assert!(f.issuer.public_keys(EPOCH).is_empty());
     // A clock going back does not bring an epoch back.
-    let (_, blinded) = ReceiptRequest::new(&f.hd_key, hd()).expect("request");
+    let (_, blinded) = ReceiptRequest::new(&f.hd_key, hd(), [0x1a; 32]).expect("request");
     assert!(matches!(
         f.issuer.issue(EPOCH, ALICE, &hd(), &hd(), &blinded),
         Err(ReceiptError::NoKeyForEpoch { .. })

@@ -28,9 +28,10 @@ pub struct ReceiptClient {
 
 impl ReceiptClient {
     /// Blinds a receipt for `params` under `key` (the oracle's published key of the wanted
-    /// tier in the current epoch; `params` within its tier) and signs the request with
-    /// `identity` for the oracle `oracle` (its node id). Returns the machine and the
-    /// `ReceiptRequest` to write on `stream`.
+    /// tier in the current epoch; `params` within its tier), valid at the landing node
+    /// `landing` only, and signs the request with `identity` for the oracle `oracle` (its
+    /// node id; it never learns `landing`). Returns the machine and the `ReceiptRequest` to
+    /// write on `stream`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         stream: StreamHandle,
@@ -39,12 +40,13 @@ impl ReceiptClient {
         oracle: &[u8; 32],
         key: &PublishedKey,
         params: StreamParams,
+        landing: &[u8; 32],
         now: u64,
         timeout_secs: u64,
     ) -> Result<(Self, Transmit), StreamError> {
         let certificate = BoundedBytes::new("certificate", certificate.to_vec())
             .map_err(StreamError::malformed("certificate"))?;
-        let (request, blinded) = ReceiptRequest::new(key, params)?;
+        let (request, blinded) = ReceiptRequest::new(key, params, *landing)?;
         let tier = key.key_id();
         let signature = identity.sign(&OracleMsg::possession_message(
             oracle,

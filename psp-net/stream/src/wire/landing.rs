@@ -52,9 +52,11 @@ pub enum LandingRefusal {
     UnsupportedFormat,
     /// The node is at one of its bounds; retry later or at another node.
     Busy,
+    /// The receipt was drawn for another landing node.
+    WrongLanding,
 }
 
-const REFUSALS: [LandingRefusal; 11] = [
+const REFUSALS: [LandingRefusal; 12] = [
     LandingRefusal::Malformed,
     LandingRefusal::UnknownKey,
     LandingRefusal::WrongEpoch,
@@ -66,6 +68,7 @@ const REFUSALS: [LandingRefusal; 11] = [
     LandingRefusal::DistributionNodeNotLive,
     LandingRefusal::UnsupportedFormat,
     LandingRefusal::Busy,
+    LandingRefusal::WrongLanding,
 ];
 
 /// Every message on a stream to the `landing` service.

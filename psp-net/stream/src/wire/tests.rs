@@ -35,6 +35,7 @@ fn samples() -> (Vec<OracleMsg>, Vec<LandingMsg>) {
         },
         LandingMsg::Refused(LandingRefusal::Malformed),
         LandingMsg::Refused(LandingRefusal::Busy),
+        LandingMsg::Refused(LandingRefusal::WrongLanding),
     ];
     (oracle, landing)
 }
@@ -110,7 +111,7 @@ fn trailing_bytes_unknown_types_versions_and_codes_are_refused() {
             Err(WireError::InvalidValue { .. })
         ));
     }
-    for code in [0u8, 12, 255] {
+    for code in [0u8, 13, 255] {
         assert!(matches!(
             LandingMsg::decode(&[VERSION, 3, code]),
             Err(WireError::InvalidValue { .. })

@@ -197,6 +197,11 @@ impl World {
 
     /// A landing node that knows both oracles' keys.
     pub fn landing_node(&self) -> Landing {
+        self.landing_node_with_key(self.landing.clone())
+    }
+
+    /// A landing node with `key` (another node than the one receipts are drawn for).
+    pub fn landing_node_with_key(&self, key: Sr25519Keypair) -> Landing {
         let mut verifier = Verifier::new(VerifierConfig::default());
         for k in [
             &self.oracle_a.hd,
@@ -206,7 +211,7 @@ impl World {
         ] {
             verifier.insert_key(k.clone()).expect("published key");
         }
-        Landing::new(self.landing.clone(), verifier, LandingConfig::default())
+        Landing::new(key, verifier, LandingConfig::default())
     }
 
     pub fn dist(&self, n: usize) -> Vec<[u8; 32]> {
@@ -258,6 +263,7 @@ pub fn alice_hd_client(world: &World, stream: StreamHandle) -> (ReceiptClient, T
         &world.oracle_a.node.public(),
         &world.oracle_a.hd,
         hd(),
+        &world.landing.public(),
         NOW,
         TIMEOUT,
     )
@@ -282,6 +288,7 @@ pub fn request_receipt(
         &oracle_id,
         key,
         params,
+        &world.landing.public(),
         now,
         TIMEOUT,
     )
