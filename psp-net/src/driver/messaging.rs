@@ -53,6 +53,22 @@ pub struct MessagingChain {
     pub generation: Arc<AtomicU64>,
 }
 
+impl MessagingChain {
+    /// Runs `f` with the chain as the services check it now (the authorities read once).
+    pub(crate) fn with_view<R>(&self, f: impl FnOnce(&ChainView<'_>) -> R) -> R {
+        let authorities = self
+            .authorities
+            .read()
+            .map(|a| a.clone())
+            .unwrap_or_default();
+        f(&ChainView {
+            genesis: &self.genesis,
+            authorities: &authorities,
+            registry: &*self.registry,
+        })
+    }
+}
+
 /// What a node needs to run the messaging services.
 #[derive(Clone)]
 pub struct MessagingSetup {
@@ -159,24 +175,16 @@ impl MessagingHub {
 
     fn run_presence(&mut self, now: Timestamp, f: impl FnOnce(&mut Presence, &ChainView<'_>, u64)) {
         let unix = self.tick(now);
-        let authorities = self
-            .setup
-            .chain
-            .authorities
-            .read()
-            .map(|a| a.clone())
-            .unwrap_or_default();
-        let chain = ChainView {
-            genesis: &self.setup.chain.genesis,
-            authorities: &authorities,
-            registry: &*self.setup.chain.registry,
-        };
         let generation = self.setup.chain.generation.load(Ordering::Relaxed);
-        if generation != self.checked {
-            self.checked = generation;
-            self.presence.recheck_identities(&chain);
-        }
-        f(&mut self.presence, &chain, unix);
+        let recheck = generation != self.checked;
+        self.checked = generation;
+        let presence = &mut self.presence;
+        self.setup.chain.with_view(|chain| {
+            if recheck {
+                presence.recheck_identities(chain);
+            }
+            f(presence, chain, unix);
+        });
         self.drain();
     }
 

@@ -24,7 +24,7 @@ use psp_receipts::{
     Issuer, IssuerConfig, KeyId, OracleId, PublishedKey, SigningKey, StreamParams, Verifier,
     VerifierConfig,
 };
-use psp_rendezvous::{ChainView, StreamHandle};
+use psp_rendezvous::StreamHandle;
 use psp_stream::landing::{Landing, LandingConfig};
 use psp_stream::oracle::{Oracle, OracleConfig, OracleContext, SubscriptionView};
 use psp_stream::record::StreamRecord;
@@ -242,32 +242,19 @@ impl StreamHub {
 
     fn run(&mut self, now: Timestamp, kind: Kind, handle: StreamHandle, data: &[u8]) {
         let unix = self.tick(now);
-        let authorities = self
-            .setup
-            .chain
-            .authorities
-            .read()
-            .map(|a| a.clone())
-            .unwrap_or_default();
-        let chain = ChainView {
-            genesis: &self.setup.chain.genesis,
-            authorities: &authorities,
-            registry: &*self.setup.chain.registry,
-        };
-        let result = match kind {
+        let (oracle, landing, epoch) = (&mut self.oracle, &mut self.landing, self.epoch);
+        let subscriptions = &*self.setup.subscriptions;
+        let result = self.setup.chain.with_view(|chain| match kind {
             Kind::Oracle => {
                 let ctx = OracleContext {
-                    chain,
-                    epoch: self.epoch,
-                    subscriptions: &*self.setup.subscriptions,
+                    chain: *chain,
+                    epoch,
+                    subscriptions,
                 };
-                self.oracle.handle_data(unix, handle, data, &ctx)
+                oracle.handle_data(unix, handle, data, &ctx)
             }
-            Kind::Landing => {
-                self.landing
-                    .handle_data(unix, handle, data, &*self.setup.chain.registry)
-            }
-        };
+            Kind::Landing => landing.handle_data(unix, handle, data, chain.registry),
+        });
         if let Err(e) = result {
             tracing::info!(%e, service = kind.service(), "psp streams: refused");
         }
