@@ -17,6 +17,7 @@
 //! * [`relay`]: the per-stream fan-out machine (token bucket, bounded queues, stall removal).
 //! * [`load`]: signed load reports and the landing node's [`load::Scaling`] machine.
 //! * [`wire`]: the media link's length-prefixed messages and their [`wire::Deframer`].
+//! * [`pattern`]: the self-checking test pattern producers send without a media source.
 //!
 //! State machines only: no sockets, tasks or clock. Time comes in as milliseconds (`now_ms`),
 //! answers go out as return values, `poll_*` outputs and events. Every queue is bounded.
@@ -26,6 +27,7 @@
 
 mod error;
 pub mod load;
+pub mod pattern;
 pub mod relay;
 pub mod sframe;
 pub mod wire;

@@ -105,6 +105,8 @@ pub struct HubQueues {
     pub counts_out: Option<Vec<Vec<u8>>>,
     /// Other oracles' receipt counts (only entries they issued), for the stream hub to merge.
     pub counts_in: VecDeque<psp_receipts::Counts>,
+    /// Streams the landing service created, for the node task to report to the host.
+    pub created: VecDeque<super::streams::CreatedStream>,
 }
 
 impl HubQueues {

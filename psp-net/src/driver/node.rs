@@ -46,7 +46,7 @@ use crate::crypto::{NodeId, OnionPublic, OnionSecret};
 use crate::dht::RecordKey;
 use crate::directory::Equivocation;
 use crate::driver::messaging::{MessagingHub, MessagingSetup, SharedQueues};
-use crate::driver::streams::{StreamHub, StreamSetup};
+use crate::driver::streams::{CreatedStream, StreamHub, StreamSetup};
 use crate::rendezvous::StreamHandle;
 
 /// Configuration of a relay node. Defaults are documented per field.
@@ -139,6 +139,9 @@ pub enum NodeEvent {
     /// Another elected oracle's receipt counts were taken (the stream hub merges them at its
     /// next event).
     ReceiptCounts(CountsReceived),
+    /// The landing service created a stream: the host's media path should accept its
+    /// producer.
+    StreamCreated(CreatedStream),
 }
 
 /// Counters of a running node.
@@ -784,10 +787,17 @@ impl NodeTask {
         let Some(queues) = self.messaging.clone() else {
             return;
         };
-        let (records, fetches): (Vec<_>, Vec<_>) = match queues.lock() {
-            Ok(mut q) => (q.publish.drain(..).collect(), q.fetch.drain(..).collect()),
+        let (records, fetches, created): (Vec<_>, Vec<_>, Vec<_>) = match queues.lock() {
+            Ok(mut q) => (
+                q.publish.drain(..).collect(),
+                q.fetch.drain(..).collect(),
+                q.created.drain(..).collect(),
+            ),
             Err(_) => return,
         };
+        for stream in created {
+            self.report(NodeEvent::StreamCreated(stream));
+        }
         for record in records {
             match self.dht_parts() {
                 Some((dht, kad)) => {

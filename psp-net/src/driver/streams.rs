@@ -12,6 +12,9 @@
 //! are the other oracles' receipt counts the node task received ([`super::counts`]); this
 //! oracle's own counts go out to them whenever a request changed them.
 //!
+//! Each stream the landing service creates goes to the host as a [`CreatedStream`] (through
+//! the node task's events), for its media path to accept the producer.
+//!
 //! The landing node puts each stream record it signs into the DHT as a
 //! [`RecordKind::Stream`] record it owns and publishes (topic: the stream id; value: the
 //! [`StreamRecord`] bytes), through the node task's publication queue, and renews it while
@@ -54,6 +57,21 @@ pub struct ReceiptKeyUpdates {
     /// Every oracle's published keys as on chain now, when they changed (replaces the
     /// landing service's set).
     pub published: Option<Vec<PublishedKey>>,
+}
+
+/// A stream this node created as its landing node, for the host's media path
+/// ([`crate::driver::NodeEvent::StreamCreated`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedStream {
+    /// The stream.
+    pub stream_id: [u8; 32],
+    /// What the producer shows to publish into it
+    /// ([`psp_stream::record::publish_token`]).
+    pub publish_token: [u8; 32],
+    /// What its receipt allows.
+    pub params: StreamParams,
+    /// The signed stream record.
+    pub record: Vec<u8>,
 }
 
 /// [`ReceiptKeyUpdates`], shared by the host and the hub.
@@ -308,6 +326,20 @@ impl StreamHub {
                     }
                 }
                 Action::Publish { record, .. } => self.keep_record(unix, record),
+                Action::Created {
+                    stream_id,
+                    publish_token,
+                    params,
+                    record,
+                } => {
+                    let created = CreatedStream {
+                        stream_id: stream_id.0,
+                        publish_token,
+                        params,
+                        record,
+                    };
+                    HubQueues::push(&mut self.queues().created, created, "created stream");
+                }
                 other => tracing::debug!(action = ?other, "psp streams: action ignored"),
             }
         }

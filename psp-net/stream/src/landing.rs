@@ -18,8 +18,9 @@
 //!
 //! Then it derives the stream id from the spend id ([`stream_id_for`]; why in
 //! [`crate::record`]), signs the [`StreamRecord`] with its node key (expiry = now + the
-//! receipt's lifetime), queues [`Action::Publish`], answers `StreamCreated` and closes the
-//! stream. Refusals answer `Refused` with a reason code, close, and return `Err` for the log.
+//! receipt's lifetime), queues [`Action::Created`] (for the media path: the producer's
+//! publish token and the receipt's parameters) and [`Action::Publish`], answers
+//! `StreamCreated` and closes the stream. Refusals answer `Refused` with a reason code, close, and return `Err` for the log.
 //!
 //! **What the landing node learns**: a receipt (its oracle, tier and epoch — shared by every
 //! receipt of that key — and a random spend id), the chosen distribution nodes and flags, and
@@ -32,7 +33,7 @@ use psp_receipts::{Receipt, Verifier};
 use psp_rendezvous::StreamHandle;
 
 use crate::error::{prefix, StreamError};
-use crate::record::{stream_id_for, StreamId, StreamRecord};
+use crate::record::{publish_token, stream_id_for, StreamId, StreamRecord};
 use crate::service::{Action, RequestService};
 use crate::wire::{BoundedBytes, FormatFlags, LandingMsg};
 
@@ -104,13 +105,16 @@ impl Landing {
         else {
             return Ok(());
         };
-        let result = self.create(now, &body, registry).map(|(record, msg)| {
-            self.requests.push(Action::Publish {
-                key: record.dht_key(),
-                record: record.encode(),
+        let result = self
+            .create(now, &body, registry)
+            .map(|(record, created, msg)| {
+                self.requests.push(created);
+                self.requests.push(Action::Publish {
+                    key: record.dht_key(),
+                    record: record.encode(),
+                });
+                msg
             });
-            msg
-        });
         self.requests.reply(stream, result)
     }
 
@@ -121,7 +125,7 @@ impl Landing {
         now: u64,
         body: &[u8],
         registry: &dyn IdentityRegistry,
-    ) -> Result<(StreamRecord, LandingMsg), StreamError> {
+    ) -> Result<(StreamRecord, Action, LandingMsg), StreamError> {
         let (receipt, distribution_nodes, format) =
             match LandingMsg::decode(body).map_err(StreamError::malformed("landing message"))? {
                 LandingMsg::CreateStream {
@@ -178,10 +182,16 @@ impl Landing {
         );
         let record_bytes = BoundedBytes::new("stream record", record.encode())
             .map_err(StreamError::malformed("stream record"))?;
+        let created = Action::Created {
+            stream_id,
+            publish_token: publish_token(&spend_id),
+            params,
+            record: record_bytes.as_slice().to_vec(),
+        };
         let msg = LandingMsg::StreamCreated {
             stream_id,
             record: record_bytes,
         };
-        Ok((record, msg))
+        Ok((record, created, msg))
     }
 }

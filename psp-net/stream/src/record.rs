@@ -55,6 +55,16 @@ pub const RECORD_CLOCK_SKEW_SECS: u64 = 30;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct StreamId(pub [u8; 32]);
 
+/// Domain separation of publish tokens.
+pub const PUBLISH_TOKEN_CONTEXT: &[u8] = b"psp/stream/publish-token/v1";
+
+/// The token the producer shows the landing node to publish media into the stream created
+/// with a receipt of this spend id: only she and the landing node know the spend id, and the
+/// token reveals nothing of it (nor links to the stream id).
+pub fn publish_token(spend_id: &SpendId) -> [u8; 32] {
+    blake2_256_parts(&[PUBLISH_TOKEN_CONTEXT, &spend_id.0])
+}
+
 /// The stream id a landing node gives the stream created with a receipt of this spend id.
 pub fn stream_id_for(spend_id: &SpendId) -> StreamId {
     StreamId(blake2_256_parts(&[STREAM_ID_CONTEXT, &spend_id.0]))

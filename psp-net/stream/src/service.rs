@@ -29,6 +29,18 @@ pub enum Action {
         /// The stream.
         stream: StreamHandle,
     },
+    /// A stream was created (landing node only; before its [`Action::Publish`]): the media
+    /// path must accept its producer, who shows `publish_token`, at up to `params`.
+    Created {
+        /// The stream.
+        stream_id: crate::record::StreamId,
+        /// [`crate::record::publish_token`] of the receipt's spend id.
+        publish_token: [u8; 32],
+        /// What the receipt allows (bitrate class, lifetime, distribution nodes).
+        params: psp_receipts::StreamParams,
+        /// The signed record's bytes.
+        record: Vec<u8>,
+    },
     /// Publish `record` in the DHT under `key` (landing node only): the bytes of a signed
     /// [`crate::record::StreamRecord`], key [`crate::record::dht_key`] of the landing node and
     /// the stream id.

@@ -67,6 +67,34 @@ fn a_subscribed_identity_gets_a_receipt_and_creates_a_stream_whose_record_verifi
             record_bytes.clone()
         )]
     );
+    // The media path learns the producer's publish token (derived from the spend id) and
+    // what the receipt allows, and nothing else.
+    let created: Vec<_> = c
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Created {
+                stream_id: id,
+                publish_token: token,
+                params,
+                record,
+            } => Some((*id, *token, *params, record.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        created,
+        vec![(
+            stream_id,
+            psp_stream::record::publish_token(&receipt.spend_id),
+            receipt.params,
+            record_bytes.clone()
+        )]
+    );
+    assert_ne!(
+        psp_stream::record::publish_token(&receipt.spend_id),
+        stream_id.0
+    );
     // Anyone fetching it checks it.
     let fetched =
         verify_stream_record(&record_bytes, NOW + 100, &world.registry).expect("verifies");

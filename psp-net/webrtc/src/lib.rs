@@ -10,6 +10,7 @@
 //! - [`signalling`]: `POST /whep/<stream-id>` (SDP offer in, SDP answer out) and
 //!   `GET /watch/<stream-id>` (the watch page), hand-written HTTP/1.1 with bounded requests.
 //! - [`WebRtcClient`]: the Rust offerer, for `psp stream watch` and for tests.
+//! - [`address`]: the media address a node registers on chain, and its signalling URL.
 //!
 //! The protocol state lives in a sans-IO core (no tokio, no clock) that the server's task
 //! drives, so the limits are the same code in tests and in production.
@@ -17,6 +18,7 @@
 //! str0m is the version and feature set sc-network's litep2p uses (0.23.1, OpenSSL), so the
 //! node builds one WebRTC stack.
 
+pub mod address;
 mod client;
 mod core;
 mod error;
