@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a build of this workspace needs and is missing, without prompts:
-# the wasm32 target and rust-src (rustup), and protoc (apt-get). Sourced by dev.sh and test.sh.
+# the wasm32 target and rust-src (rustup), protoc and Chromium (apt-get; the watch page's browser
+# tests run headless Chromium, `tests/src/browser.rs`). Sourced by dev.sh and test.sh.
 set -euo pipefail
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/psp-target}"
@@ -26,4 +27,12 @@ if ! command -v protoc >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq protobuf-compiler >/dev/null
+fi
+if [ -z "${PSP_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing chromium with apt-get (headless browser tests of the watch page)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    # `env` so that the variable survives sudo.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi

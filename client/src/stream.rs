@@ -24,9 +24,13 @@
 //! producer is. The two circuits are different so that no relay sees both exchanges on one
 //! circuit.
 //!
+//! The media itself (publishing into a stream, watching it) is [`media`]'s.
+//!
 //! Every failure is a [`StreamClientError`] naming the node and what to do: no subscription,
 //! no oracle with keys this epoch, the oracle's or the landing node's refusal (with the reason
 //! code its machine reports), timeouts.
+
+pub mod media;
 
 use std::time::Duration;
 
@@ -152,6 +156,35 @@ pub enum StreamClientError {
         stream_id: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A node announces no usable media service on chain.
+    #[error("node {node} announces no media service on chain: {reason}. The node must run its media service and list `/ip4/<ip>/tcp/<port>/http` as the second address of its identity")]
+    NoMediaService {
+        /// The node, hex.
+        node: String,
+        /// What its identity lacks.
+        reason: String,
+    },
+    /// Publishing into or watching a stream at a node's media service failed.
+    #[error("{step} at node {node} ({url}) failed: {source}. {hint}")]
+    Media {
+        /// The node, hex.
+        node: String,
+        /// Its signalling URL.
+        url: String,
+        /// `publishing (WHIP)` or `watching (WHEP)`.
+        step: &'static str,
+        /// What to do ([`media::media_hint`]).
+        hint: &'static str,
+        /// What the WebRTC client reported.
+        #[source]
+        source: psp_webrtc::Error,
+    },
+    /// The stream's record lists no access point to watch at.
+    #[error("stream {stream_id} lists no access point: give one with --access-point")]
+    NoAccessPoint {
+        /// The stream id, hex.
+        stream_id: String,
     },
     /// Chain, RPC, keystore or circuit errors.
     #[error(transparent)]

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod browser;
 pub mod observe;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -223,7 +224,7 @@ pub fn free_port() -> Result<u16> {
     Ok(free_ports(1)?[0])
 }
 
-/// `n` distinct ports free on 127.0.0.1, drawn at random from [`TEST_PORTS`] (tests run in
+/// `n` distinct ports free on 127.0.0.1 (TCP and UDP), drawn at random from [`TEST_PORTS`] (tests run in
 /// parallel processes; a random draw makes two of them unlikely to pick the same port in
 /// the moment between the check and the node's bind, and [`PspNode::wait_ready`] notices
 /// if it happens anyway).
@@ -240,13 +241,17 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
             "no {n} free ports in {TEST_PORTS:?} on 127.0.0.1"
         );
         let port = rng.gen_range(TEST_PORTS);
-        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
-            listeners.push(listener);
+        // The media service binds the same number on TCP and UDP: both must be free.
+        if let (Ok(listener), Ok(udp)) = (
+            TcpListener::bind(("127.0.0.1", port)),
+            std::net::UdpSocket::bind(("127.0.0.1", port)),
+        ) {
+            listeners.push((listener, udp));
         }
     }
     listeners
         .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
+        .map(|(l, _)| Ok(l.local_addr()?.port()))
         .collect()
 }
 
@@ -308,6 +313,10 @@ pub struct NodeOptions {
     /// `--prometheus-port` on a free port (read with [`PspNode::scrape`]) instead of
     /// `--no-prometheus`.
     pub prometheus: bool,
+    /// With the overlay, `--no-media`; otherwise the overlay's media service (WHIP/WHEP
+    /// signalling on TCP, WebRTC on UDP) runs on a free port of its own (`--media-port`,
+    /// see [`PspNode::media_url`]).
+    pub no_media: bool,
 }
 
 impl NodeOptions {
@@ -323,6 +332,7 @@ impl NodeOptions {
             wait_finalized: true,
             extra_args: Vec::new(),
             prometheus: false,
+            no_media: false,
         }
     }
 
@@ -340,6 +350,7 @@ impl NodeOptions {
             wait_finalized: false,
             extra_args: Vec::new(),
             prometheus: false,
+            no_media: false,
         }
     }
 }
@@ -377,6 +388,7 @@ pub struct PspNode {
     log_start: AtomicU64,
     p2p_port: u16,
     overlay_port: Option<u16>,
+    media_port: Option<u16>,
     prometheus_port: Option<u16>,
     peer_id: Option<String>,
     log_path: PathBuf,
@@ -404,10 +416,11 @@ impl PspNode {
     /// Starts the process without waiting; call [`PspNode::wait_ready`] (several nodes can
     /// then start at once).
     pub fn spawn(options: NodeOptions) -> Result<Self> {
-        let ports = free_ports(4)?;
+        let ports = free_ports(5)?;
         let (rpc_port, p2p_port) = (ports[0], ports[1]);
         let overlay_port = options.overlay.as_ref().map(|_| ports[2]);
         let prometheus_port = options.prometheus.then_some(ports[3]);
+        let media_port = (options.overlay.is_some() && !options.no_media).then_some(ports[4]);
         let peer_id = options
             .node_key
             .as_ref()
@@ -423,6 +436,7 @@ impl PspNode {
             rpc_port,
             p2p_port,
             overlay_port,
+            media_port,
             prometheus_port,
             &log_dir.path().join("base"),
             &log_path,
@@ -435,6 +449,7 @@ impl PspNode {
             log_start: AtomicU64::new(log_start),
             p2p_port,
             overlay_port,
+            media_port,
             prometheus_port,
             peer_id,
             log_path,
@@ -458,6 +473,7 @@ impl PspNode {
             self.rpc_port.load(Ordering::Relaxed),
             self.p2p_port,
             self.overlay_port,
+            self.media_port,
             self.prometheus_port,
             &self._log_dir.path().join("base"),
             &self.log_path,
@@ -568,6 +584,19 @@ impl PspNode {
     /// The overlay port, if the overlay is on.
     pub fn overlay_port(&self) -> Option<u16> {
         self.overlay_port
+    }
+
+    /// The media service's port (`--media-port`: TCP signalling and UDP WebRTC), if the
+    /// overlay is on without [`NodeOptions::no_media`].
+    pub fn media_port(&self) -> Option<u16> {
+        self.media_port
+    }
+
+    /// The media service's signalling URL, `http://127.0.0.1:<media port>` (`POST
+    /// /whip/<id>`, `POST /whep/<id>`, `GET /watch/<id>`), if the media service runs.
+    pub fn media_url(&self) -> Option<String> {
+        self.media_port
+            .map(|port| format!("http://127.0.0.1:{port}"))
     }
 
     /// The Prometheus endpoint, `http://127.0.0.1:<port>/metrics`, if
@@ -862,11 +891,13 @@ fn observe_path(log_path: &Path) -> PathBuf {
 
 /// Starts `psp-node` for `options` on the given ports and base path, its output appended to
 /// `log_path`.
+#[allow(clippy::too_many_arguments)]
 fn launch(
     options: &NodeOptions,
     rpc_port: u16,
     p2p_port: u16,
     overlay_port: Option<u16>,
+    media_port: Option<u16>,
     prometheus_port: Option<u16>,
     base_path: &Path,
     log_path: &Path,
@@ -932,6 +963,10 @@ fn launch(
                 cmd.args(["--directory-period", &period.to_string()]);
                 cmd.args(["--directory-vote-window", &window.to_string()]);
             }
+            match media_port {
+                Some(port) => cmd.args(["--media-port", &port.to_string()]),
+                None => cmd.arg("--no-media"),
+            };
         }
         _ => {
             cmd.arg("--no-overlay");

@@ -1,5 +1,5 @@
 //! End to end: stream subscriptions and anonymous stream creation through real `psp-node`s,
-//! driven by the `psp` CLI only (issue 13, points 1–3).
+//! driven by the `psp` CLI only (issue 13, points 1–5, 7 and 9).
 //!
 //! The six-node `--chain local` network of the messaging test (Alice, Bob and Charlie, the
 //! genesis authorities; Dave, a validator; Eve and Ferdie, plain nodes). Dave's account bonds
@@ -17,19 +17,25 @@
 //! - the same receipt handed to Bob's node again is refused as spent, and handed to Charlie's
 //!   node it is refused as drawn for another landing node;
 //! - Mallory, not subscribed, is refused a receipt by the oracle;
-//! - what the nodes learned (`--overlay-observe-file`): the landing service received nothing
-//!   naming Alice (neither her identity key nor her certificate); the oracle did learn who
-//!   asked (it must, to check the subscription).
+//! - media: Alice publishes the test pattern (SFrame-encrypted with her stream key) into Bob's
+//!   node for 30 s (`psp stream publish`); Bob's node fans it out to Eve's and Ferdie's; three
+//!   `psp stream watch` consumers with the key decode 250 frames each, every one equal to what
+//!   was sent; one without the key receives only ciphertext; headless Chromium on Ferdie's
+//!   watch page decrypts in the page with WebCrypto and reports at least 100 intact frames;
+//! - what the nodes learned (`--overlay-observe-file`): the landing and distribution nodes
+//!   received nothing naming Alice in any service (stream creation, media signalling); the
+//!   oracle did learn who asked (it must, to check the subscription).
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::agent::{prepare_with_roles, start_messaging_nodes, Client, AGENT_TIMEOUT};
-use psp_e2e_tests::{psp_json, psp_refused, run_scenario, wait_for, PspNode};
+use psp_e2e_tests::browser::{next_report, percent_encode, Browser, ReportServer};
+use psp_e2e_tests::{psp_json, psp_refused, run_psp, run_scenario, wait_for, PspNode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The whole scenario after startup.
-const TEST_TIMEOUT: Duration = Duration::from_secs(420);
+const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Epochs Alice's subscription is paid for.
 const EPOCHS: u32 = 50;
 /// The price of one epoch of plan 0 (`STREAM_PLAN_PRICE`, a thousandth of a token).
@@ -271,18 +277,35 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     )
     .await?;
 
-    // What the landing and oracle services learned: Bob's node received nothing naming
-    // Alice in any service; Dave's oracle service did learn who asked.
+    media(nodes, &url, &created, &bob_key, &access).await?;
+
+    // What the landing, distribution and oracle services learned: Bob's, Eve's and Ferdie's
+    // nodes received nothing naming Alice in any service (stream creation, media signalling);
+    // Dave's oracle service did learn who asked.
     let alice_key = psp_client::parse_hex_vec(&alice.key, "alice's key")?;
     let landing_seen = nodes[1].observed()?;
     let landing_bytes = landing_seen
         .service_bytes
         .get("landing")
         .context("bob's landing service received nothing")?;
-    for (service, bytes) in &landing_seen.service_bytes {
+    for node in &nodes[1..5] {
+        if node.name() == "charlie" {
+            continue;
+        }
+        let seen = node.observed()?;
+        for (service, bytes) in &seen.service_bytes {
+            ensure!(
+                !contains(bytes, &alice_key),
+                "{}'s node received alice's identity key in its {service} service",
+                node.name()
+            );
+        }
+    }
+    for (node, service) in [(1, "media-whip"), (3, "media-whip"), (3, "media-whep")] {
         ensure!(
-            !contains(bytes, &alice_key),
-            "bob's node received alice's identity key in its {service} service"
+            nodes[node].observed()?.service_bytes.contains_key(service),
+            "{} observed no {service} request",
+            nodes[node].name()
         );
     }
     let oracle_seen = nodes[5].observed()?;
@@ -299,6 +322,171 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         landing_bytes.len(),
         oracle_bytes.len()
     );
+    Ok(())
+}
+
+/// How long Alice publishes, and at what rate.
+const PUBLISH_SECS: u64 = 30;
+const FPS: u64 = 25;
+/// Frames each keyed Rust consumer must take (10 s of the stream).
+const WATCH_FRAMES: u64 = 250;
+
+/// `psp stream watch` of the stream at `access_point`, with the stream key or without.
+async fn watch(
+    url: &str,
+    landing: &str,
+    stream: &str,
+    access_point: &str,
+    key: Option<&str>,
+    frames: u64,
+) -> Result<Value> {
+    let frames = frames.to_string();
+    let mut args = vec![
+        "stream",
+        "watch",
+        "--landing",
+        landing,
+        "--stream",
+        stream,
+        "--access-point",
+        access_point,
+        "--frames",
+        &frames,
+        "--url",
+        url,
+    ];
+    if let Some(key) = key {
+        args.extend(["--key", key]);
+    }
+    psp_json(&args).await
+}
+
+/// The media path: Alice publishes the test pattern into Bob's node for [`PUBLISH_SECS`];
+/// Eve's and Ferdie's nodes serve it to three Rust consumers with the key, one without, and
+/// a headless Chromium on Ferdie's watch page, which decrypts in the page.
+async fn media(
+    nodes: &[PspNode],
+    url: &str,
+    created: &Value,
+    bob_key: &str,
+    access: &[String],
+) -> Result<()> {
+    let stream = created["streamId"].as_str().context("streamId")?.to_owned();
+    let token = created["publishToken"]
+        .as_str()
+        .context("publishToken")?
+        .to_owned();
+    let key = created["streamKey"]
+        .as_str()
+        .context("streamKey")?
+        .to_owned();
+    let duration = PUBLISH_SECS.to_string();
+    let fps = FPS.to_string();
+    let publish_args: Vec<String> = [
+        "stream",
+        "publish",
+        "--landing",
+        bob_key,
+        "--stream",
+        &stream,
+        "--token",
+        &token,
+        "--key",
+        &key,
+        "--fps",
+        &fps,
+        "--duration",
+        &duration,
+        "--url",
+        url,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let t = Instant::now();
+    let producer = tokio::spawn(async move {
+        let args: Vec<&str> = publish_args.iter().map(String::as_str).collect();
+        run_psp(&args, Duration::from_secs(PUBLISH_SECS + 60)).await
+    });
+
+    // The access points serve the stream once the landing node's fan-out reached them.
+    let (eve, ferdie) = (&access[0], &access[1]);
+    for point in [eve, ferdie] {
+        wait_for(
+            "the access point serving the stream",
+            AGENT_TIMEOUT,
+            || async {
+                watch(url, bob_key, &stream, point, Some(&key), 5)
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            },
+        )
+        .await?;
+    }
+    eprintln!(
+        "both access points serve the stream after {:?}",
+        t.elapsed()
+    );
+
+    // Chromium on Ferdie's watch page, reporting what it decrypted.
+    let (report_url, mut reports) = ReportServer::bind().await?;
+    let media_url = nodes[4].media_url().context("ferdie's media service")?;
+    let page = format!(
+        "{media_url}/watch/{}#key={}&report={}",
+        stream.trim_start_matches("0x"),
+        key.trim_start_matches("0x"),
+        percent_encode(&report_url)
+    );
+    // Console messages go to the browser's log, shown if the page does not report.
+    let browser = Browser::open_with(&page, &["--enable-logging=stderr", "--v=0"])?;
+
+    let (a, b, c, keyless) = tokio::join!(
+        watch(url, bob_key, &stream, eve, Some(&key), WATCH_FRAMES),
+        watch(url, bob_key, &stream, ferdie, Some(&key), WATCH_FRAMES),
+        watch(url, bob_key, &stream, eve, Some(&key), WATCH_FRAMES),
+        watch(url, bob_key, &stream, ferdie, None, 50),
+    );
+    for (name, report) in [("first", a?), ("second", b?), ("third", c?)] {
+        let frames = report["frames"].as_u64().unwrap_or(0);
+        ensure!(
+            frames >= WATCH_FRAMES
+                && report["decrypted"].as_u64() == Some(frames)
+                && report["patternOk"].as_u64() == Some(frames)
+                && report["undecryptable"].as_u64() == Some(0),
+            "the {name} consumer: {report}"
+        );
+    }
+    let keyless = keyless?;
+    ensure!(
+        keyless["frames"].as_u64().unwrap_or(0) >= 50
+            && keyless["decrypted"].as_u64() == Some(0)
+            && keyless["clearPatternFrames"].as_u64() == Some(0),
+        "the consumer without the key: {keyless}"
+    );
+    let seen = next_report(&mut reports, AGENT_TIMEOUT, |r| {
+        r["patternOk"].as_u64().unwrap_or(0) >= 100
+    })
+    .await
+    .with_context(|| format!("chromium's log:\n{}", browser.log_tail(40)))?;
+    ensure!(
+        seen["decrypted"] == seen["patternOk"] && seen["undecryptable"].as_u64() == Some(0),
+        "the browser: {seen}"
+    );
+    eprintln!("three consumers and chromium decoded the stream; the keyless one saw ciphertext");
+
+    let published = producer.await??;
+    let done = published
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["event"] == "done")
+        .with_context(|| format!("the producer did not finish: {}", published.stderr))?;
+    ensure!(
+        done["frames"].as_u64().unwrap_or(0) >= PUBLISH_SECS * FPS * 9 / 10,
+        "the producer sent {done}"
+    );
+    eprintln!("alice published {done} in {:?}", t.elapsed());
     Ok(())
 }
 

@@ -2,7 +2,8 @@
 //! subscription plans and an identity's subscription; `subscribe` pays for one; `create` draws
 //! a receipt from an elected oracle (proving the keystore's identity with a certificate from
 //! an authority) and hands it to a landing node over a fresh anonymous circuit; `show` finds a
-//! stream's record in the DHT and checks it.
+//! stream's record in the DHT and checks it; `publish` sends SFrame-encrypted frames into a
+//! stream at its landing node; `watch` receives them at an access point and checks them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -13,9 +14,11 @@ use psp_client::{
     hex0x, keystore,
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
     parse_hex, parse_hex_vec,
-    stream::{self, StreamClientError},
+    stream::{self, media, StreamClientError},
     Error, Result,
 };
+use rand::seq::SliceRandom;
+use zeroize::Zeroizing;
 
 use super::common::{finalized, payer_keypair, print_json, report, NodeArgs, PassArgs};
 
@@ -81,6 +84,65 @@ pub enum StreamCommand {
         /// Use the receipt in this file (written by `--save-receipt`) instead of drawing one.
         #[arg(long, value_name = "FILE")]
         receipt: Option<PathBuf>,
+        /// The stream key to print (16 bytes, hex); by default a fresh random one. Only the
+        /// producer and her consumers hold it: it is never sent to a node.
+        #[arg(long, value_name = "HEX")]
+        stream_key: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Publish media into a stream at its landing node: SFrame-encrypted test-pattern frames
+    /// (or a file's bytes) over WebRTC (WHIP). One JSON line per second on stdout
+    /// (`{"event":"progress",...}`), then `{"event":"done",...}`.
+    Publish {
+        /// The landing node that created the stream: node key or RPC URL (ws://...).
+        #[arg(long)]
+        landing: String,
+        /// The stream id, 0x + 64 hex digits.
+        #[arg(long)]
+        stream: String,
+        /// The publish token `psp stream create` printed (`publishToken`).
+        #[arg(long, value_name = "HEX")]
+        token: String,
+        /// The stream key `psp stream create` printed (`streamKey`).
+        #[arg(long, value_name = "HEX")]
+        key: String,
+        /// Frames per second.
+        #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        fps: u32,
+        /// Bytes of each test-pattern frame (before encryption).
+        #[arg(long, default_value_t = 1200)]
+        frame_bytes: usize,
+        /// Seconds to publish.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Send this file's bytes (16 KiB per frame, once) instead of the test pattern.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Watch a stream at one of its access points over WebRTC (WHEP): count the frames and,
+    /// with the stream key, decrypt and check them (progress on stderr, JSON on stdout).
+    Watch {
+        /// The landing node that created the stream: node key or RPC URL.
+        #[arg(long)]
+        landing: String,
+        /// The stream id, 0x + 64 hex digits.
+        #[arg(long)]
+        stream: String,
+        /// The stream key; without it frames are only counted.
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
+        /// The access point (node key) to watch at; by default a random one of the record's.
+        #[arg(long, value_name = "NODE_KEY")]
+        access_point: Option<String>,
+        /// Stop after this many frames.
+        #[arg(long, conflicts_with = "duration")]
+        frames: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration: Option<u64>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -219,8 +281,13 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             timeout,
             save_receipt,
             receipt,
+            stream_key,
             node,
         } => {
+            let stream_key = match stream_key {
+                Some(text) => media::parse_stream_key(&text, "--stream-key")?,
+                None => Zeroizing::new(media::generate_stream_key().to_vec()),
+            };
             let keys = pass.open(&keystore)?;
             let distribution = distribution
                 .iter()
@@ -262,7 +329,125 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             )
             .await;
             overlay.shutdown().await;
-            print_json(&result.map_err(cli_error)?.view())
+            let (created, token) = result.map_err(cli_error)?;
+            print_json(&CreateView {
+                stream: created.view(),
+                publish_token: hex0x(&token),
+                stream_key: hex0x(&stream_key),
+            })
+        }
+        StreamCommand::Publish {
+            landing,
+            stream: id,
+            token,
+            key,
+            fps,
+            frame_bytes,
+            duration,
+            file,
+            node,
+        } => {
+            let stream_id = stream::parse_stream_id(&id, "--stream")?;
+            let token = parse_hex::<32>(&token, "--token")?;
+            let key = media::parse_stream_key(&key, "--key")?;
+            let source = match file {
+                Some(path) => media::Source::File {
+                    data: std::fs::read(&path).map_err(|e| Error::InvalidInput {
+                        what: "--file",
+                        reason: format!("{}: {e}", path.display()),
+                    })?,
+                },
+                None => media::Source::Pattern { frame_bytes },
+            };
+            let mut publisher = media::Publisher::new(&key, source)?;
+            let landing = node_key(&landing, "--landing").await?;
+            let chain = node.chain().await?;
+            let url = chain.media_url(&landing).await.map_err(cli_error)?;
+            eprintln!("publishing into {} at {url}", hex0x(&stream_id.0));
+            let mut client = media::connect(
+                media::Role::Publish,
+                &landing,
+                &url,
+                &stream_id,
+                Some(&token),
+            )
+            .await
+            .map_err(cli_error)?;
+            let options = media::PublishOptions {
+                fps,
+                duration: Duration::from_secs(duration),
+            };
+            let line = |event: &str, p: media::PublishProgress| {
+                let line =
+                    serde_json::json!({"event": event, "frames": p.frames, "bytes": p.bytes});
+                println!("{line}");
+            };
+            let sent = media::publish(&mut client, &mut publisher, options, |p| {
+                line("progress", p)
+            })
+            .await;
+            let sent = match sent {
+                Ok(sent) => sent,
+                Err(source) => {
+                    return Err(cli_error(StreamClientError::Media {
+                        node: hex0x(&landing),
+                        url,
+                        step: "publishing (WHIP)",
+                        hint: "the landing node closed the connection: the stream may have                                expired, or the publisher exceeded the stream's bitrate class",
+                        source,
+                    }))
+                }
+            };
+            tokio::time::sleep(media::LINGER).await;
+            client.close().await;
+            line("done", sent);
+            Ok(())
+        }
+        StreamCommand::Watch {
+            landing,
+            stream: id,
+            key,
+            access_point,
+            frames,
+            duration,
+            node,
+        } => {
+            let stream_id = stream::parse_stream_id(&id, "--stream")?;
+            let key = key
+                .map(|k| media::parse_stream_key(&k, "--key"))
+                .transpose()?;
+            let landing = node_key(&landing, "--landing").await?;
+            let chain = node.chain().await?;
+            let rpc = node.rpc().await?;
+            let view = stream::show_stream(&rpc, &chain, &landing, &stream_id)
+                .await
+                .map_err(cli_error)?;
+            let access_point = choose_access_point(&view, access_point.as_deref())?;
+            let url = chain.media_url(&access_point).await.map_err(cli_error)?;
+            eprintln!(
+                "watching {} at {} ({url})",
+                view.stream_id,
+                hex0x(&access_point)
+            );
+            let mut client =
+                media::connect(media::Role::Watch, &access_point, &url, &stream_id, None)
+                    .await
+                    .map_err(cli_error)?;
+            let mut watcher =
+                media::Watcher::new(hex0x(&access_point), key.as_deref().map(|k| &k[..]))?;
+            let limit = media::WatchLimit {
+                frames,
+                duration: duration.map(Duration::from_secs),
+            };
+            media::watch(&mut client, &mut watcher, limit, |r| {
+                eprintln!(
+                    "  frames {} bytes {} decrypted {} pattern ok {} undecryptable {}",
+                    r.frames, r.bytes, r.decrypted, r.pattern_ok, r.undecryptable
+                )
+            })
+            .await;
+            client.close().await;
+            print_json(watcher.report())
         }
         StreamCommand::Show {
             landing,
@@ -279,6 +464,42 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             print_json(&view)
         }
     }
+}
+
+/// What `psp stream create` prints: the record, and what the producer needs to publish.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateView {
+    #[serde(flatten)]
+    stream: stream::StreamView,
+    /// The token the landing node expects from the producer (from the receipt).
+    publish_token: String,
+    /// The stream key frames are encrypted under (the producer's, never sent to a node).
+    stream_key: String,
+}
+
+/// The access point to watch at: `given` (a node key; a warning if the record does not list
+/// it), or a random one of the record's.
+fn choose_access_point(view: &stream::StreamView, given: Option<&str>) -> Result<[u8; 32]> {
+    if let Some(text) = given {
+        let key = parse_hex::<32>(text, "--access-point")?;
+        if !view.access_points.contains(&hex0x(&key)) {
+            eprintln!(
+                "warning: {} is not an access point of the stream's record",
+                hex0x(&key)
+            );
+        }
+        return Ok(key);
+    }
+    let chosen = view
+        .access_points
+        .choose(&mut rand::thread_rng())
+        .ok_or_else(|| {
+            cli_error(StreamClientError::NoAccessPoint {
+                stream_id: view.stream_id.clone(),
+            })
+        })?;
+    parse_hex::<32>(chosen, "record access point")
 }
 
 /// Where `create` saves the receipt it draws, or loads one instead of drawing.
@@ -333,7 +554,7 @@ async fn create(
     timeout: Duration,
     receipts: &ReceiptFiles,
     mut progress: impl FnMut(stream::StreamProgress),
-) -> std::result::Result<stream::CreatedStream, StreamClientError> {
+) -> std::result::Result<(stream::CreatedStream, [u8; 32]), StreamClientError> {
     let drawn = match receipts.load()? {
         Some(drawn) => drawn,
         None => {
@@ -354,7 +575,7 @@ async fn create(
         }
     };
     let registry = stream::node_registry(nodes);
-    stream::create_stream(
+    let created = stream::create_stream(
         overlay,
         nodes,
         landing,
@@ -364,5 +585,166 @@ async fn create(
         timeout,
         &mut progress,
     )
-    .await
+    .await?;
+    Ok((created, media::publish_token_of(&drawn.receipt)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: StreamCommand,
+    }
+
+    fn parse(args: &[&str]) -> std::result::Result<StreamCommand, clap::Error> {
+        Cli::try_parse_from(std::iter::once("stream").chain(args.iter().copied()))
+            .map(|c| c.command)
+    }
+
+    const ID: &str = "0x0505050505050505050505050505050505050505050505050505050505050505";
+
+    #[test]
+    fn stream_cli_publish_and_watch_parse() {
+        let cmd = parse(&[
+            "publish",
+            "--landing",
+            "ws://127.0.0.1:9944",
+            "--stream",
+            ID,
+            "--token",
+            "00",
+            "--key",
+            "11",
+            "--fps",
+            "50",
+        ])
+        .unwrap();
+        let StreamCommand::Publish {
+            fps,
+            frame_bytes,
+            duration,
+            file,
+            node,
+            ..
+        } = cmd
+        else {
+            panic!("publish: {cmd:?}");
+        };
+        assert_eq!((fps, frame_bytes, duration, file), (50, 1200, 20, None));
+        assert_eq!(node.url, "ws://127.0.0.1:9944");
+        assert!(parse(&["publish", "--landing", "x", "--stream", ID, "--token", "00"]).is_err());
+        assert!(parse(&[
+            "publish",
+            "--landing",
+            "x",
+            "--stream",
+            ID,
+            "--token",
+            "00",
+            "--key",
+            "11",
+            "--fps",
+            "0"
+        ])
+        .is_err());
+
+        let cmd = parse(&["watch", "--landing", "x", "--stream", ID, "--frames", "10"]).unwrap();
+        let StreamCommand::Watch {
+            key,
+            access_point,
+            frames,
+            duration,
+            ..
+        } = cmd
+        else {
+            panic!("watch: {cmd:?}");
+        };
+        assert_eq!(
+            (key, access_point, frames, duration),
+            (None, None, Some(10), None)
+        );
+        let both = [
+            "watch",
+            "--landing",
+            "x",
+            "--stream",
+            ID,
+            "--frames",
+            "1",
+            "--duration",
+            "2",
+        ];
+        assert!(parse(&both).is_err());
+
+        let cmd = parse(&[
+            "create",
+            "--plan",
+            "0",
+            "--landing",
+            "x",
+            "--distribution",
+            "y",
+            "--authority-url",
+            "ws://a",
+            "--keystore",
+            "k",
+            "--stream-key",
+            "22",
+        ])
+        .unwrap();
+        assert!(matches!(cmd, StreamCommand::Create { stream_key: Some(k), .. } if k == "22"));
+    }
+
+    #[test]
+    fn stream_cli_picks_an_access_point_of_the_record() {
+        let mut view = stream::StreamView {
+            stream_id: ID.into(),
+            landing: hex0x(&[1; 32]),
+            access_points: vec![hex0x(&[2; 32]), hex0x(&[3; 32])],
+            formats: vec!["webrtc"],
+            created_at: 0,
+            expires_at: 1,
+            dht_key: hex0x(&[0; 32]),
+            record: "0x".into(),
+        };
+        for _ in 0..10 {
+            let key = choose_access_point(&view, None).unwrap();
+            assert!(key == [2; 32] || key == [3; 32]);
+        }
+        assert_eq!(
+            choose_access_point(&view, Some(&hex0x(&[4; 32]))).unwrap(),
+            [4; 32]
+        );
+        assert!(choose_access_point(&view, Some("0x12")).is_err());
+        view.access_points.clear();
+        let e = choose_access_point(&view, None).unwrap_err().to_string();
+        assert!(e.contains("--access-point"), "{e}");
+    }
+
+    #[test]
+    fn stream_cli_create_prints_the_token_and_key() {
+        let view = stream::StreamView {
+            stream_id: ID.into(),
+            landing: hex0x(&[1; 32]),
+            access_points: vec![],
+            formats: vec!["webrtc"],
+            created_at: 0,
+            expires_at: 1,
+            dht_key: hex0x(&[0; 32]),
+            record: "0x".into(),
+        };
+        let json = serde_json::to_value(CreateView {
+            stream: view,
+            publish_token: hex0x(&[9; 32]),
+            stream_key: hex0x(&[8; 16]),
+        })
+        .unwrap();
+        assert_eq!(json["streamId"], ID);
+        assert_eq!(json["publishToken"], hex0x(&[9; 32]));
+        assert_eq!(json["streamKey"], hex0x(&[8; 16]));
+    }
 }

@@ -6,6 +6,7 @@
 //! from the same block, and none of them calls the runtime.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use psp_net::{
     circuit::NodeRecord,
@@ -27,6 +28,9 @@ pub struct NodeEntry {
     pub record: NodeRecord,
     /// The libp2p peer and address, if the registered address parses as one.
     pub link: Option<(PeerId, Multiaddr)>,
+    /// The media service (WHIP/WHEP signalling and WebRTC), if the second registered address
+    /// is a media address (`/ip4/<ip>/tcp/<port>/http`, [`psp_webrtc::address`]).
+    pub media: Option<SocketAddr>,
 }
 
 /// The elected nodes of one role.
@@ -72,19 +76,31 @@ impl ChainSnapshot {
                 break;
             };
             for info in page {
-                let Some(address) = info
+                let mut addresses = info
                     .node
-                    .and_then(|n| n.addresses.into_iter().next())
-                    .and_then(|a| String::from_utf8(a).ok())
-                else {
+                    .map(|n| n.addresses.into_iter())
+                    .into_iter()
+                    .flatten();
+                let Some(address) = addresses.next().and_then(|a| String::from_utf8(a).ok()) else {
                     continue;
                 };
+                let media = addresses
+                    .next()
+                    .and_then(|a| String::from_utf8(a).ok())
+                    .and_then(|a| psp_webrtc::address::parse_media_address(&a));
                 let link = parse_node_address(&address).ok();
                 let record = NodeRecord {
                     onion_key: OnionPublic(info.x25519),
                     address,
                 };
-                nodes.insert(info.key, NodeEntry { record, link });
+                nodes.insert(
+                    info.key,
+                    NodeEntry {
+                        record,
+                        link,
+                        media,
+                    },
+                );
             }
             after = Some(last);
         }

@@ -44,6 +44,10 @@ pub struct OverlayIdentity {
     pub link_key: Keypair,
     /// The address registered on chain (`.../p2p/<peer id>`).
     pub address: String,
+    /// The media service's address, registered second
+    /// ([`psp_webrtc::address::media_address`], `/ip4/<ip>/tcp/<port>/http`); `None` with
+    /// `--no-media`.
+    pub media_address: Option<String>,
 }
 
 fn derive(master: &[u8; 32], label: &[u8]) -> [u8; 32] {
@@ -106,6 +110,9 @@ impl OverlayIdentity {
             .clone()
             .unwrap_or_else(|| params.listen());
         let address = node_address(&public, link_key.public().to_peer_id());
+        let media_address = params
+            .media_public()
+            .map(psp_webrtc::address::media_address);
         Ok(Self {
             id,
             id_seed,
@@ -113,6 +120,7 @@ impl OverlayIdentity {
             onion_public,
             link_key,
             address,
+            media_address,
         })
     }
 
@@ -127,7 +135,8 @@ impl OverlayIdentity {
     }
 
     /// The registration this node asks its operator to submit, and the identity key's proof
-    /// of possession for `owner` on the chain with `genesis`.
+    /// of possession for `owner` on the chain with `genesis`. Its addresses are the overlay's
+    /// multiaddr, then the media service's address (unless `--no-media`).
     pub fn registration(
         &self,
         genesis: &[u8; 32],
@@ -143,7 +152,10 @@ impl OverlayIdentity {
             x25519: self.onion_public,
             node: Some(NodeDetails {
                 peer_id: self.link_key.public().to_peer_id().to_bytes(),
-                addresses: vec![self.address.clone().into_bytes()],
+                addresses: std::iter::once(&self.address)
+                    .chain(&self.media_address)
+                    .map(|a| a.clone().into_bytes())
+                    .collect(),
             }),
         };
         let message = psp_primitives::registration_message(genesis, owner, &registration);

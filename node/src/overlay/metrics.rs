@@ -63,6 +63,9 @@ pub struct Metrics {
     directory_period: Gauge<U64>,
     directory_signatures: Gauge<U64>,
     certificates_issued: Counter<U64>,
+    media_frames_in: Counter<U64>,
+    media_frames_out: Counter<U64>,
+    media_consumers: Gauge<U64>,
 }
 
 impl Metrics {
@@ -195,6 +198,28 @@ impl Metrics {
                 )?,
                 r,
             )?,
+            media_frames_in: register(
+                counter(
+                    "media_frames_in_total",
+                    "Media frames the media service took from publishers (producers, landing \
+                     nodes) and relayed.",
+                )?,
+                r,
+            )?,
+            media_frames_out: register(
+                counter(
+                    "media_frames_out_total",
+                    "Media frames the media service sent to consumers and distribution nodes.",
+                )?,
+                r,
+            )?,
+            media_consumers: register(
+                gauge(
+                    "media_consumers",
+                    "Consumers the media service serves (WHEP peers with an open channel).",
+                )?,
+                r,
+            )?,
             directory_period: register(
                 gauge(
                     "directory_period",
@@ -215,6 +240,13 @@ impl Metrics {
     /// Counts one access certificate issued (`psp_certRequest`).
     pub fn certificate_issued(&self) {
         self.certificates_issued.inc();
+    }
+
+    /// Adds the media service's frames since the last call, and sets its consumer count.
+    pub fn media(&self, frames_in: u64, frames_out: u64, consumers: u64) {
+        self.media_frames_in.inc_by(frames_in);
+        self.media_frames_out.inc_by(frames_out);
+        self.media_consumers.set(consumers);
     }
 
     /// Counts one event of the overlay's event loop.

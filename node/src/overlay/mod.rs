@@ -9,6 +9,9 @@
 //! - [`metrics`]: the `psp_overlay_*` metrics in the node's Prometheus registry;
 //! - [`streams`]: subscriptions and receipt keys for the oracle and landing services, and
 //!   this node's own receipt keys while it is an elected oracle;
+//! - [`media`]: the media service (WHIP/WHEP signalling and WebRTC on `--media-port`): a
+//!   landing node's producers publish into it and it fans their frames out to the streams'
+//!   distribution nodes, whose consumers watch from it;
 //! - this module: [`start`], which wires them to the psp-net driver, and the state the RPC
 //!   reads.
 //!
@@ -17,6 +20,7 @@
 
 mod feed;
 mod identity;
+pub mod media;
 mod metrics;
 pub mod observe;
 mod params;
@@ -160,6 +164,7 @@ pub fn start(
         link_key: identity.link_key.clone(),
     };
     let spawn_inner = spawn.clone();
+    let media_addrs = params.media_bind().zip(params.media_public());
     spawn.spawn("psp-overlay", Some("overlay"), async move {
         let services = Box::new(psp_net::circuit::Services::default());
         let node = match Node::with_node_services(
@@ -193,7 +198,7 @@ pub fn start(
             Some("overlay"),
             feed::feed_from_chain(
                 client,
-                checks,
+                checks.clone(),
                 handle.clone(),
                 identity.clone(),
                 messaging_chain,
@@ -201,6 +206,40 @@ pub fn start(
             ),
         );
         let metrics = state.metrics.get().cloned();
+        let media = match media_addrs {
+            Some((bind, public)) => {
+                let resolver = checks.clone();
+                let deps = media::MediaDeps {
+                    key: Arc::new(identity.signing_key()),
+                    registry: checks.clone(),
+                    resolve: Arc::new(move |node: &[u8; 32]| {
+                        resolver.snapshot().nodes.get(node)?.media
+                    }),
+                    observer: observer.clone(),
+                    metrics: metrics.clone(),
+                };
+                let config = media::MediaConfig {
+                    bind,
+                    public,
+                    limits: Default::default(),
+                };
+                match media::MediaService::start(config, deps).await {
+                    Ok(media) => {
+                        log::debug!(target: "psp-media", "media bound at {}", media.local_addr());
+                        Some(media)
+                    }
+                    Err(e) => {
+                        log::error!(
+                            target: "psp-media",
+                            "media service did not start on {bind}: {e}; streams cannot be \
+                             published or watched at this node"
+                        );
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         if let Some(metrics) = &metrics {
             spawn_inner.spawn(
                 "psp-overlay-metrics",
@@ -228,6 +267,16 @@ pub fn start(
                         target: "psp-overlay",
                         "refused: extend to {target:?}: {error} ({error:?})"
                     )
+                }
+                NodeEvent::StreamCreated(created) => {
+                    log::debug!(
+                        target: "psp-overlay",
+                        "stream created: {}",
+                        hex::encode(created.stream_id)
+                    );
+                    if let Some(media) = &media {
+                        media.stream_created(&created);
+                    }
                 }
                 NodeEvent::ReceiptCounts(received) => {
                     log::debug!(target: "psp-overlay", "oracle: receipt counts taken: {received:?}")

@@ -1,7 +1,9 @@
-//! The overlay's command-line options (`--overlay-*`, `--cert-lifetime`, `--directory-*`).
+//! The overlay's command-line options (`--overlay-*`, `--cert-lifetime`, `--directory-*`,
+//! `--media-*`).
 
 use clap::Args;
 use psp_net::driver::Multiaddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// Overlay options of `psp-node`.
 #[derive(Debug, Clone, Args)]
@@ -57,6 +59,24 @@ pub struct OverlayParams {
     /// end-to-end tests of what each node sees.
     #[arg(long, value_name = "FILE")]
     pub overlay_observe_file: Option<std::path::PathBuf>,
+
+    /// Do not run the media service (WHIP/WHEP signalling on TCP and WebRTC on UDP, which
+    /// carries streams from producers to consumers) beside the overlay.
+    #[arg(long)]
+    pub no_media: bool,
+
+    /// Port of the media service: HTTP signalling on TCP and WebRTC on UDP, the same number.
+    #[arg(long, value_name = "PORT", default_value_t = 30445)]
+    pub media_port: u16,
+
+    /// IP address the media service binds (TCP and UDP).
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub media_ip: IpAddr,
+
+    /// IP address producers, consumers and other nodes reach the media service at (registered
+    /// on chain, and the WebRTC host candidate); defaults to `--media-ip`.
+    #[arg(long, value_name = "IP")]
+    pub media_public_ip: Option<IpAddr>,
 }
 
 impl OverlayParams {
@@ -66,6 +86,21 @@ impl OverlayParams {
             format!("/ip4/127.0.0.1/tcp/{}", self.overlay_port)
                 .parse()
                 .unwrap_or_else(|_| Multiaddr::empty())
+        })
+    }
+
+    /// Where the media service binds, unless `--no-media`.
+    pub fn media_bind(&self) -> Option<SocketAddr> {
+        (!self.no_media).then(|| SocketAddr::new(self.media_ip, self.media_port))
+    }
+
+    /// Where the media service is reached (registered on chain), unless `--no-media`.
+    pub fn media_public(&self) -> Option<SocketAddr> {
+        (!self.no_media).then(|| {
+            SocketAddr::new(
+                self.media_public_ip.unwrap_or(self.media_ip),
+                self.media_port,
+            )
         })
     }
 }

@@ -34,6 +34,45 @@ pub struct ClientConfig {
     /// Messages received and not yet taken by [`WebRtcClient::recv`]. When it is full the
     /// client stops driving the connection, so the server sees a stalled peer and drops it.
     pub receive_queue: usize,
+    /// The signalling endpoint posted to, `<prefix>/<endpoint>/<stream-id>`: `whep` (the
+    /// default) to watch, `whip` to publish ([`ClientConfig::publish`]).
+    pub endpoint: &'static str,
+    /// Extra request headers of the offer's POST, e.g. `("Authorization", "Bearer <token>")`
+    /// to publish. Names and values may not contain CR or LF.
+    pub headers: Vec<(String, String)>,
+    /// Headers computed from the SDP offer's bytes, added after [`ClientConfig::headers`]:
+    /// how a landing node signs its fan-out offer to a distribution node.
+    pub offer_headers: Option<OfferHeaders>,
+}
+
+/// Computes request headers from the SDP offer's bytes (see [`ClientConfig::offer_headers`]).
+#[derive(Clone)]
+pub struct OfferHeaders(pub std::sync::Arc<HeadersOf>);
+
+/// A function from the SDP offer's bytes to request headers.
+pub type HeadersOf = dyn Fn(&[u8]) -> Vec<(String, String)> + Send + Sync;
+
+impl std::fmt::Debug for OfferHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OfferHeaders(..)")
+    }
+}
+
+/// The endpoint a consumer posts its offer to (WHEP, draft-ietf-wish-whep).
+const WHEP: &str = "whep";
+/// The endpoint a producer posts its offer to (WHIP, RFC 9725).
+const WHIP: &str = "whip";
+
+impl ClientConfig {
+    /// The default bounds, posting to `whip` with `Authorization: Bearer <token>`: how a
+    /// producer publishes into a stream.
+    pub fn publish(token: &str) -> Self {
+        ClientConfig {
+            endpoint: WHIP,
+            headers: vec![("Authorization".into(), format!("Bearer {token}"))],
+            ..ClientConfig::default()
+        }
+    }
 }
 
 impl Default for ClientConfig {
@@ -43,6 +82,9 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             max_answer_bytes: 64 * 1024,
             receive_queue: 1024,
+            endpoint: WHEP,
+            headers: Vec::new(),
+            offer_headers: None,
         }
     }
 }
@@ -102,10 +144,22 @@ impl WebRtcClient {
             .apply()
             .ok_or(Error::MalformedAnswer("str0m made no offer".into()))?;
 
-        let path = format!("{prefix}/whep/{stream_id}");
+        if !valid_endpoint(config.endpoint) {
+            return Err(Error::BadUrl {
+                url: config.endpoint.to_owned(),
+                reason: "endpoint must be 1-32 characters of a-z 0-9 - _",
+            });
+        }
+        let offer = offer.to_sdp_string();
+        let mut headers = config.headers.clone();
+        if let Some(OfferHeaders(compute)) = &config.offer_headers {
+            headers.extend(compute(offer.as_bytes()));
+        }
+        let extra = extra_headers(&headers)?;
+        let path = format!("{prefix}/{}/{stream_id}", config.endpoint);
         let (answer, resource) = tokio::time::timeout(
             config.http_timeout,
-            post_offer(&authority, server, &path, &offer.to_sdp_string(), &config),
+            post_offer(&authority, server, &path, &extra, &offer, &config),
         )
         .await
         .map_err(|_| Error::BadResponse("signalling timed out"))??;
@@ -284,13 +338,14 @@ async fn post_offer(
     authority: &str,
     server: SocketAddr,
     path: &str,
+    extra: &str,
     offer: &str,
     config: &ClientConfig,
 ) -> Result<(String, Option<String>)> {
     let mut tcp = TcpStream::connect(server).await?;
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
+         {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
         offer.len()
     );
     tcp.write_all(request.as_bytes()).await?;
@@ -323,6 +378,34 @@ async fn post_offer(
         return Err(Error::Signalling { status, reason });
     }
     Ok((body, head.header("location").map(str::to_owned)))
+}
+
+/// Whether `endpoint` is a plain path segment.
+fn valid_endpoint(endpoint: &str) -> bool {
+    (1..=32).contains(&endpoint.len())
+        && endpoint
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The extra headers as request lines (each ending in CRLF); refuses names that are not
+/// tokens and values with control characters, which would split the request.
+fn extra_headers(headers: &[(String, String)]) -> Result<String> {
+    let mut out = String::new();
+    for (name, value) in headers {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token || value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(Error::BadUrl {
+                url: name.clone(),
+                reason: "request header name or value is not allowed",
+            });
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    Ok(out)
 }
 
 fn response_error(e: http::HttpError) -> Error {
@@ -408,5 +491,21 @@ mod tests {
         assert_eq!(p("http://[::1]:9/"), Ok(("[::1]:9".into(), "".into())));
         assert_eq!(p("http://[::1]/"), Ok(("[::1]:80".into(), "".into())));
         assert!(p("https://x").is_err() && p("http://").is_err() && p("http://u@h").is_err());
+    }
+
+    #[test]
+    fn extra_headers_are_checked() {
+        let h = |n: &str, v: &str| extra_headers(&[(n.into(), v.into())]).map_err(|_| ());
+        assert_eq!(
+            h("Authorization", "Bearer ab12"),
+            Ok("Authorization: Bearer ab12\r\n".into())
+        );
+        assert!(h("Bad Name", "x").is_err() && h("X", "a\r\nInjected: 1").is_err());
+        assert!(h("", "x").is_err());
+        assert!(valid_endpoint(WHIP) && valid_endpoint(WHEP));
+        assert!(!valid_endpoint("a/b") && !valid_endpoint(""));
+        let config = ClientConfig::publish("00ff");
+        assert_eq!(config.endpoint, WHIP);
+        assert_eq!(config.headers[0].1, "Bearer 00ff");
     }
 }

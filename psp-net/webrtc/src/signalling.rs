@@ -1,15 +1,21 @@
-//! WHEP-shaped signalling and the watch page, on a plain tokio `TcpListener`.
+//! WHIP- and WHEP-shaped signalling and the watch page, on a plain tokio `TcpListener`.
 //!
 //! Routes:
 //! - `POST /whep/<stream-id>`, body an SDP offer (`application/sdp`) → `201 Created`, body the
-//!   SDP answer, `Location: /whep/<stream-id>/<peer>`. Simplified WHEP (RFC 9725): no trickle
-//!   (`PATCH`), no `DELETE` (the peer closes its DTLS session instead), no ETag.
+//!   SDP answer, `Location: /whep/<stream-id>/<peer>`: a consumer. Simplified WHEP
+//!   (draft-ietf-wish-whep): no trickle (`PATCH`), no `DELETE` (the peer closes its DTLS
+//!   session instead), no ETag.
+//! - `POST /whip/<stream-id>`, the same exchange (`Location: /whip/<stream-id>/<peer>`): a
+//!   publisher (simplified WHIP, RFC 9725, with the same simplifications).
+//!   The [`StreamDirectory`] decides from the request's headers and offer whether the peer may
+//!   publish ([`StreamDirectory::admit`]); without an implementation every ingest is 404.
 //! - `GET /watch/<stream-id>` → the watch page (`static/watch.html`).
 //!
-//! Statuses: 400 malformed request, offer or stream id; 404 unknown route or a stream this
-//! node does not serve; 405 wrong method; 408 request not read within the timeout; 411 no
-//! Content-Length; 413 head or body too large; 415 not `application/sdp`; 501
-//! Transfer-Encoding; 503 the server is full or stopped.
+//! Statuses: 400 malformed request, offer or stream id; 401/403/409 refused by the directory
+//! (its reason in the body); 404 unknown route or a stream this node does not serve; 405 wrong
+//! method; 408 request not read within the timeout; 411 no Content-Length; 413 head or body
+//! too large; 415 not `application/sdp`; 501 Transfer-Encoding; 503 the server is full or
+//! stopped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::http::{self, HttpError, Limits};
-use crate::{Error, PeerLabel, WebRtcServer};
+use crate::{Error, PeerId, PeerLabel, WebRtcServer};
 
 /// The watch page served at `GET /watch/<stream-id>`.
 pub const WATCH_PAGE: &str = include_str!("../static/watch.html");
@@ -27,10 +33,157 @@ pub const WATCH_PAGE: &str = include_str!("../static/watch.html");
 /// Longest stream id accepted in a path.
 pub const MAX_STREAM_ID: usize = 128;
 
-/// Decides which streams this node serves to consumers.
+/// Which side of a stream a signalling request is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `POST /whip/<stream-id>`: a publisher (ingest).
+    Whip,
+    /// `POST /whep/<stream-id>`: a consumer.
+    Whep,
+}
+
+impl Route {
+    /// The path segment: `whip` or `whep`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Whip => "whip",
+            Route::Whep => "whep",
+        }
+    }
+}
+
+/// A WHIP or WHEP request as the directory sees it, body read in full.
+#[derive(Debug)]
+pub struct SignallingRequest<'a> {
+    /// The route.
+    pub route: Route,
+    /// The stream id from the path (checked by [`valid_stream_id`]).
+    pub stream_id: &'a str,
+    /// The headers, in order, names as sent.
+    pub headers: &'a [(String, String)],
+    /// The body: the SDP offer.
+    pub body: &'a [u8],
+}
+
+impl SignallingRequest<'_> {
+    /// The value of header `name` (case-insensitive); the first one if repeated.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The request as text: `POST /<route>/<id>`, the headers and the body, in the order
+    /// received (what a test observer records).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "POST /{}/{} HTTP/1.1\r\n",
+            self.route.as_str(),
+            self.stream_id
+        );
+        for (name, value) in self.headers {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            out.push_str("\r\n");
+        }
+        out.push_str("\r\n");
+        let mut out = out.into_bytes();
+        out.extend_from_slice(self.body);
+        out
+    }
+}
+
+/// Why the directory refused a request: the HTTP status and a reason sent in the body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// One of 400, 401, 403, 404, 409, 503 (others are sent as 400).
+    pub status: u16,
+    /// What is wrong, for the requester (sent as the body).
+    pub reason: String,
+}
+
+impl Refusal {
+    /// 400: the credentials are malformed.
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(400, reason)
+    }
+    /// 401: missing or wrong credentials (publish token, fan-out signature).
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(401, reason)
+    }
+    /// 403: valid credentials that do not allow this here.
+    pub fn forbidden(reason: impl Into<String>) -> Self {
+        Self::new(403, reason)
+    }
+    /// 404: the stream is not known or not served here.
+    pub fn not_found(reason: impl Into<String>) -> Self {
+        Self::new(404, reason)
+    }
+    /// 409: the stream already has its publisher.
+    pub fn conflict(reason: impl Into<String>) -> Self {
+        Self::new(409, reason)
+    }
+    /// 503: a bound is reached (streams, consumers).
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::new(503, reason)
+    }
+
+    fn new(status: u16, reason: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.into(),
+        }
+    }
+
+    fn response(&self) -> Vec<u8> {
+        let status_text = match self.status {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "Not Found",
+            409 => "Conflict",
+            503 => "Service Unavailable",
+            _ => "Bad Request",
+        };
+        let status = match self.status {
+            401 | 403 | 404 | 409 | 503 => self.status,
+            _ => 400,
+        };
+        plain(status, status_text, &self.reason)
+    }
+}
+
+/// Decides which streams this node serves, and who may publish or watch. Any
+/// `Fn(&str) -> bool` is one that serves consumers of the streams it accepts and takes no
+/// ingest.
+///
+/// For each WHIP/WHEP request the endpoint calls [`Self::observe`], then [`Self::admit`];
+/// if admitted and the server accepts the offer, [`Self::accepted`] with the new peer (before
+/// the answer is sent, so before the peer can connect), otherwise [`Self::failed`].
 pub trait StreamDirectory: Send + Sync + 'static {
-    /// Whether `stream_id` is served here now; `false` answers 404.
+    /// Whether `stream_id` is served to consumers here now; `false` answers 404.
     fn serves(&self, stream_id: &str) -> bool;
+
+    /// Whether the request may go on to the WebRTC server. By default consumers of the
+    /// streams [`Self::serves`] are admitted and publishers never are (404).
+    fn admit(&self, request: &SignallingRequest<'_>) -> Result<(), Refusal> {
+        match request.route {
+            Route::Whep if self.serves(request.stream_id) => Ok(()),
+            Route::Whep => Err(Refusal::not_found("stream not served here")),
+            Route::Whip => Err(Refusal::not_found("this node takes no ingest")),
+        }
+    }
+
+    /// An admitted request became `peer`.
+    fn accepted(&self, _request: &SignallingRequest<'_>, _peer: PeerId) {}
+
+    /// An admitted request's offer was refused by the server (what [`Self::admit`] reserved
+    /// can be released).
+    fn failed(&self, _request: &SignallingRequest<'_>) {}
+
+    /// Sees every WHIP/WHEP request whose body was read, before admission (test observers).
+    fn observe(&self, _request: &SignallingRequest<'_>) {}
 }
 
 impl<F: Fn(&str) -> bool + Send + Sync + 'static> StreamDirectory for F {
@@ -155,12 +308,14 @@ async fn respond(
         return Some(plain(400, "Bad Request", "only HTTP/1.x is served"));
     }
     let path = target.split(['?', '#']).next().unwrap_or_default();
-    let (route, stream_id) = match path.strip_prefix("/whep/") {
-        Some(id) => ("whep", id),
-        None => match path.strip_prefix("/watch/") {
-            Some(id) => ("watch", id),
-            None => return Some(plain(404, "Not Found", "no such route")),
-        },
+    let (route, stream_id) = if let Some(id) = path.strip_prefix("/whep/") {
+        ("whep", id)
+    } else if let Some(id) = path.strip_prefix("/whip/") {
+        ("whip", id)
+    } else if let Some(id) = path.strip_prefix("/watch/") {
+        ("watch", id)
+    } else {
+        return Some(plain(404, "Not Found", "no such route"));
     };
     if !valid_stream_id(stream_id) {
         return Some(plain(400, "Bad Request", "bad stream id"));
@@ -176,8 +331,11 @@ async fn respond(
                     ("Referrer-Policy", "no-referrer"),
                     (
                         "Content-Security-Policy",
+                        // The page talks to this node only, and may post its counts
+                        // (never the key) to a loopback `#report=` URL (the tests' hook).
                         "default-src 'none'; script-src 'unsafe-inline'; \
-                         style-src 'unsafe-inline'; connect-src 'self'",
+                         style-src 'unsafe-inline'; connect-src 'self' \
+                         http://127.0.0.1:* http://localhost:*",
                     ),
                 ],
                 WATCH_PAGE.as_bytes(),
@@ -185,18 +343,45 @@ async fn respond(
         } else {
             plain(404, "Not Found", "stream not served here")
         }),
-        ("whep", "POST") => {
-            Some(whep(stream, &head, rest, stream_id, server, directory, &limits).await)
-        }
+        ("whep", "POST") => Some(
+            offer(
+                stream,
+                &head,
+                rest,
+                Route::Whep,
+                stream_id,
+                server,
+                directory,
+                &limits,
+            )
+            .await,
+        ),
+        ("whip", "POST") => Some(
+            offer(
+                stream,
+                &head,
+                rest,
+                Route::Whip,
+                stream_id,
+                server,
+                directory,
+                &limits,
+            )
+            .await,
+        ),
         ("watch", _) => Some(not_allowed("GET")),
         _ => Some(not_allowed("POST")),
     }
 }
 
-async fn whep(
+/// A WHIP or WHEP offer: checks the request, reads the body, asks the directory, then the
+/// server.
+#[allow(clippy::too_many_arguments)]
+async fn offer(
     stream: &mut TcpStream,
     head: &http::Head,
     rest: Vec<u8>,
+    route: Route,
     stream_id: &str,
     server: &WebRtcServer,
     directory: &dyn StreamDirectory,
@@ -225,22 +410,35 @@ async fn whep(
     if len > limits.max_body {
         return plain(413, "Content Too Large", "SDP offer too large");
     }
-    if !directory.serves(stream_id) {
+    // A consumer of a stream not served here is refused before its body is read (the
+    // common mistake costs no reading); an ingest needs the body for its signature.
+    if route == Route::Whep && !directory.serves(stream_id) {
         return plain(404, "Not Found", "stream not served here");
     }
     let body = match http::read_body(stream, rest, len, limits).await {
         Ok(body) => body,
         Err(e) => return http_error(e).unwrap_or_default(),
     };
-    let Ok(offer) = String::from_utf8(body) else {
+    let request = SignallingRequest {
+        route,
+        stream_id,
+        headers: &head.headers,
+        body: &body,
+    };
+    directory.observe(&request);
+    let Ok(offer) = std::str::from_utf8(&body) else {
         return plain(400, "Bad Request", "SDP offer is not UTF-8");
     };
+    if let Err(refusal) = directory.admit(&request) {
+        return refusal.response();
+    }
     match server
-        .accept_offer(offer, PeerLabel(stream_id.to_owned()))
+        .accept_offer(offer.to_owned(), PeerLabel(stream_id.to_owned()))
         .await
     {
         Ok((peer, answer)) => {
-            let location = format!("/whep/{stream_id}/{}", peer.0);
+            directory.accepted(&request, peer);
+            let location = format!("/{}/{stream_id}/{}", route.as_str(), peer.0);
             http::response(
                 201,
                 "Created",
@@ -252,16 +450,21 @@ async fn whep(
                 answer.as_bytes(),
             )
         }
-        Err(e @ Error::OfferTooLarge { .. }) => plain(413, "Content Too Large", &e.to_string()),
-        Err(e @ (Error::MalformedOffer(_) | Error::NoDataChannel)) => {
-            plain(400, "Bad Request", &e.to_string())
-        }
-        Err(e @ (Error::TooManyPeers { .. } | Error::ServerStopped)) => {
-            plain(503, "Service Unavailable", &e.to_string())
-        }
         Err(e) => {
-            tracing::warn!("accepting an offer: {e}");
-            plain(500, "Internal Server Error", "internal error")
+            directory.failed(&request);
+            match e {
+                Error::OfferTooLarge { .. } => plain(413, "Content Too Large", &e.to_string()),
+                Error::MalformedOffer(_) | Error::NoDataChannel => {
+                    plain(400, "Bad Request", &e.to_string())
+                }
+                Error::TooManyPeers { .. } | Error::ServerStopped => {
+                    plain(503, "Service Unavailable", &e.to_string())
+                }
+                e => {
+                    tracing::warn!("accepting an offer: {e}");
+                    plain(500, "Internal Server Error", "internal error")
+                }
+            }
         }
     }
 }
