@@ -119,6 +119,10 @@ pub enum StreamCommand {
         /// Send this file's bytes (16 KiB per frame, once) instead of the test pattern.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// Write `<frame index> <unix microseconds>` for every frame sent to this file (with
+        /// `watch --frame-log`: the latency of every frame).
+        #[arg(long, value_name = "FILE")]
+        frame_log: Option<PathBuf>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -143,6 +147,9 @@ pub enum StreamCommand {
         /// Stop after this many seconds.
         #[arg(long)]
         duration: Option<u64>,
+        /// Write `<frame index> <unix microseconds>` for every frame decrypted to this file.
+        #[arg(long, value_name = "FILE")]
+        frame_log: Option<PathBuf>,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -345,6 +352,7 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             frame_bytes,
             duration,
             file,
+            frame_log,
             node,
         } => {
             let stream_id = stream::parse_stream_id(&id, "--stream")?;
@@ -382,10 +390,15 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
                     serde_json::json!({"event": event, "frames": p.frames, "bytes": p.bytes});
                 println!("{line}");
             };
-            let sent = media::publish(&mut client, &mut publisher, options, |p| {
-                line("progress", p)
-            })
-            .await;
+            let mut log = frame_log
+                .as_deref()
+                .map(media::FrameLog::create)
+                .transpose()?;
+            let sent =
+                media::publish_logged(&mut client, &mut publisher, options, log.as_mut(), |p| {
+                    line("progress", p)
+                })
+                .await;
             let sent = match sent {
                 Ok(sent) => sent,
                 Err(source) => {
@@ -393,7 +406,7 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
                         node: hex0x(&landing),
                         url,
                         step: "publishing (WHIP)",
-                        hint: "the landing node closed the connection: the stream may have                                expired, or the publisher exceeded the stream's bitrate class",
+                        hint: "the landing node closed the connection: the stream may have expired, or the publisher exceeded the stream's bitrate class",
                         source,
                     }))
                 }
@@ -410,6 +423,7 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             access_point,
             frames,
             duration,
+            frame_log,
             node,
         } => {
             let stream_id = stream::parse_stream_id(&id, "--stream")?;
@@ -435,6 +449,9 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
                     .map_err(cli_error)?;
             let mut watcher =
                 media::Watcher::new(hex0x(&access_point), key.as_deref().map(|k| &k[..]))?;
+            if let Some(path) = &frame_log {
+                watcher = watcher.with_log(media::FrameLog::create(path)?);
+            }
             let limit = media::WatchLimit {
                 frames,
                 duration: duration.map(Duration::from_secs),

@@ -233,6 +233,40 @@ impl Publisher {
     }
 }
 
+/// A file of `<frame index> <unix microseconds>` lines, one per frame a producer sent or a
+/// consumer decrypted (`--frame-log`): two of them give each frame's latency from the
+/// producer to the consumer (on one machine, one clock).
+pub struct FrameLog(std::io::BufWriter<std::fs::File>);
+
+impl FrameLog {
+    /// Creates (or truncates) the log at `path`.
+    pub fn create(path: &std::path::Path) -> crate::Result<Self> {
+        std::fs::File::create(path)
+            .map(|f| Self(std::io::BufWriter::new(f)))
+            .map_err(|e| Error::InvalidInput {
+                what: "--frame-log",
+                reason: format!("{}: {e}", path.display()),
+            })
+    }
+
+    /// Records frame `index` now. A failed write is ignored (the log is a measurement aid).
+    pub fn record(&mut self, index: u64) {
+        use std::io::Write;
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let _ = writeln!(self.0, "{index} {micros}");
+    }
+}
+
+impl Drop for FrameLog {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = self.0.flush();
+    }
+}
+
 /// How fast and how long [`publish`] sends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PublishOptions {
@@ -258,6 +292,17 @@ pub async fn publish<S: FrameSink>(
     sink: &mut S,
     publisher: &mut Publisher,
     options: PublishOptions,
+    progress: impl FnMut(PublishProgress),
+) -> Result<PublishProgress, psp_webrtc::Error> {
+    publish_logged(sink, publisher, options, None, progress).await
+}
+
+/// [`publish`], recording each frame's index and send time in `log`.
+pub async fn publish_logged<S: FrameSink>(
+    sink: &mut S,
+    publisher: &mut Publisher,
+    options: PublishOptions,
+    mut log: Option<&mut FrameLog>,
     mut progress: impl FnMut(PublishProgress),
 ) -> Result<PublishProgress, psp_webrtc::Error> {
     let fps = options.fps.max(1);
@@ -274,6 +319,9 @@ pub async fn publish<S: FrameSink>(
         };
         let len = frame.len() as u64;
         sink.send_frame(frame).await?;
+        if let Some(log) = log.as_deref_mut() {
+            log.record(sent.frames);
+        }
         sent.frames += 1;
         sent.bytes += len;
         if Instant::now() >= next_report {
@@ -314,6 +362,7 @@ pub struct WatchReport {
 pub struct Watcher {
     context: Option<Context>,
     report: WatchReport,
+    log: Option<FrameLog>,
 }
 
 impl Watcher {
@@ -338,7 +387,14 @@ impl Watcher {
                 access_point,
                 ..WatchReport::default()
             },
+            log: None,
         })
+    }
+
+    /// Also records each decrypted frame's index and arrival time in `log`.
+    pub fn with_log(mut self, log: FrameLog) -> Self {
+        self.log = Some(log);
+        self
     }
 
     /// Counts and checks one received frame.
@@ -356,6 +412,9 @@ impl Watcher {
                     let ctr = decrypted.header.ctr;
                     if check_test_pattern(&decrypted.plaintext) == Some(ctr) {
                         r.pattern_ok += 1;
+                    }
+                    if let Some(log) = self.log.as_mut() {
+                        log.record(ctr);
                     }
                     Some(ctr)
                 }
