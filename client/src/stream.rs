@@ -37,7 +37,7 @@ use std::time::Duration;
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::dht::{record_key, RecordKey, RecordKind, RecordLimits, SignedRecord};
 use psp_net::driver::{unix_now, CircuitStream};
-use psp_net::receipts::{BitrateClass, PublicKey, PublishedKey, Receipt, StreamParams};
+use psp_net::receipts::{PublicKey, PublishedKey, Receipt, StreamParams};
 use psp_net::registry::{IdentityRegistry, IdentityStatus};
 use psp_net::rendezvous::client::Output;
 use psp_net::rendezvous::StreamHandle;
@@ -339,19 +339,17 @@ impl Chain {
 
 /// A plan's tier as receipt parameters.
 pub fn tier_params(tier: &Tier) -> Result<StreamParams, StreamClientError> {
-    let bad = |reason: String| {
+    StreamParams::from_codes(
+        tier.lifetime_secs,
+        tier.bitrate_class,
+        tier.distribution_nodes,
+    )
+    .map_err(|e| {
         StreamClientError::Client(Error::InvalidInput {
             what: "tier",
-            reason,
+            reason: e.to_string(),
         })
-    };
-    let params = StreamParams {
-        lifetime_secs: tier.lifetime_secs,
-        bitrate: BitrateClass::from_code(tier.bitrate_class).map_err(|e| bad(e.to_string()))?,
-        distribution_nodes: tier.distribution_nodes,
-    };
-    params.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(params)
+    })
 }
 
 /// A published key as the receipt machines take it: the oracle's node key and the key of
@@ -956,6 +954,7 @@ mod tests {
     use super::*;
     use psp_net::crypto::{NodeId, OnionPublic};
     use psp_net::driver::{Keypair as LinkKey, NodeDescriptor};
+    use psp_net::receipts::BitrateClass;
     use psp_net::receipts::{KeySize, SigningKey};
     use psp_net::registry::IdentityKind;
     use psp_net::stream::record::{stream_id_for, StreamRecord};

@@ -79,10 +79,5 @@ pub enum ContactError {
     },
 }
 
-/// Now in unix seconds (0 if the clock is before 1970).
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
+/// Now in unix seconds: psp-net's clock, re-exported for the contact commands.
+pub use psp_net::driver::unix_now;

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use codec::Decode;
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::driver::streams::SharedKeyUpdates;
-use psp_net::receipts::{BitrateClass, KeySize, PublicKey, PublishedKey, SigningKey, StreamParams};
+use psp_net::receipts::{KeySize, PublicKey, PublishedKey, SigningKey, StreamParams};
 use psp_net::stream::oracle::SubscriptionView;
 use psp_primitives::{
     api::{PspStakingApi, PspSubscriptionsApi},
@@ -41,13 +41,14 @@ use crate::chain_checks::FullBackend;
 /// the pallet keeps).
 const KEPT_EPOCHS: u32 = 3;
 
-/// A psp-receipts ceiling from the chain's tier, if the bitrate class code is known.
+/// A psp-receipts ceiling from the chain's tier, if it is a valid one.
 pub fn stream_params(tier: &Tier) -> Option<StreamParams> {
-    Some(StreamParams {
-        lifetime_secs: tier.lifetime_secs,
-        bitrate: BitrateClass::from_code(tier.bitrate_class).ok()?,
-        distribution_nodes: tier.distribution_nodes,
-    })
+    StreamParams::from_codes(
+        tier.lifetime_secs,
+        tier.bitrate_class,
+        tier.distribution_nodes,
+    )
+    .ok()
 }
 
 /// Subscriptions at the latest finalized block.

@@ -118,6 +118,22 @@ pub struct StreamParams {
 }
 
 impl StreamParams {
+    /// Parameters from their wire values (a bitrate class code, as the chain's plans carry
+    /// it), checked like [`Self::validate`].
+    pub fn from_codes(
+        lifetime_secs: u32,
+        bitrate_class: u8,
+        distribution_nodes: u8,
+    ) -> Result<Self, ReceiptError> {
+        let params = StreamParams {
+            lifetime_secs,
+            bitrate: BitrateClass::from_code(bitrate_class)?,
+            distribution_nodes,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
     /// Checks every field is within its bounds.
     pub fn validate(&self) -> Result<(), ReceiptError> {
         if self.lifetime_secs == 0 || self.lifetime_secs > MAX_LIFETIME_SECS {

@@ -36,9 +36,13 @@ mod tests;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use psp_net::{crypto::Sr25519Keypair, driver::streams::CreatedStream, registry::IdentityRegistry};
+use psp_net::{
+    crypto::Sr25519Keypair,
+    driver::{streams::CreatedStream, unix_now},
+    registry::IdentityRegistry,
+};
 use psp_webrtc::{
     signalling, PeerId, Refusal, Route, ServerConfig, SignallingConfig, SignallingRequest,
     StreamDirectory, WebRtcServer,
@@ -224,13 +228,6 @@ impl Inner {
             }
         }
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
 }
 
 /// The signalling endpoint's view of the state.

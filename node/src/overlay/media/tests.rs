@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use psp_net::{
     crypto::Sr25519Keypair,
@@ -56,13 +56,6 @@ mod tempfile_dir {
     }
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
 async fn fixture(name: &str) -> Fixture {
     let key = Arc::new(Sr25519Keypair::from_seed(&[7; 32]));
     let node = key.public();
@@ -93,7 +86,7 @@ async fn fixture(name: &str) -> Fixture {
     .expect("media service starts");
     let _ = addr.set(media.local_addr());
     let stream = [0x5a; 32];
-    let now = now_secs();
+    let now = psp_net::driver::unix_now();
     let record = StreamRecord::sign(
         &key,
         StreamId(stream),
@@ -251,7 +244,7 @@ async fn refusals() {
         status(WebRtcClient::connect_with(wrong_stream, &f.url, &hex::encode([0x77; 32])).await);
     assert_eq!(code, 400, "record for another stream: {reason}");
     // A record that names other access points.
-    let now = now_secs();
+    let now = psp_net::driver::unix_now();
     let elsewhere = StreamRecord::sign(
         &f.key,
         StreamId(f.stream),
