@@ -31,6 +31,7 @@
 //! code its machine reports), timeouts.
 
 pub mod media;
+pub mod scaling;
 
 use std::time::Duration;
 
@@ -179,6 +180,20 @@ pub enum StreamClientError {
         /// What the WebRTC client reported.
         #[source]
         source: psp_webrtc::Error,
+    },
+    /// The stream's record says it ended (stopped by its producer, or expired).
+    #[error("stream {stream_id} has ended (its record expired at unix time {expires_at})")]
+    StreamEnded {
+        /// The stream id, hex.
+        stream_id: String,
+        /// When it ended.
+        expires_at: u64,
+    },
+    /// The landing node asked for distribution nodes and none is left to offer.
+    #[error("stream {stream_id}: the landing node asks for more distribution nodes and none is left to offer: name spares with --spare, or register more nodes with a media service")]
+    NoSpareNodes {
+        /// The stream id, hex.
+        stream_id: String,
     },
     /// The stream's record lists no access point to watch at.
     #[error("stream {stream_id} lists no access point: give one with --access-point")]
@@ -908,8 +923,17 @@ pub fn verify_dht_stream_record(
             hex0x(&content.publisher)
         )));
     }
-    let record = verify_stream_record(&content.value, now, registry)
-        .map_err(|e| bad(format!("stream record: {e}")))?;
+    let record = verify_stream_record(&content.value, now, registry).map_err(|e| match e {
+        psp_net::stream::StreamError::RecordOutsideValidity { expires_at, .. }
+            if now >= expires_at =>
+        {
+            StreamClientError::StreamEnded {
+                stream_id: hex0x(&stream_id.0),
+                expires_at,
+            }
+        }
+        e => bad(format!("stream record: {e}")),
+    })?;
     let r = record.record();
     if r.stream_id != *stream_id || r.landing != *landing {
         return Err(bad(

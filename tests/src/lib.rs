@@ -964,7 +964,16 @@ fn launch(
                 cmd.args(["--directory-vote-window", &window.to_string()]);
             }
             match media_port {
-                Some(port) => cmd.args(["--media-port", &port.to_string()]),
+                // A small capacity (1 Mbit/s) and a report a second: a test stream scales
+                // with a few consumers, within seconds.
+                Some(port) => cmd.args([
+                    "--media-port",
+                    &port.to_string(),
+                    "--media-capacity",
+                    "1",
+                    "--media-load-report-secs",
+                    "1",
+                ]),
                 None => cmd.arg("--no-media"),
             };
         }

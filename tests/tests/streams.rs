@@ -30,7 +30,9 @@ use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::agent::{prepare_with_roles, start_messaging_nodes, Client, AGENT_TIMEOUT};
 use psp_e2e_tests::browser::{next_report, percent_encode, Browser, ReportServer};
-use psp_e2e_tests::{psp_json, psp_refused, run_psp, run_scenario, wait_for, PspNode};
+use psp_e2e_tests::{
+    psp_json, psp_refused, psp_refuses_now, run_psp, run_scenario, wait_for, PspNode,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -277,7 +279,8 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     )
     .await?;
 
-    media(nodes, &url, &created, &bob_key, &access).await?;
+    let charlie_key = node_key(&nodes[2]).await?;
+    media(nodes, &url, &created, &bob_key, &access, &charlie_key).await?;
 
     // What the landing, distribution and oracle services learned: Bob's, Eve's and Ferdie's
     // nodes received nothing naming Alice in any service (stream creation, media signalling);
@@ -325,9 +328,12 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     Ok(())
 }
 
-/// How long Alice publishes, and at what rate.
+/// How long Alice publishes, and at what rate: 25 frames of 2,400 bytes a second, about
+/// 0.49 Mbit/s per consumer, so the access points (`--media-capacity 1` in the tests) run hot
+/// with two consumers each.
 const PUBLISH_SECS: u64 = 30;
 const FPS: u64 = 25;
+const FRAME_BYTES: &str = "2400";
 /// Frames each keyed Rust consumer must take (10 s of the stream).
 const WATCH_FRAMES: u64 = 250;
 
@@ -363,13 +369,16 @@ async fn watch(
 
 /// The media path: Alice publishes the test pattern into Bob's node for [`PUBLISH_SECS`];
 /// Eve's and Ferdie's nodes serve it to three Rust consumers with the key, one without, and
-/// a headless Chromium on Ferdie's watch page, which decrypts in the page.
+/// a headless Chromium on Ferdie's watch page, which decrypts in the page. Both access points
+/// run hot: Bob's node asks Alice for a node, she adds her spare (Charlie's), the record
+/// lists three access points and Charlie's node serves the stream. Then Alice ends it.
 async fn media(
     nodes: &[PspNode],
     url: &str,
     created: &Value,
     bob_key: &str,
     access: &[String],
+    spare: &str,
 ) -> Result<()> {
     let stream = created["streamId"].as_str().context("streamId")?.to_owned();
     let token = created["publishToken"]
@@ -395,8 +404,12 @@ async fn media(
         &key,
         "--fps",
         &fps,
+        "--frame-bytes",
+        FRAME_BYTES,
         "--duration",
         &duration,
+        "--spare",
+        spare,
         "--url",
         url,
     ]
@@ -475,6 +488,44 @@ async fn media(
     );
     eprintln!("three consumers and chromium decoded the stream; the keyless one saw ciphertext");
 
+    // Scaling: the landing node asked for a node, Alice's spare is an access point now, in
+    // the record in the DHT, and serves the stream.
+    let shown = wait_for(
+        "a third access point in the record",
+        AGENT_TIMEOUT,
+        || async {
+            let shown = psp_json(&[
+                "stream",
+                "show",
+                "--landing",
+                bob_key,
+                "--stream",
+                &stream,
+                "--url",
+                url,
+            ])
+            .await
+            .map_err(|e| e.to_string())?;
+            let points = shown["accessPoints"].as_array().map_or(0, Vec::len);
+            Ok((points == 3).then_some(shown))
+        },
+    )
+    .await?;
+    ensure!(
+        shown["accessPoints"][2] == spare,
+        "the spare is the new access point: {shown}"
+    );
+    let at_spare = watch(url, bob_key, &stream, spare, Some(&key), 25).await?;
+    ensure!(
+        at_spare["patternOk"].as_u64() == at_spare["frames"].as_u64()
+            && at_spare["frames"].as_u64().unwrap_or(0) >= 25,
+        "the consumer at the added access point: {at_spare}"
+    );
+    eprintln!(
+        "the stream scaled to Charlie's node after {:?}",
+        t.elapsed()
+    );
+
     let published = producer.await??;
     let done = published
         .stdout
@@ -486,7 +537,52 @@ async fn media(
         done["frames"].as_u64().unwrap_or(0) >= PUBLISH_SECS * FPS * 9 / 10,
         "the producer sent {done}"
     );
+    ensure!(
+        published.stdout.contains("\"event\":\"nodesAdded\""),
+        "the producer added no node: {}",
+        published.stdout
+    );
     eprintln!("alice published {done} in {:?}", t.elapsed());
+
+    // Alice ends the stream: its record in the DHT says so, and it cannot be ended twice.
+    let stop = [
+        "stream",
+        "stop",
+        "--landing",
+        bob_key,
+        "--stream",
+        &stream,
+        "--token",
+        &token,
+        "--url",
+        url,
+    ];
+    let stopped = psp_json(&stop).await?;
+    ensure!(stopped["ended"] == true, "stop: {stopped}");
+    wait_for(
+        "the record to say the stream ended",
+        AGENT_TIMEOUT,
+        || async {
+            let shown = psp_refuses_now(
+                &[
+                    "stream",
+                    "show",
+                    "--landing",
+                    bob_key,
+                    "--stream",
+                    &stream,
+                    "--url",
+                    url,
+                ],
+                "has ended",
+            )
+            .await?;
+            Ok(shown)
+        },
+    )
+    .await?;
+    psp_refused(&stop, "already ended").await?;
+    eprintln!("alice ended the stream");
     Ok(())
 }
 

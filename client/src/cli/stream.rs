@@ -14,7 +14,7 @@ use psp_client::{
     hex0x, keystore,
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
     parse_hex, parse_hex_vec,
-    stream::{self, media, StreamClientError},
+    stream::{self, media, scaling, StreamClientError},
     Error, Result,
 };
 use rand::seq::SliceRandom;
@@ -119,6 +119,12 @@ pub enum StreamCommand {
         /// Send this file's bytes (16 KiB per frame, once) instead of the test pattern.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
+        /// A distribution node (node key) to offer when the landing node asks for more (its
+        /// access points near their capacity); repeat for more, offered in order. Without
+        /// enough of them, random registered nodes with a media service are offered. Each
+        /// addition prints `{"event":"nodesAdded",...}` (or `nodesRefused`).
+        #[arg(long = "spare", value_name = "NODE_KEY")]
+        spare: Vec<String>,
         /// Write `<frame index> <unix microseconds>` for every frame sent to this file (with
         /// `watch --frame-log`: the latency of every frame).
         #[arg(long, value_name = "FILE")]
@@ -150,6 +156,22 @@ pub enum StreamCommand {
         /// Write `<frame index> <unix microseconds>` for every frame decrypted to this file.
         #[arg(long, value_name = "FILE")]
         frame_log: Option<PathBuf>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// End a stream at its landing node with its publish token: the producer's connection
+    /// and every consumer's are closed, the record in the DHT is replaced by one that has
+    /// expired (JSON on stdout).
+    Stop {
+        /// The landing node that created the stream: node key or RPC URL (ws://...).
+        #[arg(long)]
+        landing: String,
+        /// The stream id, 0x + 64 hex digits.
+        #[arg(long)]
+        stream: String,
+        /// The publish token `psp stream create` printed (`publishToken`).
+        #[arg(long, value_name = "HEX")]
+        token: String,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -352,11 +374,13 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             frame_bytes,
             duration,
             file,
+            spare,
             frame_log,
             node,
         } => {
             let stream_id = stream::parse_stream_id(&id, "--stream")?;
             let token = parse_hex::<32>(&token, "--token")?;
+            let spares = scaling::parse_spares(&spare)?;
             let key = media::parse_stream_key(&key, "--key")?;
             let source = match file {
                 Some(path) => media::Source::File {
@@ -394,11 +418,48 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
                 .as_deref()
                 .map(media::FrameLog::create)
                 .transpose()?;
-            let sent =
-                media::publish_logged(&mut client, &mut publisher, options, log.as_mut(), |p| {
-                    line("progress", p)
-                })
-                .await;
+            let mut supply = scaling::NodeSupply::new(
+                chain.clone(),
+                node.rpc().await?,
+                landing,
+                url.clone(),
+                stream_id,
+                token,
+                spares,
+            );
+            let (asks, mut asked) = tokio::sync::mpsc::channel::<u8>(4);
+            let supplier = tokio::spawn(async move {
+                while let Some(count) = asked.recv().await {
+                    eprintln!("the landing node asks for {count} more distribution node(s)");
+                    let line = match supply.supply(count).await {
+                        Ok(added) => serde_json::json!({
+                            "event": "nodesAdded", "nodes": added.nodes, "answer": added.answer,
+                        }),
+                        Err(e) => {
+                            eprintln!("warning: {e}");
+                            serde_json::json!({"event": "nodesRefused", "reason": e.to_string()})
+                        }
+                    };
+                    println!("{line}");
+                }
+            });
+            let sent = media::publish_logged(
+                &mut client,
+                &mut publisher,
+                options,
+                log.as_mut(),
+                |p| line("progress", p),
+                |message| match scaling::need_nodes(&message) {
+                    // A request while one is being answered waits for the next one.
+                    Some(count) => {
+                        let _ = asks.try_send(count);
+                    }
+                    None => eprintln!("warning: unexpected message from the landing node ignored"),
+                },
+            )
+            .await;
+            drop(asks);
+            supplier.abort();
             let sent = match sent {
                 Ok(sent) => sent,
                 Err(source) => {
@@ -436,17 +497,8 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             let view = stream::show_stream(&rpc, &chain, &landing, &stream_id)
                 .await
                 .map_err(cli_error)?;
-            let access_point = choose_access_point(&view, access_point.as_deref())?;
-            let url = chain.media_url(&access_point).await.map_err(cli_error)?;
-            eprintln!(
-                "watching {} at {} ({url})",
-                view.stream_id,
-                hex0x(&access_point)
-            );
-            let mut client =
-                media::connect(media::Role::Watch, &access_point, &url, &stream_id, None)
-                    .await
-                    .map_err(cli_error)?;
+            let (access_point, mut client) =
+                connect_to_access_point(&chain, &view, access_point.as_deref(), &stream_id).await?;
             let mut watcher =
                 media::Watcher::new(hex0x(&access_point), key.as_deref().map(|k| &k[..]))?;
             if let Some(path) = &frame_log {
@@ -465,6 +517,28 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             .await;
             client.close().await;
             print_json(watcher.report())
+        }
+        StreamCommand::Stop {
+            landing,
+            stream: id,
+            token,
+            node,
+        } => {
+            let stream_id = stream::parse_stream_id(&id, "--stream")?;
+            let token = parse_hex::<32>(&token, "--token")?;
+            let landing = node_key(&landing, "--landing").await?;
+            let chain = node.chain().await?;
+            let url = chain.media_url(&landing).await.map_err(cli_error)?;
+            let answer = scaling::end_stream(&landing, &url, &stream_id, &token)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("stream {} ended at {url}", hex0x(&stream_id.0));
+            print_json(&serde_json::json!({
+                "stream": hex0x(&stream_id.0),
+                "landing": hex0x(&landing),
+                "ended": true,
+                "answer": answer,
+            }))
         }
         StreamCommand::Show {
             landing,
@@ -495,9 +569,9 @@ struct CreateView {
     stream_key: String,
 }
 
-/// The access point to watch at: `given` (a node key; a warning if the record does not list
-/// it), or a random one of the record's.
-fn choose_access_point(view: &stream::StreamView, given: Option<&str>) -> Result<[u8; 32]> {
+/// The access points to try, in order: `given` (a node key; a warning if the record does
+/// not list it), or the record's in random order (consumers spread over them).
+fn choose_access_points(view: &stream::StreamView, given: Option<&str>) -> Result<Vec<[u8; 32]>> {
     if let Some(text) = given {
         let key = parse_hex::<32>(text, "--access-point")?;
         if !view.access_points.contains(&hex0x(&key)) {
@@ -506,17 +580,56 @@ fn choose_access_point(view: &stream::StreamView, given: Option<&str>) -> Result
                 hex0x(&key)
             );
         }
-        return Ok(key);
+        return Ok(vec![key]);
     }
-    let chosen = view
+    if view.access_points.is_empty() {
+        return Err(cli_error(StreamClientError::NoAccessPoint {
+            stream_id: view.stream_id.clone(),
+        }));
+    }
+    let mut points = view
         .access_points
-        .choose(&mut rand::thread_rng())
-        .ok_or_else(|| {
-            cli_error(StreamClientError::NoAccessPoint {
-                stream_id: view.stream_id.clone(),
-            })
-        })?;
-    parse_hex::<32>(chosen, "record access point")
+        .iter()
+        .map(|p| parse_hex::<32>(p, "record access point"))
+        .collect::<Result<Vec<_>>>()?;
+    points.shuffle(&mut rand::thread_rng());
+    Ok(points)
+}
+
+/// Connects to the first access point that takes the consumer: one that is full (503), does
+/// not serve the stream yet (404) or cannot be reached is skipped for the next. The error of
+/// the last one if none does.
+async fn connect_to_access_point(
+    chain: &Chain,
+    view: &stream::StreamView,
+    given: Option<&str>,
+    stream_id: &psp_client::psp_net::stream::record::StreamId,
+) -> Result<([u8; 32], psp_webrtc::WebRtcClient)> {
+    let points = choose_access_points(view, given)?;
+    let mut last = None;
+    for point in points {
+        let url = match chain.media_url(&point).await {
+            Ok(url) => url,
+            Err(e) => {
+                eprintln!("  skipping {}: {e}", hex0x(&point));
+                last = Some(e);
+                continue;
+            }
+        };
+        eprintln!("watching {} at {} ({url})", view.stream_id, hex0x(&point));
+        match media::connect(media::Role::Watch, &point, &url, stream_id, None).await {
+            Ok(client) => return Ok((point, client)),
+            Err(e) => {
+                eprintln!("  {e}");
+                last = Some(e);
+            }
+        }
+    }
+    Err(cli_error(last.unwrap_or(
+        StreamClientError::NoAccessPoint {
+            stream_id: view.stream_id.clone(),
+        },
+    )))
 }
 
 /// Where `create` saves the receipt it draws, or loads one instead of drawing.
@@ -717,6 +830,30 @@ mod tests {
     }
 
     #[test]
+    fn stream_cli_stop_and_spares_parse() {
+        let cmd = parse(&["stop", "--landing", "x", "--stream", ID, "--token", "00"]).unwrap();
+        assert!(matches!(cmd, StreamCommand::Stop { token, .. } if token == "00"));
+        assert!(parse(&["stop", "--landing", "x", "--stream", ID]).is_err());
+        let cmd = parse(&[
+            "publish",
+            "--landing",
+            "x",
+            "--stream",
+            ID,
+            "--token",
+            "00",
+            "--key",
+            "11",
+            "--spare",
+            "0xaa",
+            "--spare",
+            "0xbb",
+        ])
+        .unwrap();
+        assert!(matches!(cmd, StreamCommand::Publish { spare, .. } if spare == ["0xaa", "0xbb"]));
+    }
+
+    #[test]
     fn stream_cli_picks_an_access_point_of_the_record() {
         let mut view = stream::StreamView {
             stream_id: ID.into(),
@@ -728,17 +865,21 @@ mod tests {
             dht_key: hex0x(&[0; 32]),
             record: "0x".into(),
         };
-        for _ in 0..10 {
-            let key = choose_access_point(&view, None).unwrap();
-            assert!(key == [2; 32] || key == [3; 32]);
+        let mut firsts = std::collections::HashSet::new();
+        for _ in 0..64 {
+            let mut keys = choose_access_points(&view, None).unwrap();
+            firsts.insert(keys[0]);
+            keys.sort();
+            assert_eq!(keys, vec![[2; 32], [3; 32]], "every access point, once");
         }
+        assert_eq!(firsts.len(), 2, "consumers spread: either comes first");
         assert_eq!(
-            choose_access_point(&view, Some(&hex0x(&[4; 32]))).unwrap(),
-            [4; 32]
+            choose_access_points(&view, Some(&hex0x(&[4; 32]))).unwrap(),
+            vec![[4; 32]]
         );
-        assert!(choose_access_point(&view, Some("0x12")).is_err());
+        assert!(choose_access_points(&view, Some("0x12")).is_err());
         view.access_points.clear();
-        let e = choose_access_point(&view, None).unwrap_err().to_string();
+        let e = choose_access_points(&view, None).unwrap_err().to_string();
         assert!(e.contains("--access-point"), "{e}");
     }
 

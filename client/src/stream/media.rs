@@ -139,6 +139,10 @@ impl Chain {
 pub trait FrameSink {
     /// Sends one frame; waits while the transport's buffer is full.
     fn send_frame(&mut self, frame: Vec<u8>) -> impl Future<Output = psp_webrtc::Result<()>>;
+
+    /// The next message the landing node sends back (a request for distribution nodes);
+    /// pending for ever when there is none (or the transport closed: sending says so).
+    fn next_message(&mut self) -> impl Future<Output = Vec<u8>>;
 }
 
 /// Where frames come from: a data channel from an access point, or memory in tests.
@@ -150,6 +154,13 @@ pub trait FrameStream {
 impl FrameSink for WebRtcClient {
     fn send_frame(&mut self, frame: Vec<u8>) -> impl Future<Output = psp_webrtc::Result<()>> {
         self.send(frame)
+    }
+
+    async fn next_message(&mut self) -> Vec<u8> {
+        match self.recv().await {
+            Some(message) => message,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -294,16 +305,18 @@ pub async fn publish<S: FrameSink>(
     options: PublishOptions,
     progress: impl FnMut(PublishProgress),
 ) -> Result<PublishProgress, psp_webrtc::Error> {
-    publish_logged(sink, publisher, options, None, progress).await
+    publish_logged(sink, publisher, options, None, progress, |_| {}).await
 }
 
-/// [`publish`], recording each frame's index and send time in `log`.
+/// [`publish`], recording each frame's index and send time in `log`, and handing what the
+/// landing node sends back to `on_message`.
 pub async fn publish_logged<S: FrameSink>(
     sink: &mut S,
     publisher: &mut Publisher,
     options: PublishOptions,
     mut log: Option<&mut FrameLog>,
     mut progress: impl FnMut(PublishProgress),
+    mut on_message: impl FnMut(Vec<u8>),
 ) -> Result<PublishProgress, psp_webrtc::Error> {
     let fps = options.fps.max(1);
     let total = options.duration.as_millis() * u128::from(fps) / 1000;
@@ -313,7 +326,13 @@ pub async fn publish_logged<S: FrameSink>(
     let mut next_report = start + Duration::from_secs(1);
     let mut sent = PublishProgress::default();
     while u128::from(sent.frames) < total {
-        ticks.tick().await;
+        tokio::select! {
+            _ = ticks.tick() => {}
+            message = sink.next_message() => {
+                on_message(message);
+                continue;
+            }
+        }
         let Some(frame) = publisher.next_frame() else {
             break;
         };

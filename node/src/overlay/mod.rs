@@ -111,6 +111,7 @@ pub fn start(
             as psp_net::driver::messaging::ServiceObserver
     });
     let key_updates = psp_net::driver::streams::SharedKeyUpdates::default();
+    let landing_updates = psp_net::driver::streams::SharedLandingUpdates::default();
     let oracles = psp_net::driver::counts::SharedOracles::default();
     let subscriptions = Arc::new(streams::ChainSubscriptions::new(client.clone()));
     let stream_feed = genesis.map(|genesis| feed::StreamFeed {
@@ -137,6 +138,7 @@ pub fn start(
         streams: messaging_chain.clone().map(|chain| StreamSetup {
             observer: observer_fn,
             oracles,
+            landing_updates: landing_updates.clone(),
             ..StreamSetup::new(
                 Arc::new(identity.signing_key()),
                 chain,
@@ -165,6 +167,7 @@ pub fn start(
     };
     let spawn_inner = spawn.clone();
     let media_addrs = params.media_bind().zip(params.media_public());
+    let media_limits = params.media_limits();
     spawn.spawn("psp-overlay", Some("overlay"), async move {
         let services = Box::new(psp_net::circuit::Services::default());
         let node = match Node::with_node_services(
@@ -217,11 +220,12 @@ pub fn start(
                     }),
                     observer: observer.clone(),
                     metrics: metrics.clone(),
+                    landing_updates,
                 };
                 let config = media::MediaConfig {
                     bind,
                     public,
-                    limits: Default::default(),
+                    limits: media_limits,
                 };
                 match media::MediaService::start(config, deps).await {
                     Ok(media) => {

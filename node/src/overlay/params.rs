@@ -77,6 +77,16 @@ pub struct OverlayParams {
     /// on chain, and the WebRTC host candidate); defaults to `--media-ip`.
     #[arg(long, value_name = "IP")]
     pub media_public_ip: Option<IpAddr>,
+
+    /// What this node sends to stream consumers at most, in Mbit/s, all streams together. Its
+    /// load reports to landing nodes measure against it: a stream's landing node asks the
+    /// producer for more distribution nodes when its access points near their capacity.
+    #[arg(long, value_name = "MBIT_S", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub media_capacity: u64,
+
+    /// Test networks: seconds between a distribution node's load reports (default 5).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), hide = true)]
+    pub media_load_report_secs: u64,
 }
 
 impl OverlayParams {
@@ -87,6 +97,15 @@ impl OverlayParams {
                 .parse()
                 .unwrap_or_else(|_| Multiaddr::empty())
         })
+    }
+
+    /// The media service's bounds from `--media-capacity` and the report period.
+    pub fn media_limits(&self) -> super::media::state::MediaLimits {
+        super::media::state::MediaLimits {
+            capacity_bytes_per_sec: self.media_capacity.saturating_mul(1_000_000 / 8),
+            load_report_ms: self.media_load_report_secs.saturating_mul(1000),
+            ..Default::default()
+        }
     }
 
     /// Where the media service binds, unless `--no-media`.

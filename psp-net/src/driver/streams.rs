@@ -19,6 +19,12 @@
 //! [`RecordKind::Stream`] record it owns and publishes (topic: the stream id; value: the
 //! [`StreamRecord`] bytes), through the node task's publication queue, and renews it while
 //! the stream lives (DHT records live at most [`StreamSetup::record_lifetime_secs`]).
+//!
+//! The host may re-sign the record of a stream this node lands ([`SharedLandingUpdates`]):
+//! with more access points (distribution scaling), or ending now (the producer stopped the
+//! stream). The hub replaces its record, publishes it at once with a higher sequence number,
+//! and renews the new one; an ended record stays in the DHT for [`ENDED_RECORD_SECS`] (so a
+//! consumer looking it up learns that it ended) and is not renewed.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -46,6 +52,41 @@ pub const ORACLE_SERVICE: &str = "oracle";
 pub const LANDING_SERVICE: &str = "landing";
 /// Stream records renewed in the DHT at once; beyond this the oldest is no longer renewed.
 const MAX_LIVE_RECORDS: usize = 4_096;
+/// How long the record of a stream that ended early stays in the DHT.
+pub const ENDED_RECORD_SECS: u64 = 120;
+/// Record updates held for the hub; past it the oldest is dropped.
+const MAX_LANDING_UPDATES: usize = 256;
+
+/// Stream records the host re-signed for streams this node lands (encoded
+/// [`StreamRecord`]s), taken by the hub at its next turn (within a second).
+#[derive(Clone, Default)]
+pub struct SharedLandingUpdates(Arc<Mutex<VecDeque<Vec<u8>>>>);
+
+impl SharedLandingUpdates {
+    /// Queues a re-signed record; the oldest is dropped past a bound.
+    pub fn push(&self, record: Vec<u8>) {
+        let mut queue = self.lock();
+        if queue.len() >= MAX_LANDING_UPDATES {
+            queue.pop_front();
+            tracing::warn!("psp landing: record update queue full, oldest update dropped");
+        }
+        queue.push_back(record);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Vec<u8>>> {
+        // A poisoned lock only means the other side panicked between two whole entries.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Takes every queued record, oldest first.
+    pub fn take(&self) -> Vec<Vec<u8>> {
+        self.lock().drain(..).collect()
+    }
+}
 
 /// What the host hands the stream services; the hub takes it at its next event.
 #[derive(Default)]
@@ -102,6 +143,8 @@ pub struct StreamSetup {
     /// Lifetime of the DHT records of streams (renewed before it runs out). Default 600 s;
     /// at most the DHT's record lifetime.
     pub record_lifetime_secs: u64,
+    /// Records the host re-signed (more access points, or ended).
+    pub landing_updates: SharedLandingUpdates,
     /// Sees every byte a client sends to the oracle and landing services (tests only).
     pub observer: Option<ServiceObserver>,
 }
@@ -125,6 +168,7 @@ impl StreamSetup {
             issuer: IssuerConfig::default(),
             verifier: VerifierConfig::default(),
             record_lifetime_secs: 600,
+            landing_updates: SharedLandingUpdates::default(),
             observer: None,
         }
     }
@@ -151,6 +195,8 @@ struct LiveRecord {
     stream_id: [u8; 32],
     expires_at: u64,
     renew_at: u64,
+    /// The sequence number of its latest publication (each one is higher).
+    seq: u64,
 }
 
 /// The relay's hub: `oracle` and `landing` beside the services of `inner`.
@@ -207,6 +253,7 @@ impl StreamHub {
         let unix = unix_now();
         self.clock = (now, unix);
         self.take_updates(unix);
+        self.take_landing_updates(unix);
         unix
     }
 
@@ -360,31 +407,81 @@ impl StreamHub {
             stream_id: decoded.stream_id.0,
             expires_at: decoded.expires_at,
             renew_at: 0,
+            seq: 0,
         };
         self.publish(unix, &mut live);
         self.live.push_back(live);
     }
 
+    /// Replaces the records the host re-signed and publishes them at once. A record that is
+    /// not this node's, or of a stream it does not keep, is dropped (logged).
+    fn take_landing_updates(&mut self, unix: u64) {
+        let me = self.setup.node_key.public();
+        for record in self.setup.landing_updates.take() {
+            let decoded = match StreamRecord::decode(&record) {
+                Ok(decoded) if decoded.landing == me => decoded,
+                Ok(_) => {
+                    tracing::warn!("psp landing: updated record signed by another node ignored");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(%e, "psp landing: updated record does not decode");
+                    continue;
+                }
+            };
+            let mut live = std::mem::take(&mut self.live);
+            match live.iter_mut().find(|r| r.stream_id == decoded.stream_id.0) {
+                Some(kept) => {
+                    kept.record = record;
+                    kept.expires_at = decoded.expires_at;
+                    self.publish(unix, kept);
+                    tracing::info!(
+                        stream = ?decoded.stream_id,
+                        access_points = decoded.access_points.len(),
+                        ended = decoded.expires_at <= unix,
+                        "psp landing: stream record updated"
+                    );
+                }
+                None => tracing::warn!(
+                    stream = ?decoded.stream_id,
+                    "psp landing: updated record of a stream not kept here ignored"
+                ),
+            }
+            self.live = live;
+        }
+    }
+
     /// Puts `live` into the DHT, valid until the stream ends or the record lifetime runs
     /// out, and sets when to renew it (at three quarters of that).
+    /// A stream that ended stays for [`ENDED_RECORD_SECS`] and is not renewed.
     fn publish(&self, unix: u64, live: &mut LiveRecord) {
         let lifetime = self.setup.record_lifetime_secs.max(4);
-        let expires_at = live.expires_at.min(unix.saturating_add(lifetime));
+        let ended = live.expires_at <= unix;
+        let expires_at = if ended {
+            unix.saturating_add(ENDED_RECORD_SECS.min(lifetime))
+        } else {
+            live.expires_at.min(unix.saturating_add(lifetime))
+        };
+        // Renewals are at least a second apart, updates may not be: each is higher.
+        live.seq = unix.max(live.seq.saturating_add(1));
         let me = self.setup.node_key.public();
         let content = RecordContent {
             kind: RecordKind::Stream,
             owner: me,
             topic: live.stream_id,
             publisher: me,
-            // Renewals are at least a second apart: unix seconds order them.
-            seq: unix,
+            seq: live.seq,
             issued_at: unix,
             expires_at,
             value: live.record.clone(),
         };
         let record = content.sign(&self.setup.node_key, &self.setup.node_key);
         HubQueues::push(&mut self.queues().publish, record.encode(), "stream record");
-        live.renew_at = unix.saturating_add((expires_at.saturating_sub(unix) * 3 / 4).max(1));
+        live.renew_at = if ended {
+            u64::MAX
+        } else {
+            unix.saturating_add((expires_at.saturating_sub(unix) * 3 / 4).max(1))
+        };
     }
 
     /// Renews the records due and forgets the streams that ended.
@@ -455,7 +552,11 @@ impl ServiceHub for StreamHub {
         .into_iter()
         .flatten()
         .min();
-        let ours = unix.map(|unix| self.to_relay_time(unix));
+        let mut ours = unix.map(|unix| self.to_relay_time(unix));
+        if !self.setup.landing_updates.is_empty() {
+            // Updates waiting: a turn now (the node task wakes at least once a second).
+            ours = Some(self.clock.0);
+        }
         match (ours, self.inner.poll_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -469,5 +570,131 @@ impl ServiceHub for StreamHub {
         self.renew(unix);
         self.drain(unix);
         self.inner.on_timeout(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::Services;
+    use crate::dht::SignedRecord;
+    use crate::registry::StaticRegistry;
+    use psp_stream::oracle::SubscriptionView;
+    use psp_stream::record::StreamId;
+    use psp_stream::wire::FormatFlags;
+
+    struct NoSubscriptions;
+
+    impl SubscriptionView for NoSubscriptions {
+        fn allowance(&self, _identity: &[u8; 32], _epoch: u64) -> Option<StreamParams> {
+            None
+        }
+    }
+
+    fn hub(key: &Arc<Sr25519Keypair>) -> (StreamHub, SharedQueues, SharedLandingUpdates) {
+        let chain = MessagingChain {
+            genesis: [0; 32],
+            authorities: Default::default(),
+            registry: Arc::new(StaticRegistry(Default::default())),
+            generation: Default::default(),
+        };
+        let setup = StreamSetup::new(
+            key.clone(),
+            chain,
+            Arc::new(NoSubscriptions),
+            SharedKeyUpdates::default(),
+        );
+        let updates = setup.landing_updates.clone();
+        let queues = SharedQueues::default();
+        let hub = StreamHub::new(Box::new(Services::default()), setup, queues.clone());
+        (hub, queues, updates)
+    }
+
+    fn record(key: &Sr25519Keypair, created: u64, expires: u64, points: &[[u8; 32]]) -> Vec<u8> {
+        let id = StreamId([1; 32]);
+        StreamRecord::sign(
+            key,
+            id,
+            FormatFlags::webrtc(),
+            created,
+            expires,
+            points.to_vec(),
+        )
+        .encode()
+    }
+
+    /// The DHT records the hub handed to the node task since the last call.
+    fn published(queues: &SharedQueues) -> Vec<RecordContent> {
+        let mut q = queues.lock().expect("queues");
+        q.publish
+            .drain(..)
+            .map(|bytes| {
+                SignedRecord::decode(&bytes)
+                    .expect("a signed record")
+                    .content
+            })
+            .collect()
+    }
+
+    /// Runs the hub's turn, as the relay does once its deadline has passed.
+    fn turn(hub: &mut StreamHub) {
+        let due = hub.poll_timeout().expect("updates make the hub due");
+        hub.on_timeout(due);
+    }
+
+    #[test]
+    fn re_signed_records_replace_the_kept_one_at_once_and_an_ended_one_is_not_renewed() {
+        let key = Arc::new(Sr25519Keypair::from_seed(&[3; 32]));
+        let (mut hub, queues, updates) = hub(&key);
+        let now = unix_now();
+        let first = record(&key, now, now + 600, &[[2; 32]]);
+        hub.keep_record(now, first.clone());
+        let kept = published(&queues);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].value, first);
+
+        // More access points: published at once, with a higher sequence number.
+        let second = record(&key, now, now + 600, &[[2; 32], [4; 32]]);
+        updates.push(second.clone());
+        turn(&mut hub);
+        let replaced = published(&queues);
+        assert_eq!(replaced.len(), 1);
+        assert_eq!(replaced[0].value, second);
+        assert!(
+            replaced[0].seq > kept[0].seq,
+            "{} > {}",
+            replaced[0].seq,
+            kept[0].seq
+        );
+        assert_eq!(hub.live[0].record, second, "renewals carry the new record");
+
+        // Another node's record, or one of a stream not kept here, changes nothing.
+        let other = Sr25519Keypair::from_seed(&[5; 32]);
+        updates.push(record(&other, now, now + 600, &[[2; 32]]));
+        let unknown = StreamRecord::sign(
+            &key,
+            StreamId([9; 32]),
+            FormatFlags::webrtc(),
+            now,
+            now + 600,
+            vec![[2; 32]],
+        );
+        updates.push(unknown.encode());
+        updates.push(vec![1, 2, 3]);
+        turn(&mut hub);
+        assert!(published(&queues).is_empty());
+        assert_eq!(hub.live[0].record, second);
+
+        // Ended: published to stay a while, then no longer kept or renewed.
+        let ended = record(&key, now - 10, now - 1, &[[2; 32], [4; 32]]);
+        updates.push(ended.clone());
+        turn(&mut hub);
+        let last = published(&queues);
+        assert_eq!(last.len(), 1);
+        assert_eq!(last[0].value, ended);
+        assert!(last[0].expires_at > now && last[0].expires_at <= now + ENDED_RECORD_SECS + 1);
+        hub.on_timeout(Timestamp(u64::MAX / 2));
+        assert!(hub.live.is_empty(), "an ended stream is not renewed");
+        assert!(published(&queues).is_empty());
     }
 }

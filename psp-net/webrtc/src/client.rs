@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::http::{self, Limits};
-use crate::signalling::valid_stream_id;
+use crate::signalling::{valid_stream_id, Route};
 use crate::{Error, Result};
 
 /// The label of the data channel the client (and the watch page) opens.
@@ -342,17 +342,52 @@ async fn post_offer(
     offer: &str,
     config: &ClientConfig,
 ) -> Result<(String, Option<String>)> {
+    let request = Request {
+        method: "POST",
+        path,
+        content_type: "application/sdp",
+        extra,
+        body: offer,
+        expect: 201,
+    };
+    exchange(authority, server, &request, config.max_answer_bytes).await
+}
+
+/// One HTTP/1.1 request to the signalling endpoint.
+struct Request<'a> {
+    method: &'a str,
+    path: &'a str,
+    content_type: &'a str,
+    /// Extra header lines, each ending in CRLF.
+    extra: &'a str,
+    body: &'a str,
+    /// The success status; any other is [`Error::Signalling`] with the body as the reason.
+    expect: u16,
+}
+
+/// Sends `request` and reads the response: its body and `Location` header.
+async fn exchange(
+    authority: &str,
+    server: SocketAddr,
+    request: &Request<'_>,
+    max_body: usize,
+) -> Result<(String, Option<String>)> {
     let mut tcp = TcpStream::connect(server).await?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/sdp\r\n\
-         {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{offer}",
-        offer.len()
+    let text = format!(
+        "{} {} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {}\r\n\
+         {}Content-Length: {}\r\nConnection: close\r\n\r\n{}",
+        request.method,
+        request.path,
+        request.content_type,
+        request.extra,
+        request.body.len(),
+        request.body
     );
-    tcp.write_all(request.as_bytes()).await?;
+    tcp.write_all(text.as_bytes()).await?;
     let limits = Limits {
         max_head: 8 * 1024,
         max_headers: 32,
-        max_body: config.max_answer_bytes,
+        max_body,
     };
     let (head, rest) = http::read_head(&mut tcp, &limits)
         .await
@@ -372,12 +407,55 @@ async fn post_offer(
         .await
         .map_err(response_error)?;
     let body = String::from_utf8(body).map_err(|_| Error::BadResponse("body is not UTF-8"))?;
-    if status != 201 {
+    if status != request.expect {
         let mut reason = body.trim().to_owned();
         reason.truncate(reason.floor_char_boundary_compat(512));
         return Err(Error::Signalling { status, reason });
     }
     Ok((body, head.header("location").map(str::to_owned)))
+}
+
+/// Sends a producer's command about `stream_id` to the signalling endpoint at
+/// `signalling_url` with `Authorization: Bearer <token>`: [`Route::Nodes`] with `body` (node
+/// ids, one per line) or [`Route::End`]. Returns the endpoint's answer (text); a refusal is
+/// [`Error::Signalling`] with its status and reason.
+pub async fn command(
+    signalling_url: &str,
+    route: Route,
+    stream_id: &str,
+    token: &str,
+    body: &str,
+) -> Result<String> {
+    let (authority, prefix) = parse_url(signalling_url)?;
+    if route.is_offer() || !valid_stream_id(stream_id) {
+        return Err(Error::BadUrl {
+            url: stream_id.to_owned(),
+            reason: "a command is nodes or end, for a stream id of A-Z a-z 0-9 - . _ ~",
+        });
+    }
+    let server = tokio::net::lookup_host(&authority)
+        .await?
+        .next()
+        .ok_or(Error::BadUrl {
+            url: signalling_url.to_owned(),
+            reason: "host does not resolve",
+        })?;
+    let extra = extra_headers(&[("Authorization".into(), format!("Bearer {token}"))])?;
+    let path = format!("{prefix}/{}/{stream_id}", route.as_str());
+    let request = Request {
+        method: route.method(),
+        path: &path,
+        content_type: "text/plain; charset=utf-8",
+        extra: &extra,
+        body,
+        expect: 200,
+    };
+    let timeout = ClientConfig::default().http_timeout;
+    let (answer, _) =
+        tokio::time::timeout(timeout, exchange(&authority, server, &request, 64 * 1024))
+            .await
+            .map_err(|_| Error::BadResponse("signalling timed out"))??;
+    Ok(answer.trim_end().to_owned())
 }
 
 /// Whether `endpoint` is a plain path segment.

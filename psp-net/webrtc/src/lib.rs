@@ -26,8 +26,10 @@ mod http;
 mod server;
 pub mod signalling;
 
-pub use crate::client::{ClientConfig, OfferHeaders, WebRtcClient, CHANNEL_LABEL};
+pub use crate::client::{command, ClientConfig, OfferHeaders, WebRtcClient, CHANNEL_LABEL};
 pub use crate::core::{GoneReason, PeerId, PeerLabel, ServerConfig, ServerEvent, SCTP_SEND_BUFFER};
 pub use crate::error::{Error, Result};
 pub use crate::server::{ServerTask, WebRtcServer};
-pub use crate::signalling::{Refusal, Route, SignallingConfig, SignallingRequest, StreamDirectory};
+pub use crate::signalling::{
+    Refusal, Route, SignallingConfig, SignallingRequest, StreamDirectory, MAX_COMMAND_BODY,
+};

@@ -10,6 +10,10 @@
 //!   The [`StreamDirectory`] decides from the request's headers and offer whether the peer may
 //!   publish ([`StreamDirectory::admit`]); without an implementation every ingest is 404.
 //! - `GET /watch/<stream-id>` → the watch page (`static/watch.html`).
+//! - Producer commands, answered by [`StreamDirectory::command`] (`200 OK`, a text body):
+//!   `POST /nodes/<stream-id>` (`text/plain` body, at most [`MAX_COMMAND_BODY`] bytes:
+//!   distribution nodes to add, one per line) and `DELETE /whip/<stream-id>` (end the
+//!   stream). Without an implementation both are 404.
 //!
 //! Statuses: 400 malformed request, offer or stream id; 401/403/409 refused by the directory
 //! (its reason in the body); 404 unknown route or a stream this node does not serve; 405 wrong
@@ -40,17 +44,38 @@ pub enum Route {
     Whip,
     /// `POST /whep/<stream-id>`: a consumer.
     Whep,
+    /// `POST /nodes/<stream-id>`: the producer supplies distribution nodes (a command).
+    Nodes,
+    /// `DELETE /whip/<stream-id>`: the producer ends the stream (a command).
+    End,
 }
 
 impl Route {
     /// The path segment: `whip` or `whep`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Route::Whip => "whip",
+            Route::Whip | Route::End => "whip",
             Route::Whep => "whep",
+            Route::Nodes => "nodes",
         }
     }
+
+    /// The request method: `DELETE` to end a stream, `POST` otherwise.
+    pub fn method(self) -> &'static str {
+        match self {
+            Route::End => "DELETE",
+            _ => "POST",
+        }
+    }
+
+    /// Whether the request offers a WebRTC connection (WHIP or WHEP), rather than a command.
+    pub fn is_offer(self) -> bool {
+        matches!(self, Route::Whip | Route::Whep)
+    }
 }
+
+/// Largest body of a command ([`Route::Nodes`]): 32 node ids of 66 characters and newlines.
+pub const MAX_COMMAND_BODY: usize = 4 * 1024;
 
 /// A WHIP or WHEP request as the directory sees it, body read in full.
 #[derive(Debug)]
@@ -61,7 +86,7 @@ pub struct SignallingRequest<'a> {
     pub stream_id: &'a str,
     /// The headers, in order, names as sent.
     pub headers: &'a [(String, String)],
-    /// The body: the SDP offer.
+    /// The body: the SDP offer, or a command's text.
     pub body: &'a [u8],
 }
 
@@ -74,11 +99,12 @@ impl SignallingRequest<'_> {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The request as text: `POST /<route>/<id>`, the headers and the body, in the order
-    /// received (what a test observer records).
+    /// The request as text: `POST /<route>/<id>` (or `DELETE`), the headers and the body, in
+    /// the order received (what a test observer records).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!(
-            "POST /{}/{} HTTP/1.1\r\n",
+            "{} /{}/{} HTTP/1.1\r\n",
+            self.route.method(),
             self.route.as_str(),
             self.stream_id
         );
@@ -172,7 +198,14 @@ pub trait StreamDirectory: Send + Sync + 'static {
             Route::Whep if self.serves(request.stream_id) => Ok(()),
             Route::Whep => Err(Refusal::not_found("stream not served here")),
             Route::Whip => Err(Refusal::not_found("this node takes no ingest")),
+            Route::Nodes | Route::End => Err(Refusal::not_found("this node lands no stream")),
         }
+    }
+
+    /// Runs a producer's command ([`Route::Nodes`], [`Route::End`]); the text answered with
+    /// `200 OK`. By default there are none (404).
+    fn command(&self, _request: &SignallingRequest<'_>) -> Result<String, Refusal> {
+        Err(Refusal::not_found("this node lands no stream"))
     }
 
     /// An admitted request became `peer`.
@@ -310,6 +343,8 @@ async fn respond(
     let path = target.split(['?', '#']).next().unwrap_or_default();
     let (route, stream_id) = if let Some(id) = path.strip_prefix("/whep/") {
         ("whep", id)
+    } else if let Some(id) = path.strip_prefix("/nodes/") {
+        ("nodes", id)
     } else if let Some(id) = path.strip_prefix("/whip/") {
         ("whip", id)
     } else if let Some(id) = path.strip_prefix("/watch/") {
@@ -369,8 +404,56 @@ async fn respond(
             )
             .await,
         ),
+        ("nodes", "POST") => {
+            Some(command(stream, &head, rest, Route::Nodes, stream_id, directory).await)
+        }
+        ("whip", "DELETE") => {
+            Some(command(stream, &head, rest, Route::End, stream_id, directory).await)
+        }
         ("watch", _) => Some(not_allowed("GET")),
+        ("whip", _) => Some(not_allowed("POST, DELETE")),
         _ => Some(not_allowed("POST")),
+    }
+}
+
+/// A producer's command: reads its (small) body and asks the directory.
+async fn command(
+    stream: &mut TcpStream,
+    head: &http::Head,
+    rest: Vec<u8>,
+    route: Route,
+    stream_id: &str,
+    directory: &dyn StreamDirectory,
+) -> Vec<u8> {
+    if head.header("transfer-encoding").is_some() {
+        return plain(501, "Not Implemented", "Transfer-Encoding is not supported");
+    }
+    let len = match head.content_length() {
+        Ok(len) => len.unwrap_or(0),
+        Err(e) => return http_error(e).unwrap_or_default(),
+    };
+    let limits = Limits {
+        max_head: 0,
+        max_headers: 0,
+        max_body: MAX_COMMAND_BODY,
+    };
+    if len > MAX_COMMAND_BODY {
+        return plain(413, "Content Too Large", "command body too large");
+    }
+    let body = match http::read_body(stream, rest, len, &limits).await {
+        Ok(body) => body,
+        Err(e) => return http_error(e).unwrap_or_default(),
+    };
+    let request = SignallingRequest {
+        route,
+        stream_id,
+        headers: &head.headers,
+        body: &body,
+    };
+    directory.observe(&request);
+    match directory.command(&request) {
+        Ok(text) => plain(200, "OK", &text),
+        Err(refusal) => refusal.response(),
     }
 }
 

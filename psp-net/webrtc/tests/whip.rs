@@ -60,6 +60,18 @@ impl StreamDirectory for Gate {
     fn observe(&self, request: &SignallingRequest<'_>) {
         self.observed.lock().unwrap().push(request.to_bytes());
     }
+
+    fn command(&self, request: &SignallingRequest<'_>) -> Result<String, Refusal> {
+        if request.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+            return Err(Refusal::unauthorized("wrong publish token"));
+        }
+        let body = std::str::from_utf8(request.body).unwrap_or_default();
+        Ok(format!(
+            "{} {}",
+            request.route.as_str(),
+            body.lines().count()
+        ))
+    }
 }
 
 async fn serve(directory: Arc<dyn StreamDirectory>) -> (WebRtcServer, String) {
@@ -161,4 +173,46 @@ async fn a_directory_without_ingest_refuses_publishers() {
         (status, reason.as_str()),
         (404, "this node takes no ingest")
     );
+}
+
+#[tokio::test]
+async fn producer_commands_reach_the_directory_with_their_refusals() {
+    let gate = Arc::new(Gate::default());
+    let (_server, url) = serve(gate.clone()).await;
+    let answer = psp_webrtc::command(&url, Route::Nodes, STREAM, TOKEN, "0xaa\n0xbb\n")
+        .await
+        .unwrap();
+    assert_eq!(answer, "nodes 2");
+    let answer = psp_webrtc::command(&url, Route::End, STREAM, TOKEN, "")
+        .await
+        .unwrap();
+    assert_eq!(answer, "whip 0");
+    match psp_webrtc::command(&url, Route::End, STREAM, "nope", "").await {
+        Err(Error::Signalling { status, reason }) => {
+            assert_eq!((status, reason.as_str()), (401, "wrong publish token"))
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let oversized = "x".repeat(psp_webrtc::MAX_COMMAND_BODY + 1);
+    match psp_webrtc::command(&url, Route::Nodes, STREAM, TOKEN, &oversized).await {
+        Err(Error::Signalling { status, .. }) => assert_eq!(status, 413),
+        other => panic!("expected 413, got {other:?}"),
+    }
+    assert!(psp_webrtc::command(&url, Route::Whip, STREAM, TOKEN, "")
+        .await
+        .is_err());
+    let ended_observed = gate
+        .observed
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.starts_with(b"DELETE /whip/live HTTP/1.1"));
+    assert!(ended_observed);
+
+    // A directory without commands refuses them.
+    let (_server, url) = serve(Arc::new(|id: &str| id == STREAM)).await;
+    match psp_webrtc::command(&url, Route::End, STREAM, TOKEN, "").await {
+        Err(Error::Signalling { status, .. }) => assert_eq!(status, 404),
+        other => panic!("expected 404, got {other:?}"),
+    }
 }

@@ -20,6 +20,10 @@ impl FrameSink for Memory {
         let tx = self.0.clone();
         async move { tx.send(frame).await.map_err(|_| psp_webrtc::Error::Closed) }
     }
+
+    async fn next_message(&mut self) -> Vec<u8> {
+        std::future::pending().await
+    }
 }
 
 impl FrameStream for mpsc::Receiver<Vec<u8>> {

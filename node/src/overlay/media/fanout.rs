@@ -18,6 +18,8 @@ use psp_net::crypto::Sr25519Keypair;
 use psp_webrtc::{ClientConfig, OfferHeaders, WebRtcClient};
 use tokio::sync::mpsc;
 
+use super::state::NewUpstream;
+
 /// The header carrying the stream record.
 pub const RECORD_HEADER: &str = "X-Psp-Record";
 /// The header carrying the landing node's signature.
@@ -53,17 +55,23 @@ pub fn fanout_config(stream_id: [u8; 32], record: &[u8], key: Arc<Sr25519Keypair
     }
 }
 
-/// Keeps one fan-out connection up until `frames` closes (the stream expired or was
-/// replaced): connects, sends every frame, reconnects with backoff when the connection fails
-/// or closes. Frames that arrive while there is no connection are dropped.
+/// Keeps one fan-out connection up until its frames channel closes (the stream expired,
+/// ended or was replaced, or the node is no longer an access point): connects, sends every
+/// frame, hands what the distribution node sends back (its load reports) to `messages`,
+/// reconnects with backoff when the connection fails or closes. Frames that arrive while
+/// there is no connection are dropped.
 pub async fn run_upstream(
-    stream_id: [u8; 32],
-    node: [u8; 32],
-    record: Arc<[u8]>,
+    upstream: NewUpstream,
     key: Arc<Sr25519Keypair>,
     resolve: Resolve,
-    mut frames: super::state::Frames,
+    messages: mpsc::Sender<([u8; 32], Vec<u8>)>,
 ) {
+    let NewUpstream {
+        stream_id,
+        node,
+        record,
+        mut frames,
+    } = upstream;
     let stream_hex = hex::encode(stream_id);
     let who = format!(
         "stream {}: fan-out to {}",
@@ -116,8 +124,13 @@ pub async fn run_upstream(
                         return;
                     }
                 },
-                // The distribution node sends nothing: this ends only when it closes.
-                message = client.recv() => if message.is_none() { break },
+                // The distribution node sends its load reports; a full queue drops one.
+                message = client.recv() => match message {
+                    Some(message) => {
+                        let _ = messages.try_send((stream_id, message));
+                    }
+                    None => break,
+                },
             }
         }
         log::warn!(target: "psp-media", "{who} at {url}: connection closed; reconnecting");

@@ -20,6 +20,9 @@
 //!   and is for this stream, and the signature over the offer is the landing node's.
 //! - `POST /whep/<stream id>`: a consumer of a stream whose landing node is connected here.
 //! - `GET /watch/<stream id>`: the watch page.
+//! - `POST /nodes/<stream id>` and `DELETE /whip/<stream id>`, with the publish token: the
+//!   producer adds distribution nodes, or ends the stream ([`state`]'s `scaling` module:
+//!   load reports, scaling, commands).
 //!
 //! Refusals answer 401 (credentials), 403 (not an access point), 404 (unknown stream), 409
 //! (a publisher already), 503 (bounds), with the reason in the body, and are logged at
@@ -38,9 +41,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+
 use psp_net::{
     crypto::Sr25519Keypair,
-    driver::{streams::CreatedStream, unix_now},
+    driver::streams::{CreatedStream, SharedLandingUpdates},
     registry::IdentityRegistry,
 };
 use psp_webrtc::{
@@ -52,8 +57,17 @@ use self::fanout::Resolve;
 use self::state::{Action, MediaLimits, MediaState, MAX_FRAME_BYTES};
 use super::{Metrics, Observer};
 
-/// How often relay timers, reservations and expiries are looked at.
+/// How often relay timers, reservations, load reports and expiries are looked at.
 const TICK: Duration = Duration::from_millis(500);
+/// Media-link messages from distribution nodes (load reports) waiting for the driver.
+const FANOUT_MESSAGES: usize = 256;
+
+/// Unix time in milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Where and how the media service runs.
 #[derive(Clone, Debug)]
@@ -78,6 +92,8 @@ pub struct MediaDeps {
     pub observer: Option<Arc<Observer>>,
     /// The node's metrics.
     pub metrics: Option<Arc<Metrics>>,
+    /// Where re-signed records of streams landing here go (the stream hub publishes them).
+    pub landing_updates: SharedLandingUpdates,
 }
 
 /// A running media service; cheap to clone.
@@ -92,6 +108,8 @@ struct Inner {
     deps: MediaDeps,
     epoch: Instant,
     local: SocketAddr,
+    /// Messages distribution nodes send back up fan-out connections: (stream, message).
+    fanout_messages: mpsc::Sender<([u8; 32], Vec<u8>)>,
 }
 
 impl MediaService {
@@ -112,12 +130,14 @@ impl MediaService {
         })
         .await?;
         let mut events = server.events().ok_or(psp_webrtc::Error::ServerStopped)?;
+        let (fanout_messages, mut from_fanout) = mpsc::channel(FANOUT_MESSAGES);
         let inner = Arc::new(Inner {
-            state: Mutex::new(MediaState::new(deps.key.public(), config.limits)),
+            state: Mutex::new(MediaState::new(deps.key.clone(), config.limits)),
             server: server.clone(),
             deps,
             epoch: Instant::now(),
             local,
+            fanout_messages,
         });
         tokio::spawn(async move {
             if let Err(e) = task.run().await {
@@ -146,8 +166,12 @@ impl MediaService {
                         }
                         None => return,
                     },
+                    Some((stream, message)) = from_fanout.recv() => {
+                        let actions = driver.state().on_fanout_message(driver.now_ms(), unix_ms(), stream, &message);
+                        driver.act(actions).await;
+                    }
                     _ = tick.tick() => {
-                        let actions = driver.state().on_tick(driver.now_ms(), unix_now());
+                        let actions = driver.state().on_tick(driver.now_ms(), unix_ms());
                         driver.act(actions).await;
                         let counts = driver.state().counts();
                         if let Some(metrics) = &driver.deps.metrics {
@@ -180,6 +204,7 @@ impl MediaService {
         let now = self.inner.now_ms();
         let new = self.inner.state().add_landing(
             now,
+            unix_ms(),
             created.stream_id,
             created.publish_token,
             &created.params,
@@ -194,15 +219,8 @@ impl MediaService {
             hex::encode(&new.stream_id[..4]),
             new.upstreams.len()
         );
-        for (node, frames) in new.upstreams {
-            tokio::spawn(fanout::run_upstream(
-                new.stream_id,
-                node,
-                new.record.clone(),
-                self.inner.deps.key.clone(),
-                self.inner.deps.resolve.clone(),
-                frames,
-            ));
+        for upstream in new.upstreams {
+            self.inner.start_upstream(upstream);
         }
     }
 }
@@ -217,11 +235,28 @@ impl Inner {
         self.epoch.elapsed().as_millis() as u64
     }
 
+    fn start_upstream(&self, upstream: state::NewUpstream) {
+        tokio::spawn(fanout::run_upstream(
+            upstream,
+            self.deps.key.clone(),
+            self.deps.resolve.clone(),
+            self.fanout_messages.clone(),
+        ));
+    }
+
     async fn act(&self, actions: Vec<Action>) {
         for action in actions {
             let sent = match action {
                 Action::Send(peer, frame) => self.server.send(peer, frame).await,
                 Action::Disconnect(peer) => self.server.disconnect(peer).await,
+                Action::Fanout(upstream) => {
+                    self.start_upstream(upstream);
+                    Ok(())
+                }
+                Action::Republish(record) => {
+                    self.deps.landing_updates.push(record);
+                    Ok(())
+                }
             };
             if let Err(e) = sent {
                 log::debug!(target: "psp-media", "WebRTC server: {e}");
@@ -243,7 +278,7 @@ impl StreamDirectory for Gate {
         let admitted = self
             .0
             .state()
-            .admit(request, now, unix_now(), &*self.0.deps.registry);
+            .admit(request, now, unix_ms() / 1000, &*self.0.deps.registry);
         if let Err(refusal) = &admitted {
             log::info!(
                 target: "psp-media",
@@ -266,11 +301,39 @@ impl StreamDirectory for Gate {
         self.0.state().failed(request);
     }
 
+    fn command(&self, request: &SignallingRequest<'_>) -> Result<String, Refusal> {
+        let now = self.0.now_ms();
+        let outcome = self
+            .0
+            .state()
+            .command(request, now, unix_ms(), &*self.0.deps.registry);
+        match outcome {
+            Ok((answer, actions)) => {
+                let inner = self.0.clone();
+                tokio::spawn(async move { inner.act(actions).await });
+                Ok(answer)
+            }
+            Err(refusal) => {
+                log::info!(
+                    target: "psp-media",
+                    "refused: {} {} {}: {} {}",
+                    request.route.method(),
+                    request.route.as_str(),
+                    request.stream_id.get(..8).unwrap_or(request.stream_id),
+                    refusal.status,
+                    refusal.reason
+                );
+                Err(refusal)
+            }
+        }
+    }
+
     fn observe(&self, request: &SignallingRequest<'_>) {
         if let Some(observer) = &self.0.deps.observer {
             let service = match request.route {
-                Route::Whip => "media-whip",
+                Route::Whip | Route::End => "media-whip",
                 Route::Whep => "media-whep",
+                Route::Nodes => "media-nodes",
             };
             observer.service_bytes(service, &request.to_bytes());
         }

@@ -1,19 +1,23 @@
 //! The media service's streams and peers, without IO: who may publish or watch what
 //! ([`MediaState::admit`]), and what each WebRTC event makes the service do ([`Action`]s).
 //! The driver ([`super`]) holds it behind one lock, shared by the signalling endpoint and the
-//! task that reads the WebRTC server's events.
+//! task that reads the WebRTC server's events. Distribution scaling and the producer's
+//! commands are in [`scaling`].
+
+mod scaling;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use psp_media::load::Scaling;
 use psp_media::relay::{Event, Ingest, Relay, RelayConfig, SubscriberId};
 use psp_net::{
-    crypto::sr25519_verify,
+    crypto::{sr25519_verify, Sr25519Keypair},
     receipts::{BitrateClass, StreamParams},
     registry::IdentityRegistry,
     stream::record::{verify_stream_record, StreamRecord, MAX_RECORD_LEN},
 };
-use psp_webrtc::{PeerId, Refusal, Route, ServerEvent, SignallingRequest};
+use psp_webrtc::{GoneReason, PeerId, Refusal, Route, ServerEvent, SignallingRequest};
 use tokio::sync::mpsc;
 
 use super::fanout::{fanout_message, RECORD_HEADER, SIGNATURE_HEADER};
@@ -40,6 +44,11 @@ pub struct MediaLimits {
     pub max_consumers: usize,
     /// Bytes queued per subscriber of a relay (consumer or fan-out connection).
     pub queue_bytes: usize,
+    /// What this node sends to consumers at most, all streams together (`--media-capacity`):
+    /// its load reports measure against it.
+    pub capacity_bytes_per_sec: u64,
+    /// How often a distribution node reports its load to a stream's landing node.
+    pub load_report_ms: u64,
 }
 
 impl Default for MediaLimits {
@@ -49,17 +58,47 @@ impl Default for MediaLimits {
             max_distributed_streams: 64,
             max_consumers: 200,
             queue_bytes: 2 << 20,
+            capacity_bytes_per_sec: 100_000_000 / 8,
+            load_report_ms: 5_000,
         }
     }
 }
 
 /// What the driver does after a state change.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Action {
-    /// Send a frame to a WebRTC peer.
+    /// Send a frame (or a media-link message) to a WebRTC peer.
     Send(PeerId, Arc<[u8]>),
     /// Drop a WebRTC peer.
     Disconnect(PeerId),
+    /// Start a fan-out connection of a landing stream (a new access point).
+    Fanout(NewUpstream),
+    /// Publish this re-signed record of a landing stream in place of the old one (more
+    /// access points, or the stream ended).
+    Republish(Vec<u8>),
+}
+
+/// A fan-out connection to start: the access point, the record that names it, its frames.
+pub struct NewUpstream {
+    /// The stream.
+    pub stream_id: [u8; 32],
+    /// The access point.
+    pub node: [u8; 32],
+    /// The signed record naming it (sent with the offer).
+    pub record: Arc<[u8]>,
+    /// The frames for it.
+    pub frames: Frames,
+}
+
+impl std::fmt::Debug for NewUpstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "NewUpstream({} to {})",
+            short(&self.stream_id),
+            short(&self.node)
+        )
+    }
 }
 
 /// A publisher's place.
@@ -82,6 +121,7 @@ impl Slot {
 /// A fan-out connection of a landing stream: the relay subscriber and the channel to the
 /// task that holds the WebRTC connection to one distribution node.
 struct Upstream {
+    node: [u8; 32],
     sub: SubscriberId,
     frames: mpsc::Sender<Arc<[u8]>>,
 }
@@ -89,10 +129,15 @@ struct Upstream {
 /// A stream this node landed: its producer publishes here.
 struct Landing {
     token: [u8; 32],
-    expires_at: u64,
+    /// The record as last signed (its access points are the fan-out's).
+    record: StreamRecord,
     publisher: Slot,
     relay: Relay,
     upstreams: Vec<Upstream>,
+    /// The next fan-out subscriber id.
+    next_sub: u64,
+    /// The access points' load and when to ask for more.
+    scaling: Scaling,
 }
 
 /// A stream this node distributes: its landing node publishes here, consumers watch.
@@ -103,6 +148,12 @@ struct Distributed {
     relay: Relay,
     /// Consumers admitted whose channel is not open yet, by admission time.
     pending: Vec<u64>,
+    /// Bytes sent to consumers so far.
+    sent_bytes: u64,
+    /// When the latest load report was made (monotonic ms) and `sent_bytes` then.
+    reported: (u64, u64),
+    /// The rate measured at the latest report, bytes per second.
+    rate: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -125,6 +176,7 @@ pub struct Counts {
 
 /// What the media service knows. See the module docs.
 pub struct MediaState {
+    key: Arc<Sr25519Keypair>,
     node_id: [u8; 32],
     limits: MediaLimits,
     landing: HashMap<[u8; 32], Landing>,
@@ -140,10 +192,8 @@ pub type Frames = mpsc::Receiver<Arc<[u8]>>;
 pub struct NewLanding {
     /// The stream.
     pub stream_id: [u8; 32],
-    /// The signed record (sent to every distribution node).
-    pub record: Arc<[u8]>,
-    /// One channel per access point.
-    pub upstreams: Vec<([u8; 32], Frames)>,
+    /// One fan-out connection per access point.
+    pub upstreams: Vec<NewUpstream>,
 }
 
 /// The relay bounds for a stream of `class`: its ceiling as the rate, two seconds of it (at
@@ -172,10 +222,11 @@ pub fn hex32(text: &str) -> Option<[u8; 32]> {
 }
 
 impl MediaState {
-    /// An empty state for the node `node_id`.
-    pub fn new(node_id: [u8; 32], limits: MediaLimits) -> Self {
+    /// An empty state for the node of `key` (which signs load reports and re-signed records).
+    pub fn new(key: Arc<Sr25519Keypair>, limits: MediaLimits) -> Self {
         Self {
-            node_id,
+            node_id: key.public(),
+            key,
             limits,
             landing: HashMap::new(),
             distributed: HashMap::new(),
@@ -195,6 +246,7 @@ impl MediaState {
     pub fn add_landing(
         &mut self,
         now_ms: u64,
+        unix_ms: u64,
         stream_id: [u8; 32],
         publish_token: [u8; 32],
         params: &StreamParams,
@@ -222,29 +274,36 @@ impl MediaState {
             );
             return None;
         }
-        let points = decoded.access_points;
-        let mut relay = Relay::new(
+        let points = decoded.access_points.clone();
+        let scaling = self.scaling_for(unix_ms, &decoded, params)?;
+        let relay = Relay::new(
             psp_media::StreamId(stream_id),
-            relay_config(params.bitrate, points.len(), self.limits.queue_bytes),
+            relay_config(
+                params.bitrate,
+                psp_media::load::MAX_ACCESS_POINTS,
+                self.limits.queue_bytes,
+            ),
             now_ms,
         );
-        let mut upstreams = Vec::with_capacity(points.len());
-        let mut receivers = Vec::with_capacity(points.len());
-        for (i, node) in points.into_iter().enumerate() {
-            let sub = SubscriberId(i as u64);
-            // At most 32 access points, as many subscribers as the relay allows.
-            let _ = relay.subscribe(now_ms, sub);
-            let (frames, receiver) = mpsc::channel(UPSTREAM_QUEUE);
-            upstreams.push(Upstream { sub, frames });
-            receivers.push((node, receiver));
-        }
-        let landing = Landing {
+        let mut landing = Landing {
             token: publish_token,
-            expires_at: decoded.expires_at,
+            record: decoded,
             publisher: Slot::Free,
             relay,
-            upstreams,
+            upstreams: Vec::with_capacity(points.len()),
+            next_sub: 0,
+            scaling,
         };
+        let record: Arc<[u8]> = Arc::from(record);
+        let upstreams = points
+            .into_iter()
+            .map(|node| NewUpstream {
+                stream_id,
+                node,
+                record: record.clone(),
+                frames: landing.add_upstream(now_ms, node),
+            })
+            .collect();
         // A stream created again (a retried creation) replaces the old one and its fan-out.
         if let Some(old) = self.landing.insert(stream_id, landing) {
             if let Slot::Peer(peer) = old.publisher {
@@ -253,8 +312,7 @@ impl MediaState {
         }
         Some(NewLanding {
             stream_id,
-            record: Arc::from(record),
-            upstreams: receivers,
+            upstreams,
         })
     }
 
@@ -287,6 +345,7 @@ impl MediaState {
             Route::Whip if request.header(RECORD_HEADER).is_some() => {
                 self.admit_fanout(request, &id, now_ms, now_secs, registry)
             }
+            Route::Nodes | Route::End => Err(Refusal::bad_request("not an offer")),
             Route::Whip => Err(Refusal::unauthorized(format!(
                 "no credentials: send Authorization: Bearer <publish token>, or {RECORD_HEADER} \
                  and {SIGNATURE_HEADER}"
@@ -430,6 +489,9 @@ impl MediaState {
                 publisher: Slot::Reserved(now_ms),
                 relay,
                 pending: Vec::new(),
+                sent_bytes: 0,
+                reported: (now_ms, 0),
+                rate: 0,
             },
         );
         Ok(())
@@ -444,6 +506,7 @@ impl MediaState {
             Route::Whep => Role::Consumer { open: false },
             Route::Whip if request.header("authorization").is_some() => Role::Producer,
             Route::Whip => Role::Fanout,
+            Route::Nodes | Route::End => return,
         };
         let slot = match role {
             Role::Producer => self.landing.get_mut(&id).map(|s| &mut s.publisher),
@@ -467,6 +530,7 @@ impl MediaState {
                     stream.pending.pop();
                 }
             }
+            Route::Nodes | Route::End => {}
             Route::Whip => {
                 let slot = if request.header("authorization").is_some() {
                     self.landing.get_mut(&id).map(|s| &mut s.publisher)
@@ -500,10 +564,17 @@ impl MediaState {
                         }
                     }
                     Role::Fanout => {
-                        if let Some(s) = self.distributed.get_mut(&id) {
-                            if s.publisher == Slot::Peer(peer) {
-                                s.publisher = Slot::Free;
-                            }
+                        let ours = self
+                            .distributed
+                            .get(&id)
+                            .is_some_and(|s| s.publisher == Slot::Peer(peer));
+                        if ours && reason == GoneReason::Closed {
+                            // The landing node closed the fan-out: the stream ended (stopped,
+                            // expired, or this node is no longer one of its access points).
+                            log::info!(target: "psp-media", "stream {}: the landing node ended the fan-out; distribution ends", short(&id));
+                            self.end_distribution(&id, &mut actions);
+                        } else if let Some(s) = self.distributed.get_mut(&id).filter(|_| ours) {
+                            s.publisher = Slot::Free;
                         }
                     }
                     Role::Consumer { open } => {
@@ -626,6 +697,7 @@ impl MediaState {
                 for sub in subscribers {
                     while let Ok(Some(frame)) = stream.relay.poll_transmit(now_ms, sub) {
                         self.counts.frames_out += 1;
+                        stream.sent_bytes += frame.len() as u64;
                         actions.push(Action::Send(PeerId(sub.0), frame));
                     }
                 }
@@ -639,8 +711,11 @@ impl MediaState {
 
     /// Runs the relays' timers, releases stale reservations and drops expired streams
     /// (disconnecting their peers). Call it about every second.
-    pub fn on_tick(&mut self, now_ms: u64, now_secs: u64) -> Vec<Action> {
+    pub fn on_tick(&mut self, now_ms: u64, unix_ms: u64) -> Vec<Action> {
+        let now_secs = unix_ms / 1000;
         let mut actions = Vec::new();
+        self.report_loads(now_ms, unix_ms, &mut actions);
+        self.scale(now_ms, unix_ms, &mut actions);
         let ids: Vec<[u8; 32]> = self.landing.keys().copied().collect();
         for id in ids {
             if let Some(stream) = self.landing.get_mut(&id) {
@@ -663,7 +738,7 @@ impl MediaState {
         let expired_landing: Vec<[u8; 32]> = self
             .landing
             .iter()
-            .filter(|(_, s)| now_secs >= s.expires_at)
+            .filter(|(_, s)| now_secs >= s.record.expires_at)
             .map(|(id, _)| *id)
             .collect();
         for id in expired_landing {
@@ -700,6 +775,19 @@ impl MediaState {
         });
         self.counts.consumers = self.counts.consumers.saturating_sub(gone_consumers);
         actions
+    }
+}
+
+impl Landing {
+    /// Subscribes a fan-out connection to `node`; its frames come out of the receiver.
+    fn add_upstream(&mut self, now_ms: u64, node: [u8; 32]) -> Frames {
+        let sub = SubscriberId(self.next_sub);
+        self.next_sub += 1;
+        // At most 32 access points, as many subscribers as the relay allows.
+        let _ = self.relay.subscribe(now_ms, sub);
+        let (frames, receiver) = mpsc::channel(UPSTREAM_QUEUE);
+        self.upstreams.push(Upstream { node, sub, frames });
+        receiver
     }
 }
 

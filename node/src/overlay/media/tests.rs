@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use psp_net::{
     crypto::Sr25519Keypair,
-    driver::streams::CreatedStream,
+    driver::streams::{CreatedStream, SharedLandingUpdates},
     receipts::{BitrateClass, StreamParams},
     registry::{IdentityKind, IdentityStatus, StaticRegistry},
     stream::{
@@ -56,35 +56,64 @@ mod tempfile_dir {
     }
 }
 
-async fn fixture(name: &str) -> Fixture {
-    let key = Arc::new(Sr25519Keypair::from_seed(&[7; 32]));
-    let node = key.public();
-    let registry = StaticRegistry(HashMap::from([(
-        node,
-        IdentityStatus::Active(IdentityKind::Node),
-    )]));
-    let addr: Arc<OnceLock<SocketAddr>> = Arc::default();
-    let resolved = addr.clone();
-    let dir = tempfile_dir::Dir::new(name);
-    let observe = dir.0.join("observe");
-    let observer = Observer::open(Some(&observe), true).expect("observer");
+/// Media services' addresses by node, as the chain would resolve them.
+type Addresses = Arc<std::sync::Mutex<HashMap<[u8; 32], SocketAddr>>>;
+
+/// A node's media service on loopback: `nodes` are the live node identities, `addresses`
+/// where their media services are.
+async fn start_node(
+    key: Arc<Sr25519Keypair>,
+    nodes: &[[u8; 32]],
+    addresses: &Addresses,
+    limits: super::state::MediaLimits,
+    observer: Option<Arc<Observer>>,
+) -> (MediaService, SharedLandingUpdates) {
+    let registry = StaticRegistry(
+        nodes
+            .iter()
+            .map(|n| (*n, IdentityStatus::Active(IdentityKind::Node)))
+            .collect(),
+    );
+    let resolved = addresses.clone();
+    let updates = SharedLandingUpdates::default();
     let media = MediaService::start(
         MediaConfig {
             bind: "127.0.0.1:0".parse().expect("addr"),
             public: "127.0.0.1:0".parse().expect("addr"),
-            limits: Default::default(),
+            limits,
         },
         MediaDeps {
             key: key.clone(),
             registry: Arc::new(registry),
-            resolve: Arc::new(move |n: &[u8; 32]| resolved.get().copied().filter(|_| *n == node)),
+            resolve: Arc::new(move |n: &[u8; 32]| resolved.lock().ok()?.get(n).copied()),
             observer,
             metrics: None,
+            landing_updates: updates.clone(),
         },
     )
     .await
     .expect("media service starts");
-    let _ = addr.set(media.local_addr());
+    addresses
+        .lock()
+        .expect("addresses")
+        .insert(key.public(), media.local_addr());
+    (media, updates)
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let key = Arc::new(Sr25519Keypair::from_seed(&[7; 32]));
+    let node = key.public();
+    let dir = tempfile_dir::Dir::new(name);
+    let observe = dir.0.join("observe");
+    let observer = Observer::open(Some(&observe), true).expect("observer");
+    let (media, _) = start_node(
+        key.clone(),
+        &[node],
+        &Addresses::default(),
+        Default::default(),
+        observer,
+    )
+    .await;
     let stream = [0x5a; 32];
     let now = psp_net::driver::unix_now();
     let record = StreamRecord::sign(
@@ -270,4 +299,213 @@ async fn refusals() {
     let config = fanout_config(f.stream, &stranger, other);
     let (code, reason) = status(WebRtcClient::connect_with(config, &f.url, &f.id()).await);
     assert_eq!(code, 401, "landing node not live: {reason}");
+}
+
+/// Waits up to 30 s for `client`'s next message (`None`: closed).
+async fn next_message(client: &mut WebRtcClient) -> Option<Vec<u8>> {
+    tokio::time::timeout(Duration::from_secs(30), client.recv())
+        .await
+        .expect("a message or the close in time")
+}
+
+/// A consumer at `url`, once that node serves the stream.
+async fn watch_at(url: &str, id: &str) -> WebRtcClient {
+    for _ in 0..150 {
+        match WebRtcClient::connect(url, id).await {
+            Ok(client) => return client,
+            Err(Error::Signalling { status: 404, .. }) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("watching: {e}"),
+        }
+    }
+    panic!("the stream was never served at {url}");
+}
+
+/// The re-signed records the landing node handed to its stream hub, waiting up to 10 s.
+async fn republished(updates: &SharedLandingUpdates) -> Vec<StreamRecord> {
+    for _ in 0..100 {
+        let taken = updates.take();
+        if !taken.is_empty() {
+            return taken
+                .iter()
+                .map(|bytes| StreamRecord::decode(bytes).expect("record decodes"))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no record was republished");
+}
+
+/// Distribution scaling between two nodes: A lands the stream and is its only access point,
+/// with a capacity the stream exceeds; its load reports make it ask the producer for more
+/// nodes over the producer's link; the producer adds B with a command; A re-signs the record
+/// with both, fans out to B, and a consumer at B gets the frames byte-exact. Then the
+/// refusals of commands, and the producer ends the stream: its link and B's consumer close,
+/// and the re-signed record has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_access_point_gets_a_second_and_the_producer_ends_the_stream() {
+    use psp_media::wire::{Deframer, MediaMsg};
+    use psp_webrtc::Route;
+
+    let a = Arc::new(Sr25519Keypair::from_seed(&[7; 32]));
+    let b = Arc::new(Sr25519Keypair::from_seed(&[8; 32]));
+    let nodes = [a.public(), b.public()];
+    let addresses = Addresses::default();
+    let fast = super::state::MediaLimits {
+        load_report_ms: 200,
+        ..Default::default()
+    };
+    let hot = super::state::MediaLimits {
+        capacity_bytes_per_sec: 2_000,
+        ..fast.clone()
+    };
+    let (landing, updates) = start_node(a.clone(), &nodes, &addresses, hot, None).await;
+    let (other, _) = start_node(b.clone(), &nodes, &addresses, fast, None).await;
+    let (url_a, url_b) = (
+        format!("http://{}", landing.local_addr()),
+        format!("http://{}", other.local_addr()),
+    );
+    let stream = [0x6b; 32];
+    let id = hex::encode(stream);
+    let token = hex::encode([0x33; 32]);
+    let now = psp_net::driver::unix_now();
+    let record = StreamRecord::sign(
+        &a,
+        StreamId(stream),
+        FormatFlags::webrtc(),
+        now,
+        now + 600,
+        vec![a.public()],
+    );
+    landing.stream_created(&CreatedStream {
+        stream_id: stream,
+        publish_token: [0x33; 32],
+        params: StreamParams {
+            lifetime_secs: 600,
+            bitrate: BitrateClass::Standard,
+            distribution_nodes: 3,
+        },
+        record: record.encode(),
+    });
+
+    let mut at_a = watch_at(&url_a, &id).await;
+    let mut producer = WebRtcClient::connect_with(ClientConfig::publish(&token), &url_a, &id)
+        .await
+        .expect("producer connects");
+    // Publish until the landing node asks for nodes (A sends more than 80 % of 2 kB/s).
+    let count = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut i = 0u32;
+        loop {
+            producer.send(frame(i)).await.expect("send");
+            i += 1;
+            let _ = tokio::time::timeout(Duration::from_millis(5), at_a.recv()).await;
+            if let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_millis(20), producer.recv()).await
+            {
+                let decoded = Deframer::new()
+                    .feed(&message)
+                    .expect("a media-link message");
+                match decoded.as_slice() {
+                    [MediaMsg::NeedNodes { count }] => return *count,
+                    other => panic!("unexpected message to the producer: {other:?}"),
+                }
+            }
+        }
+    })
+    .await
+    .expect("the landing node asks the producer for nodes");
+    assert!(
+        (1..=2).contains(&count),
+        "within the allowance of 3: {count}"
+    );
+
+    // Commands need the token, live node identities, and no duplicates.
+    let unknown = Sr25519Keypair::from_seed(&[9; 32]).public();
+    let refused = |r: psp_webrtc::Result<String>| match r {
+        Err(Error::Signalling { status, reason }) => (status, reason),
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let b_line = format!("0x{}\n", hex::encode(b.public()));
+    let (code, reason) = refused(
+        psp_webrtc::command(&url_a, Route::Nodes, &id, &hex::encode([1u8; 32]), &b_line).await,
+    );
+    assert_eq!(code, 401, "{reason}");
+    let (code, reason) = refused(
+        psp_webrtc::command(&url_a, Route::Nodes, &id, &token, &hex::encode(unknown)).await,
+    );
+    assert_eq!(code, 400, "{reason}");
+    assert!(reason.contains("not a live node identity"), "{reason}");
+    let (code, reason) =
+        refused(psp_webrtc::command(&url_a, Route::Nodes, &id, &token, "0xzz").await);
+    assert_eq!(code, 400, "{reason}");
+
+    let answer = psp_webrtc::command(&url_a, Route::Nodes, &id, &token, &b_line)
+        .await
+        .expect("B is added");
+    assert_eq!(answer, "access points: 2");
+    let (code, reason) =
+        refused(psp_webrtc::command(&url_a, Route::Nodes, &id, &token, &b_line).await);
+    assert_eq!(code, 409, "duplicate: {reason}");
+
+    // The record is re-signed by A with both access points, for the DHT.
+    let records = republished(&updates).await;
+    let latest = records.last().expect("a record");
+    assert_eq!(latest.access_points, nodes.to_vec());
+    assert_eq!(latest.landing, a.public());
+    assert!(psp_net::crypto::sr25519_verify(
+        &a.public(),
+        &latest.signing_message(),
+        &latest.signature
+    ));
+
+    // B now serves the stream: its consumer gets the producer's frames byte-exact.
+    let mut at_b = watch_at(&url_b, &id).await;
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut got = Vec::new();
+        let mut i = 1_000_000u32;
+        while got.len() < 10 {
+            producer.send(frame(i)).await.expect("send");
+            i += 1;
+            let _ = tokio::time::timeout(Duration::from_millis(5), at_a.recv()).await;
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(20), at_b.recv()).await
+            {
+                got.push(m);
+            }
+        }
+        got
+    })
+    .await
+    .expect("frames reach the consumer at B");
+    for m in &got {
+        let i = u32::from_be_bytes(m[..4].try_into().expect("4 bytes"));
+        assert_eq!(*m, frame(i), "byte-exact at B");
+    }
+
+    // The producer ends the stream.
+    let answer = psp_webrtc::command(&url_a, Route::End, &id, &token, "")
+        .await
+        .expect("the stream ends");
+    assert_eq!(answer, "stream ended");
+    let ended = republished(&updates).await;
+    let ended = ended.last().expect("the ended record");
+    assert!(
+        ended.expires_at <= psp_net::driver::unix_now() + 1,
+        "{ended:?}"
+    );
+    loop {
+        if next_message(&mut producer).await.is_none() {
+            break;
+        }
+    }
+    loop {
+        if next_message(&mut at_b).await.is_none() {
+            break;
+        }
+    }
+    let (code, reason) =
+        status(WebRtcClient::connect_with(ClientConfig::publish(&token), &url_a, &id).await);
+    assert_eq!(code, 404, "an ended stream takes no producer: {reason}");
+    let (code, _) = refused(psp_webrtc::command(&url_a, Route::End, &id, &token, "").await);
+    assert_eq!(code, 404);
 }
