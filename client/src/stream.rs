@@ -30,6 +30,7 @@
 //! no oracle with keys this epoch, the oracle's or the landing node's refusal (with the reason
 //! code its machine reports), timeouts.
 
+pub mod ivf;
 pub mod media;
 pub mod scaling;
 

@@ -116,7 +116,9 @@ pub enum StreamCommand {
         /// Seconds to publish.
         #[arg(long, default_value_t = 20)]
         duration: u64,
-        /// Send this file's bytes (16 KiB per frame, once) instead of the test pattern.
+        /// Send this file instead of the test pattern, once: an IVF file (VP8, VP9, AV1 as
+        /// `vpxenc`/`ffmpeg -f ivf` write it) one encoded frame per stream frame at its own
+        /// frame rate; any other file 16 KiB per frame.
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
         /// A distribution node (node key) to offer when the landing node asks for more (its
@@ -382,14 +384,29 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             let token = parse_hex::<32>(&token, "--token")?;
             let spares = scaling::parse_spares(&spare)?;
             let key = media::parse_stream_key(&key, "--key")?;
-            let source = match file {
-                Some(path) => media::Source::File {
-                    data: std::fs::read(&path).map_err(|e| Error::InvalidInput {
+            let (source, fps) = match file {
+                Some(path) => {
+                    let data = std::fs::read(&path).map_err(|e| Error::InvalidInput {
                         what: "--file",
                         reason: format!("{}: {e}", path.display()),
-                    })?,
-                },
-                None => media::Source::Pattern { frame_bytes },
+                    })?;
+                    match media::Source::from_file(data)? {
+                        (source, Some(video)) => {
+                            eprintln!(
+                                "{}: {} video, {}x{}, {} frames at {} frames/s",
+                                path.display(),
+                                video.fourcc,
+                                video.width,
+                                video.height,
+                                video.frames.len(),
+                                video.fps
+                            );
+                            (source, video.fps)
+                        }
+                        (source, None) => (source, fps),
+                    }
+                }
+                None => (media::Source::Pattern { frame_bytes }, fps),
             };
             let mut publisher = media::Publisher::new(&key, source)?;
             let landing = node_key(&landing, "--landing").await?;

@@ -35,6 +35,7 @@ use psp_primitives::rpc::IdentityView;
 use psp_webrtc::{ClientConfig, WebRtcClient};
 use rand::RngCore;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::time::{Instant, MissedTickBehavior};
 use zeroize::Zeroizing;
 
@@ -183,6 +184,24 @@ pub enum Source {
         /// The contents.
         data: Vec<u8>,
     },
+    /// Encoded video frames (an IVF file's, [`super::ivf`]), one per stream frame, once.
+    Video {
+        /// The frames, each at most [`MAX_FRAME_BYTES`].
+        frames: Vec<Vec<u8>>,
+    },
+}
+
+impl Source {
+    /// What `--file` sends: an IVF file's encoded frames (and its frame rate), or the bytes of
+    /// any other file.
+    pub fn from_file(data: Vec<u8>) -> crate::Result<(Self, Option<super::ivf::Ivf>)> {
+        if !super::ivf::is_ivf(&data) {
+            return Ok((Source::File { data }, None));
+        }
+        let ivf = super::ivf::Ivf::parse(&data, MAX_FRAME_BYTES)?;
+        let frames = ivf.frames.clone();
+        Ok((Source::Video { frames }, Some(ivf)))
+    }
 }
 
 /// Makes a stream's encrypted frames, in order.
@@ -235,6 +254,7 @@ impl Publisher {
                 }
                 data[start..(start + FILE_CHUNK_BYTES).min(data.len())].to_vec()
             }
+            Source::Video { frames } => frames.get(usize::try_from(index).ok()?)?.clone(),
         };
         // The frame is within MAX_FRAME_BYTES and the counter strictly increases, so the only
         // refusal left is a counter at 2^64 − 1: the end of the stream.
@@ -375,12 +395,32 @@ pub struct WatchReport {
     pub first_index: Option<u64>,
     /// That of the last.
     pub last_index: Option<u64>,
+    /// SHA-256 over the decrypted frames in arrival order ([`frames_digest`]), hex: two
+    /// consumers, or a consumer and the source, compare what they got byte for byte.
+    pub digest: String,
+}
+
+/// The digest of a run of decrypted frames: SHA-256 over, per frame, its index (8 bytes,
+/// big-endian), its length (4 bytes, big-endian) and its plaintext; hex.
+pub fn frames_digest<'a>(frames: impl IntoIterator<Item = (u64, &'a [u8])>) -> String {
+    let mut hasher = Sha256::new();
+    for (index, plaintext) in frames {
+        digest_frame(&mut hasher, index, plaintext);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn digest_frame(hasher: &mut Sha256, index: u64, plaintext: &[u8]) {
+    hasher.update(index.to_be_bytes());
+    hasher.update((plaintext.len() as u32).to_be_bytes());
+    hasher.update(plaintext);
 }
 
 /// Checks the frames a consumer receives.
 pub struct Watcher {
     context: Option<Context>,
     report: WatchReport,
+    digest: Sha256,
     log: Option<FrameLog>,
 }
 
@@ -404,8 +444,10 @@ impl Watcher {
             context,
             report: WatchReport {
                 access_point,
+                digest: frames_digest([]),
                 ..WatchReport::default()
             },
+            digest: Sha256::new(),
             log: None,
         })
     }
@@ -432,6 +474,8 @@ impl Watcher {
                     if check_test_pattern(&decrypted.plaintext) == Some(ctr) {
                         r.pattern_ok += 1;
                     }
+                    digest_frame(&mut self.digest, ctr, &decrypted.plaintext);
+                    r.digest = hex::encode(self.digest.clone().finalize());
                     if let Some(log) = self.log.as_mut() {
                         log.record(ctr);
                     }

@@ -379,3 +379,33 @@ async fn media_published_frames_reach_a_watcher_over_webrtc() {
     producer.close().await;
     viewer.close().await;
 }
+
+#[test]
+fn media_an_ivf_file_is_sent_frame_by_frame_and_the_digest_matches_the_source() {
+    let clip = include_bytes!("../../../../tests/fixtures/vp8-160x120-100f.ivf").to_vec();
+    let (source, video) = Source::from_file(clip).expect("an IVF file");
+    let video = video.expect("recognised as video");
+    let mut publisher = Publisher::new(&KEY, source).expect("publisher");
+    let mut sent = Vec::new();
+    while let Some(frame) = publisher.next_frame() {
+        sent.push(frame);
+    }
+    assert_eq!(
+        sent.len(),
+        video.frames.len(),
+        "one stream frame per video frame, once"
+    );
+    let report = watch_all(Some(&KEY), &sent[10..]);
+    assert_eq!(report.decrypted, 90);
+    let expected = frames_digest((10u64..).zip(video.frames[10..].iter().map(Vec::as_slice)));
+    assert_eq!(report.digest, expected, "byte-exact from a late join on");
+    assert_ne!(report.digest, frames_digest([]));
+    // Any other file is sent in chunks.
+    let (source, video) = Source::from_file(vec![7; 40_000]).expect("a file");
+    assert!(video.is_none());
+    assert!(matches!(source, Source::File { .. }));
+    // A broken IVF file is refused, not sent as bytes.
+    let mut broken = include_bytes!("../../../../tests/fixtures/vp8-160x120-100f.ivf").to_vec();
+    broken.truncate(100);
+    assert!(Source::from_file(broken).is_err());
+}
