@@ -9,8 +9,10 @@
 //! - with Dave and Eve stopped, later directories still form, with the three live signatures
 //!   (the threshold of five); Dave restarted mid-period signs the next ones again (four);
 //! - a conflicting directory signed with Alice's node key for the same period, handed to Bob,
-//!   makes Bob report Alice's equivocation; `psp stake report-equivocation` submits Bob's
-//!   evidence and the chain slashes Alice's bond by 10% and removes her from the role.
+//!   makes Bob report Alice's equivocation; Bob's node submits the evidence to the chain by
+//!   itself (an unsigned transaction signed with its node key), which slashes Alice's bond by
+//!   10% and removes her from the role; `psp stake report-equivocation` of the same evidence
+//!   is then refused as already reported.
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, hex0x, overlay::NodeRpc, psp_primitives::staking::Role};
@@ -249,28 +251,43 @@ async fn scenario(nodes: &mut [PspNode]) -> Result<()> {
     .await?;
     ensure!(equivocations[0].offender == alice_id, "{equivocations:?}");
 
-    // The evidence goes to the chain: Alice's bond is slashed by 10%.
-    psp_ok(args(&[
-        "stake",
-        "report-equivocation",
-        "--evidence",
-        &equivocations[0].evidence,
-        "--payer",
-        "//Ferdie",
-        "--url",
-        &url,
-    ]))
-    .await?;
+    // Bob's node reports it to the chain by itself (an unsigned transaction signed with its
+    // node key): Alice's bond is slashed by 10% with no person acting.
     let alice_account = psp_client::chain::keypair_from_suri("//Alice", "account")?
         .public_key()
         .0;
-    let ledger = chain
-        .staking_ledger(&alice_account)
-        .await?
-        .context("alice's ledger")?;
+    let ledger = wait_for("alice's bond slashed", DIRECTORY_TIMEOUT, || async {
+        let ledger = chain
+            .staking_ledger(&alice_account)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("alice's ledger is gone")?;
+        Ok((ledger.active == "4500000000000000").then_some(ledger))
+    })
+    .await?;
     ensure!(
-        ledger.active == "4500000000000000" && !ledger.roles.contains(&Role::Discovery),
+        !ledger.roles.contains(&Role::Discovery),
         "after the report: {ledger:?}"
+    );
+    // A person reporting the same evidence now is refused: it was punished already.
+    let refused = run_psp(
+        &[
+            "stake",
+            "report-equivocation",
+            "--evidence",
+            &equivocations[0].evidence,
+            "--payer",
+            "//Ferdie",
+            "--url",
+            &url,
+        ],
+        PSP_TIMEOUT,
+    )
+    .await?;
+    ensure!(
+        refused.code != Some(0) && refused.stderr.contains("AlreadyReported"),
+        "a second report must be refused as already reported: {}",
+        refused.stderr
     );
     eprintln!(
         "alice's equivocation reported: bond slashed to 4,500 PSP, out of the discovery role"

@@ -392,7 +392,7 @@ async fn media(
         .to_owned();
     let duration = PUBLISH_SECS.to_string();
     let fps = FPS.to_string();
-    let publish_args: Vec<String> = [
+    let publish_args = [
         "stream",
         "publish",
         "--landing",
@@ -413,15 +413,9 @@ async fn media(
         spare,
         "--url",
         url,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
+    ];
     let t = Instant::now();
-    let producer = tokio::spawn(async move {
-        let args: Vec<&str> = publish_args.iter().map(String::as_str).collect();
-        run_psp(&args, Duration::from_secs(PUBLISH_SECS + 60)).await
-    });
+    let producer = spawn_psp(&publish_args, Duration::from_secs(PUBLISH_SECS + 60));
 
     // The access points serve the stream once the landing node's fan-out reached them.
     let (eve, ferdie) = (&access[0], &access[1]);
@@ -444,16 +438,7 @@ async fn media(
     );
 
     // Chromium on Ferdie's watch page, reporting what it decrypted.
-    let (report_url, mut reports) = ReportServer::bind().await?;
-    let media_url = nodes[4].media_url().context("ferdie's media service")?;
-    let page = format!(
-        "{media_url}/watch/{}#key={}&report={}",
-        stream.trim_start_matches("0x"),
-        key.trim_start_matches("0x"),
-        percent_encode(&report_url)
-    );
-    // Console messages go to the browser's log, shown if the page does not report.
-    let browser = Browser::open_with(&page, &["--enable-logging=stderr", "--v=0"])?;
+    let (browser, mut reports) = open_watch_page(&nodes[4], &stream, &key, "").await?;
 
     let (a, b, c, keyless) = tokio::join!(
         watch(url, bob_key, &stream, eve, Some(&key), WATCH_FRAMES),
@@ -606,19 +591,11 @@ async fn video(
     let clip = Ivf::parse(&clip, 64 * 1024)?;
     let key = format!("0x{}", "5a".repeat(16));
 
-    let (report_url, mut reports) = ReportServer::bind().await?;
-    let media_url = nodes[3].media_url().context("eve's media service")?;
-    let page = format!(
-        "{media_url}/watch/{}#key={}&codec=vp8&report={}",
-        stream.trim_start_matches("0x"),
-        key.trim_start_matches("0x"),
-        percent_encode(&report_url)
-    );
-    let browser = Browser::open_with(&page, &["--enable-logging=stderr", "--v=0"])?;
+    let (browser, mut reports) = open_watch_page(&nodes[3], stream, &key, "&codec=vp8").await?;
     next_report(&mut reports, AGENT_TIMEOUT, |r| r["state"] == "open")
         .await
         .with_context(|| format!("chromium's log:\n{}", browser.log_tail(40)))?;
-    let watch_args: Vec<String> = [
+    let watch_args = [
         "stream",
         "watch",
         "--landing",
@@ -633,14 +610,8 @@ async fn video(
         "20",
         "--url",
         url,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    let consumer = tokio::spawn(async move {
-        let args: Vec<&str> = watch_args.iter().map(String::as_str).collect();
-        psp_json(&args).await
-    });
+    ];
+    let consumer = spawn_psp(&watch_args, Duration::from_secs(60));
     // The consumer's channel opens within a second or two; the clip starts after.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let clip_arg = clip_path.display().to_string();
@@ -673,7 +644,9 @@ async fn video(
         published.stderr
     );
 
-    let seen = consumer.await??;
+    let watched = consumer.await??;
+    let seen: Value = serde_json::from_str(&watched.stdout)
+        .with_context(|| format!("the consumer's report: {}", watched.stderr))?;
     let (first, last) = (
         seen["firstIndex"].as_u64().context("no frame decrypted")?,
         seen["lastIndex"].as_u64().context("no frame decrypted")?,
@@ -705,6 +678,39 @@ async fn video(
         decoded["videoFrames"]
     );
     Ok(())
+}
+
+/// Headless Chromium on `node`'s watch page of `stream` with `key` (and `extra` fragment
+/// parameters), reporting what it decrypted once a second.
+async fn open_watch_page(
+    node: &PspNode,
+    stream: &str,
+    key: &str,
+    extra: &str,
+) -> Result<(Browser, tokio::sync::mpsc::Receiver<Value>)> {
+    let (report_url, reports) = ReportServer::bind().await?;
+    let media_url = node.media_url().context("the node's media service")?;
+    let page = format!(
+        "{media_url}/watch/{}#key={}{extra}&report={}",
+        stream.trim_start_matches("0x"),
+        key.trim_start_matches("0x"),
+        percent_encode(&report_url)
+    );
+    // Console messages go to the browser's log, shown if the page does not report.
+    let browser = Browser::open_with(&page, &["--enable-logging=stderr", "--v=0"])?;
+    Ok((browser, reports))
+}
+
+/// `psp args...` in a task of its own.
+fn spawn_psp(
+    args: &[&str],
+    timeout: Duration,
+) -> tokio::task::JoinHandle<Result<psp_e2e_tests::PspRun>> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::spawn(async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_psp(&args, timeout).await
+    })
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

@@ -43,6 +43,7 @@ pub async fn feed_from_chain(
     identity: Arc<OverlayIdentity>,
     messaging: Option<MessagingChain>,
     streams: Option<StreamFeed>,
+    mut reporter: Option<super::slashing::EquivocationReporter>,
 ) {
     let mut finality = client.finality_notification_stream();
     let mut last_view = None;
@@ -104,6 +105,11 @@ pub async fn feed_from_chain(
         }
         if let Some(streams) = &streams {
             refresh_streams(&client, streams).await;
+        }
+        if let (Some(reporter), Some(view)) = (reporter.as_mut(), last_view.as_ref()) {
+            // Elected to any role: the chain takes reports from elected nodes only.
+            let elected = view.flags & (flags::DISCOVERY | flags::AUTHORITY | flags::ORACLE) != 0;
+            reporter.report_new(&client, &handle, elected).await;
         }
         if finality.next().await.is_none() {
             return; // the chain stopped

@@ -24,6 +24,7 @@ pub mod media;
 mod metrics;
 pub mod observe;
 mod params;
+pub mod slashing;
 mod streams;
 
 pub use identity::OverlayIdentity;
@@ -114,6 +115,9 @@ pub fn start(
     let landing_updates = psp_net::driver::streams::SharedLandingUpdates::default();
     let oracles = psp_net::driver::counts::SharedOracles::default();
     let subscriptions = Arc::new(streams::ChainSubscriptions::new(client.clone()));
+    let reporter = genesis.map(|genesis| {
+        slashing::EquivocationReporter::new(identity.signing_key(), genesis, pool.clone())
+    });
     let stream_feed = genesis.map(|genesis| feed::StreamFeed {
         keys: Arc::new(streams::ReceiptKeys::new(
             identity.signing_key(),
@@ -206,6 +210,7 @@ pub fn start(
                 identity.clone(),
                 messaging_chain,
                 stream_feed,
+                reporter,
             ),
         );
         let metrics = state.metrics.get().cloned();

@@ -6,11 +6,8 @@
 
 use codec::Encode;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, Extensions};
-use psp_net::directory::{default_threshold, flags, Equivocation, SignedDirectory};
-use psp_primitives::{
-    rpc::{DirectoryEntryView, DirectoryView, EquivocationView},
-    staking::{EquivocationEvidence, Role, RoleStatement, SignedStatement},
-};
+use psp_net::directory::{default_threshold, flags, SignedDirectory};
+use psp_primitives::rpc::{DirectoryEntryView, DirectoryView, EquivocationView};
 
 use super::{from_hex, hex0x, internal_error, invalid_params, Psp};
 
@@ -43,23 +40,6 @@ fn flag_names(bits: u8) -> Vec<String> {
     .filter(|(bit, _)| bits & bit != 0)
     .map(|(_, name)| name.to_owned())
     .collect()
-}
-
-/// The chain's evidence for an equivocation.
-fn evidence(e: &Equivocation) -> EquivocationEvidence {
-    let statement = |(hash, sig): ([u8; 32], [u8; 64])| SignedStatement {
-        statement: RoleStatement {
-            role: Role::Discovery,
-            slot: e.period,
-            payload_hash: hash,
-        },
-        signature: sig,
-    };
-    EquivocationEvidence {
-        offender: e.offender.0,
-        first: statement(e.first),
-        second: statement(e.second),
-    }
 }
 
 #[jsonrpsee::core::async_trait]
@@ -125,7 +105,7 @@ where
             .map(|e| EquivocationView {
                 offender: hex0x(&e.offender.0),
                 period: e.period,
-                evidence: hex0x(&evidence(e).encode()),
+                evidence: hex0x(&crate::overlay::slashing::evidence(e).encode()),
             })
             .collect())
     }

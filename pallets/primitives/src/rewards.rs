@@ -36,6 +36,8 @@ pub type SessionKey = [u8; 32];
 pub const RELAY_REPORT_CONTEXT: &[u8] = b"psp/rewards/relay-report/v1";
 /// Domain separation tag of a client's usage report.
 pub const CLIENT_REPORT_CONTEXT: &[u8] = b"psp/rewards/client-report/v1";
+/// Domain separation tag of an oracle node's signature over a batch it submits itself.
+pub const NODE_BATCH_CONTEXT: &[u8] = b"psp/rewards/oracle-batch/v1";
 
 /// The session id a client session key stands for.
 pub fn session_id_of(key: &SessionKey) -> SessionId {
@@ -161,6 +163,32 @@ pub struct UsageRecord {
     pub client_key: SessionKey,
     /// The client's report, signed by `client_key`.
     pub client_report: SignedUsage,
+}
+
+/// A batch of usage records an elected oracle *node* submits itself, as an unsigned
+/// transaction signed with its node key over [`node_batch_message`] (no account, no fee).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, TypeInfo)]
+pub struct NodeUsageBatch {
+    /// The epoch the records are for (the previous one).
+    pub epoch: EpochIndex,
+    /// The oracle's node identity key.
+    pub oracle: IdentityKey,
+    /// The records.
+    pub reports: Vec<UsageRecord>,
+    /// The oracle node's sr25519 signature over [`node_batch_message`].
+    pub signature: IdentitySignature,
+}
+
+/// The bytes an oracle node signs for a batch: the tag, the chain, the epoch, itself and the
+/// BLAKE2-256 hash of the SCALE-encoded records.
+pub fn node_batch_message(
+    genesis: &[u8; 32],
+    epoch: EpochIndex,
+    oracle: &IdentityKey,
+    reports: &[UsageRecord],
+) -> Vec<u8> {
+    let digest = sp_crypto_hashing::blake2_256(&reports.encode());
+    (NODE_BATCH_CONTEXT, genesis, epoch, oracle, digest).encode()
 }
 
 /// Why a [`UsageRecord`] does not check.

@@ -175,6 +175,33 @@ impl EquivocationEvidence {
     }
 }
 
+/// Domain tag of an elected node's signature over the equivocation evidence it reports itself.
+pub const EQUIVOCATION_REPORT_CONTEXT: &[u8] = b"psp/staking/equivocation-report/v1";
+
+/// Equivocation evidence an elected node reports with its own node key, as an unsigned
+/// transaction: no account and no fee; the reporter's share of the slash goes to the
+/// reporting node's owner. The signature is over [`equivocation_report_message`].
+#[derive(
+    Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,
+)]
+pub struct NodeEquivocationReport {
+    /// The evidence.
+    pub evidence: EquivocationEvidence,
+    /// The reporting node's identity key (elected to a role for the current or next epoch).
+    pub reporter: IdentityKey,
+    /// Its sr25519 signature over [`equivocation_report_message`].
+    pub signature: IdentitySignature,
+}
+
+/// The bytes a reporting node signs: the tag, the chain, the evidence and itself.
+pub fn equivocation_report_message(
+    genesis: &[u8; 32],
+    evidence: &EquivocationEvidence,
+    reporter: &IdentityKey,
+) -> Vec<u8> {
+    (EQUIVOCATION_REPORT_CONTEXT, genesis, evidence, reporter).encode()
+}
+
 /// A node elected to a role for an epoch.
 #[derive(
     Clone, Debug, PartialEq, Eq, Encode, Decode, DecodeWithMemTracking, MaxEncodedLen, TypeInfo,

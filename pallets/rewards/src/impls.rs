@@ -21,14 +21,18 @@ use frame_support::{
 use psp_primitives::{
     api::MAX_PENDING_EPOCHS,
     rewards::{
-        pro_rata, quorum, relay_credit, EpochRewards, Normalization, OracleSet, PendingReward,
-        RecordError, RelayEpochInfo, RelayRewards, RewardsStatus, SessionId, UsageRecord, Verdict,
+        node_batch_message, pro_rata, quorum, relay_credit, EpochRewards, NodeUsageBatch,
+        Normalization, OracleSet, PendingReward, RecordError, RelayEpochInfo, RelayRewards,
+        RewardsStatus, SessionId, UsageRecord, Verdict,
     },
     staking::{EpochIndex, NodeRegistry},
     IdentityKey, IdentitySignature,
 };
 use sp_runtime::{
     traits::{AccountIdConversion, Saturating, Zero},
+    transaction_validity::{
+        InvalidTransaction, TransactionPriority, TransactionValidity, ValidTransaction,
+    },
     SaturatedConversion,
 };
 
@@ -69,7 +73,7 @@ impl<T: Config> Pallet<T> {
     }
 
     pub(crate) fn do_submit(
-        who: T::AccountId,
+        oracle: OracleRef<T::AccountId>,
         epoch: EpochIndex,
         reports: Vec<UsageRecord>,
     ) -> DispatchResult {
@@ -86,7 +90,10 @@ impl<T: Config> Pallet<T> {
         let index = snapshot
             .oracles
             .iter()
-            .position(|o| o.owner == who)
+            .position(|o| match &oracle {
+                OracleRef::Owner(who) => o.owner == *who,
+                OracleRef::Node(node) => o.node == *node,
+            })
             .ok_or(Error::<T>::NotOracle)?;
         let sessions = snapshot.oracles[index].sessions.saturating_add(count);
         ensure!(
@@ -620,6 +627,63 @@ impl<T: Config> Pallet<T> {
         Ok(())
     }
 }
+
+/// Who submits a batch: an oracle's owner account (a signed call) or the oracle node itself
+/// (an unsigned call signed with its node key).
+pub(crate) enum OracleRef<AccountId> {
+    Owner(AccountId),
+    Node(IdentityKey),
+}
+
+impl<T: Config> Pallet<T> {
+    /// An oracle node's batch: its signature over [`node_batch_message`] verifies.
+    pub(crate) fn check_batch_signature(batch: &NodeUsageBatch) -> Result<(), Error<T>> {
+        let message = node_batch_message(
+            &T::Nodes::genesis_hash(),
+            batch.epoch,
+            &batch.oracle,
+            &batch.reports,
+        );
+        ensure!(
+            verify_sr25519(&batch.signature, &message, &batch.oracle),
+            Error::<T>::BadBatchSignature
+        );
+        Ok(())
+    }
+
+    /// The pool's check of an oracle node's batch: the signature, then the whole submission
+    /// run and rolled back, so the pool keeps only batches the block will accept. One
+    /// transaction per (epoch, oracle, batch), at [`NODE_BATCH_PRIORITY`], valid for
+    /// [`NODE_BATCH_LONGEVITY`] blocks.
+    pub fn validate_node_batch(batch: &NodeUsageBatch) -> TransactionValidity {
+        if Self::check_batch_signature(batch).is_err() {
+            return InvalidTransaction::Custom(1).into();
+        }
+        let accepted = frame_support::storage::with_transaction(|| {
+            let result = Self::do_submit(
+                OracleRef::Node(batch.oracle),
+                batch.epoch,
+                batch.reports.clone(),
+            );
+            frame_support::storage::TransactionOutcome::Rollback(Ok::<_, DispatchError>(result))
+        });
+        if !matches!(accepted, Ok(Ok(()))) {
+            return InvalidTransaction::Custom(2).into();
+        }
+        let digest = sp_io::hashing::blake2_256(&batch.reports.encode());
+        ValidTransaction::with_tag_prefix("PspUsageBatch")
+            .priority(NODE_BATCH_PRIORITY)
+            .and_provides((batch.epoch, batch.oracle, digest))
+            .longevity(NODE_BATCH_LONGEVITY)
+            .propagate(true)
+            .build()
+    }
+}
+
+/// Priority of an oracle node's batch in the pool: above ordinary transactions.
+pub const NODE_BATCH_PRIORITY: TransactionPriority = TransactionPriority::MAX / 2;
+/// Blocks an oracle node's batch stays valid in the pool.
+pub const NODE_BATCH_LONGEVITY: u64 = 32;
 
 /// The sr25519 verifier the usage records are checked with (the runtime's host function).
 fn verify_sr25519(signature: &IdentitySignature, message: &[u8], key: &[u8; 32]) -> bool {

@@ -75,6 +75,7 @@ mod tests;
 pub mod types;
 pub mod weights;
 
+pub use impls::{NODE_BATCH_LONGEVITY, NODE_BATCH_PRIORITY};
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -92,7 +93,7 @@ pub mod pallet {
     };
     use frame_system::pallet_prelude::*;
     use psp_primitives::{
-        rewards::{OracleSet, SessionId, UsageRecord},
+        rewards::{NodeUsageBatch, OracleSet, SessionId, UsageRecord},
         staking::{EpochIndex, NodeRegistry},
         IdentityKey,
     };
@@ -324,6 +325,8 @@ pub mod pallet {
         /// The pot cannot pay the claim (it was drained outside this pallet); claim again once
         /// it is refilled.
         PotInsufficient,
+        /// An oracle node's signature over its batch does not verify.
+        BadBatchSignature,
     }
 
     #[pallet::hooks]
@@ -365,6 +368,19 @@ pub mod pallet {
         }
     }
 
+    #[allow(deprecated)]
+    #[pallet::validate_unsigned]
+    impl<T: Config> ValidateUnsigned for Pallet<T> {
+        type Call = Call<T>;
+
+        fn validate_unsigned(_source: TransactionSource, call: &Self::Call) -> TransactionValidity {
+            match call {
+                Call::submit_reports_by_node { batch } => Self::validate_node_batch(batch),
+                _ => InvalidTransaction::Call.into(),
+            }
+        }
+    }
+
     #[pallet::call]
     impl<T: Config> Pallet<T> {
         /// Submit usage records for `epoch`, which must be the previous epoch. The caller must
@@ -383,7 +399,33 @@ pub mod pallet {
             reports: Vec<UsageRecord>,
         ) -> DispatchResultWithPostInfo {
             let who = ensure_signed(origin)?;
-            Self::do_submit(who, epoch, reports)?;
+            Self::do_submit(crate::impls::OracleRef::Owner(who), epoch, reports)?;
+            Ok(Pays::No.into())
+        }
+
+        /// Submit usage records as an elected oracle *node*, signed with its node key: an
+        /// unsigned transaction, so oracle nodes settle their epochs by themselves with no
+        /// account and no fee. The same rules as [`Pallet::submit_reports`] (the oracle found by
+        /// its node key in the epoch's snapshot); the pool runs the whole submission first
+        /// (`validate_unsigned`) and keeps one transaction per (epoch, oracle, batch).
+        ///
+        /// Emits [`Event::ReportsSubmitted`].
+        #[pallet::call_index(2)]
+        #[pallet::weight(T::WeightInfo::submit_reports(
+            // One record more than the batch: its cost covers the batch signature's check.
+            (batch.reports.len() as u32).min(T::MaxBatchSize::get()).saturating_add(1)
+        ))]
+        pub fn submit_reports_by_node(
+            origin: OriginFor<T>,
+            batch: NodeUsageBatch,
+        ) -> DispatchResultWithPostInfo {
+            ensure_none(origin)?;
+            Self::check_batch_signature(&batch)?;
+            Self::do_submit(
+                crate::impls::OracleRef::Node(batch.oracle),
+                batch.epoch,
+                batch.reports,
+            )?;
             Ok(Pays::No.into())
         }
 

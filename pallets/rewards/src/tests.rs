@@ -828,3 +828,118 @@ fn session_ids_are_the_hash_of_the_client_key() {
         assert_eq!(record.session, session_id_of(&client_pair(1).public().0));
     });
 }
+
+// --- oracle nodes submitting by themselves
+
+/// A batch of `reports` for `epoch` signed by the oracle node `pair`.
+fn node_batch(
+    pair: &sp_core::sr25519::Pair,
+    epoch: EpochIndex,
+    reports: Vec<UsageRecord>,
+) -> psp_primitives::rewards::NodeUsageBatch {
+    let genesis = <Identity as psp_primitives::staking::NodeRegistry<u64>>::genesis_hash();
+    let oracle = pair.public().0;
+    let message = psp_primitives::rewards::node_batch_message(&genesis, epoch, &oracle, &reports);
+    psp_primitives::rewards::NodeUsageBatch {
+        epoch,
+        oracle,
+        reports,
+        signature: pair.sign(&message).0,
+    }
+}
+
+#[allow(deprecated)] // `ValidateUnsigned`, which the runtime still uses for unsigned calls.
+fn validate_batch(
+    batch: &psp_primitives::rewards::NodeUsageBatch,
+) -> sp_runtime::transaction_validity::TransactionValidity {
+    use sp_runtime::traits::ValidateUnsigned;
+    let call = crate::Call::<Test>::submit_reports_by_node {
+        batch: batch.clone(),
+    };
+    <Rewards as ValidateUnsigned>::validate_unsigned(
+        sp_runtime::transaction_validity::TransactionSource::External,
+        &call,
+    )
+}
+
+#[test]
+fn an_oracle_node_settles_by_itself_with_an_unsigned_batch() {
+    use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
+    test(|| {
+        register_relay(0);
+        // Epoch 1's oracles: 11's node key is a real key, 12 and 13 as usual.
+        let node = sp_core::sr25519::Pair::from_seed(&[11; 32]);
+        let set = vec![
+            (node.public().0, 11),
+            (oracle_node(12), 12),
+            (oracle_node(13), 13),
+        ];
+        <MockOracles as psp_primitives::rewards::OracleSet<u64>>::set_oracles_unchecked(1, set);
+        run_to_epoch(1);
+        run_to_epoch(2);
+        let record = honest(1, 0, 1, 5_000);
+        let batch = node_batch(&node, 1, vec![record.clone()]);
+        let invalid = |code| {
+            Err(TransactionValidityError::Invalid(
+                InvalidTransaction::Custom(code),
+            ))
+        };
+
+        // Refused in the pool and at dispatch: another key's signature, records swapped
+        // after signing, a node that is not elected, a batch the submission would refuse.
+        let stranger = sp_core::sr25519::Pair::from_seed(&[99; 32]);
+        let mut forged = batch.clone();
+        forged.signature = stranger.sign(b"anything").0;
+        assert_eq!(validate_batch(&forged), invalid(1));
+        assert_noop!(
+            Rewards::submit_reports_by_node(RuntimeOrigin::none(), forged),
+            Error::<Test>::BadBatchSignature
+        );
+        let mut swapped = batch.clone();
+        swapped.reports = vec![honest(1, 0, 2, 9_000)];
+        assert_eq!(validate_batch(&swapped), invalid(1));
+        let unelected = node_batch(&stranger, 1, vec![record.clone()]);
+        assert_eq!(validate_batch(&unelected), invalid(2));
+        assert_noop!(
+            Rewards::submit_reports_by_node(RuntimeOrigin::none(), unelected),
+            Error::<Test>::NotOracle
+        );
+        let stale = node_batch(&node, 0, vec![honest(0, 0, 1, 5_000)]);
+        assert_eq!(validate_batch(&stale), invalid(2));
+        assert_noop!(
+            Rewards::submit_reports_by_node(origin(11), batch.clone()),
+            DispatchError::BadOrigin
+        );
+        // Validation runs the submission and rolls it back: nothing was written.
+        assert_eq!(Sessions::<Test>::get(1, record.session), None);
+
+        // Valid: tallied as the oracle's own, free, and once only.
+        let valid = validate_batch(&batch).expect("valid in the pool");
+        assert_eq!(valid.provides.len(), 1);
+        assert_eq!(valid.longevity, crate::NODE_BATCH_LONGEVITY);
+        let info = Rewards::submit_reports_by_node(RuntimeOrigin::none(), batch.clone())
+            .expect("accepted");
+        assert_eq!(info.pays_fee, Pays::No);
+        assert_eq!(
+            last_event(),
+            Event::ReportsSubmitted {
+                epoch: 1,
+                oracle: node.public().0,
+                sessions: 1,
+                disputed: 0
+            }
+        );
+        assert_eq!(
+            Sessions::<Test>::get(1, record.session).map(|m| m.oracles),
+            Some(0b001)
+        );
+        assert_eq!(validate_batch(&batch), invalid(2));
+        assert_noop!(
+            Rewards::submit_reports_by_node(RuntimeOrigin::none(), batch),
+            Error::<Test>::AlreadyReported
+        );
+        // With a second oracle's report (its owner's signed call) the relay is credited.
+        assert_ok!(submit(12, 1, vec![record]));
+        assert_eq!(credit(0, 1), 5_000);
+    });
+}

@@ -9,7 +9,8 @@ use frame_support::traits::{fungible::Mutate, Get};
 use frame_system::RawOrigin;
 use psp_primitives::{
     staking::{
-        statement_message, EquivocationEvidence, NodeRegistry, Role, RoleStatement, SignedStatement,
+        equivocation_report_message, statement_message, EquivocationEvidence,
+        NodeEquivocationReport, NodeRegistry, Role, RoleStatement, SignedStatement,
     },
     IdentityKey,
 };
@@ -70,6 +71,35 @@ fn sign<T: Config>(key: &sr25519::Public, statement: RoleStatement) -> SignedSta
         statement,
         signature,
     }
+}
+
+/// An elected discovery node with full unbonding chunks (the costliest slash) and evidence of
+/// its equivocation in slot 9; `others` stand and are elected beside it.
+fn equivocation<T: Config>(others: &[IdentityKey]) -> (IdentityKey, EquivocationEvidence)
+where
+    T::Currency: Mutate<T::AccountId>,
+{
+    let key = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
+    let who = candidate::<T>(0, key.0);
+    for block in 1..=T::MaxUnlockingChunks::get() {
+        frame_system::Pallet::<T>::set_block_number(block.into());
+        assert!(Staking::<T>::do_unbond(who.clone(), 1u32.into()).is_ok());
+    }
+    for (i, other) in others.iter().enumerate() {
+        candidate::<T>(i as u32 + 1, *other);
+    }
+    Staking::<T>::elect(CurrentEpoch::<T>::get());
+    let statement = |payload| RoleStatement {
+        role: Role::Discovery,
+        slot: 9,
+        payload_hash: [payload; 32],
+    };
+    let evidence = EquivocationEvidence {
+        offender: key.0,
+        first: sign::<T>(&key, statement(1)),
+        second: sign::<T>(&key, statement(2)),
+    };
+    (key.0, evidence)
 }
 
 #[benchmarks(where T::Currency: Mutate<T::AccountId>)]
@@ -164,31 +194,34 @@ mod benchmarks {
     /// is a new account.
     #[benchmark]
     fn report_equivocation() {
-        let key = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
-        let who = candidate::<T>(0, key.0);
-        let chunks = T::MaxUnlockingChunks::get();
-        for block in 1..=chunks {
-            frame_system::Pallet::<T>::set_block_number(block.into());
-            assert!(Staking::<T>::do_unbond(who.clone(), 1u32.into()).is_ok());
-        }
-        Staking::<T>::elect(CurrentEpoch::<T>::get());
-        let statement = |payload| RoleStatement {
-            role: Role::Discovery,
-            slot: 9,
-            payload_hash: [payload; 32],
-        };
-        let evidence = EquivocationEvidence {
-            offender: key.0,
-            first: sign::<T>(&key, statement(1)),
-            second: sign::<T>(&key, statement(2)),
-        };
+        let (offender, evidence) = equivocation::<T>(&[]);
         let reporter: T::AccountId = whitelisted_caller();
         #[extrinsic_call]
         _(
             RawOrigin::Signed(reporter),
             alloc::boxed::Box::new(evidence),
         );
-        assert!(Offences::<T>::contains_key((key.0, Role::Discovery, 9)));
+        assert!(Offences::<T>::contains_key((offender, Role::Discovery, 9)));
+    }
+
+    /// As `report_equivocation`, reported by another elected node with its node key.
+    #[benchmark]
+    fn report_equivocation_by_node() {
+        let reporter = sp_io::crypto::sr25519_generate(KEY_TYPE, None);
+        let (offender, evidence) = equivocation::<T>(&[reporter.0]);
+        let message =
+            equivocation_report_message(&T::Nodes::genesis_hash(), &evidence, &reporter.0);
+        let signature = sp_io::crypto::sr25519_sign(KEY_TYPE, &reporter, &message)
+            .map(|s| s.0)
+            .unwrap_or([0; 64]);
+        let report = NodeEquivocationReport {
+            evidence,
+            reporter: reporter.0,
+            signature,
+        };
+        #[extrinsic_call]
+        _(RawOrigin::None, alloc::boxed::Box::new(report));
+        assert!(Offences::<T>::contains_key((offender, Role::Discovery, 9)));
     }
 
     #[benchmark]

@@ -15,12 +15,21 @@ use frame_support::{
 use frame_system::pallet_prelude::BlockNumberFor;
 use psp_primitives::{
     staking::{
-        statement_message, EpochIndex, EpochSchedule, EquivocationEvidence, LedgerInfo,
-        NodeRegistry, Role, SignedStatement, UnlockingInfo,
+        equivocation_report_message, statement_message, EpochIndex, EpochSchedule,
+        EquivocationEvidence, LedgerInfo, NodeEquivocationReport, NodeRegistry, Role,
+        SignedStatement, UnlockingInfo,
     },
     IdentityKey,
 };
 use sp_runtime::traits::{Saturating, Zero};
+use sp_runtime::transaction_validity::{
+    InvalidTransaction, TransactionPriority, TransactionValidity, ValidTransaction,
+};
+
+/// Priority of a node's equivocation report in the pool: above ordinary transactions.
+pub const NODE_REPORT_PRIORITY: TransactionPriority = TransactionPriority::MAX / 2;
+/// Blocks a node's equivocation report stays valid in the pool.
+pub const NODE_REPORT_LONGEVITY: u64 = 64;
 
 /// The runtime API's view of a ledger in this runtime.
 pub type LedgerInfoOf<T> = LedgerInfo<BalanceOf<T>, BlockNumberFor<T>>;
@@ -134,35 +143,12 @@ impl<T: Config> Pallet<T> {
         reporter: T::AccountId,
         evidence: EquivocationEvidence,
     ) -> DispatchResult {
-        ensure!(evidence.conflicts(), Error::<T>::EvidenceNotConflicting);
-        let genesis = T::Nodes::genesis_hash();
-        for signed in [&evidence.first, &evidence.second] {
-            ensure!(
-                Self::signed_by(&genesis, &evidence.offender, signed),
-                Error::<T>::BadEvidenceSignature
-            );
-        }
+        let owner = Self::check_evidence(&evidence)?;
         let role = evidence.first.statement.role;
-        let slot = evidence.first.statement.slot;
-        let offence = (evidence.offender, role, slot);
-        ensure!(
-            !Offences::<T>::contains_key(offence),
-            Error::<T>::AlreadyReported
-        );
-        let epoch = CurrentEpoch::<T>::get();
-        let owner = [epoch, epoch.saturating_add(1)]
-            .into_iter()
-            .find_map(|e| {
-                Elected::<T>::get(e, role)
-                    .into_iter()
-                    .find(|n| n.node == evidence.offender)
-                    .map(|n| n.owner)
-            })
-            .ok_or(Error::<T>::OffenderNotElected)?;
-
+        let offence = (evidence.offender, role, evidence.first.statement.slot);
         let (amount, reward) = Self::slash(&owner, &reporter);
         Self::remove_from_role(&owner, evidence.offender, role);
-        Offences::<T>::insert(offence, epoch);
+        Offences::<T>::insert(offence, CurrentEpoch::<T>::get());
         Self::deposit_event(Event::Slashed {
             node: evidence.offender,
             owner,
@@ -172,6 +158,95 @@ impl<T: Config> Pallet<T> {
             reward,
         });
         Ok(())
+    }
+
+    /// Checks evidence without changing anything: the statements conflict, both are the
+    /// offender's, the offence is new and the offender is elected to the role for the current
+    /// or next epoch. Its owner if so.
+    fn check_evidence(evidence: &EquivocationEvidence) -> Result<T::AccountId, Error<T>> {
+        ensure!(evidence.conflicts(), Error::<T>::EvidenceNotConflicting);
+        let genesis = T::Nodes::genesis_hash();
+        for signed in [&evidence.first, &evidence.second] {
+            ensure!(
+                Self::signed_by(&genesis, &evidence.offender, signed),
+                Error::<T>::BadEvidenceSignature
+            );
+        }
+        let role = evidence.first.statement.role;
+        let offence = (evidence.offender, role, evidence.first.statement.slot);
+        ensure!(
+            !Offences::<T>::contains_key(offence),
+            Error::<T>::AlreadyReported
+        );
+        Self::elected_owner(&evidence.offender, Some(role)).ok_or(Error::<T>::OffenderNotElected)
+    }
+
+    /// The owner of `node` if it is elected for the current or next epoch, to `role` or (with
+    /// `None`) to any role.
+    fn elected_owner(node: &IdentityKey, role: Option<Role>) -> Option<T::AccountId> {
+        let epoch = CurrentEpoch::<T>::get();
+        let roles = match role {
+            Some(role) => alloc::vec![role],
+            None => alloc::vec![Role::Authority, Role::Discovery, Role::Oracle],
+        };
+        [epoch, epoch.saturating_add(1)].into_iter().find_map(|e| {
+            roles.iter().find_map(|role| {
+                Elected::<T>::get(e, role)
+                    .into_iter()
+                    .find(|n| n.node == *node)
+                    .map(|n| n.owner)
+            })
+        })
+    }
+
+    /// A report by an elected node with its node key: the reporting node's owner if the
+    /// reporter is elected (any role, current or next epoch) and signed the report, and the
+    /// evidence checks.
+    pub(crate) fn check_node_report(
+        report: &NodeEquivocationReport,
+    ) -> Result<T::AccountId, Error<T>> {
+        let reporter =
+            Self::elected_owner(&report.reporter, None).ok_or(Error::<T>::ReporterNotElected)?;
+        let message = equivocation_report_message(
+            &T::Nodes::genesis_hash(),
+            &report.evidence,
+            &report.reporter,
+        );
+        ensure!(
+            sp_io::crypto::sr25519_verify(
+                &sp_core::sr25519::Signature::from_raw(report.signature),
+                &message,
+                &sp_core::sr25519::Public::from_raw(report.reporter),
+            ),
+            Error::<T>::BadReportSignature
+        );
+        Self::check_evidence(&report.evidence)?;
+        Ok(reporter)
+    }
+
+    /// The pool's check of a node's report ([`Self::check_node_report`]): one transaction per
+    /// offence (its tag), at [`NODE_REPORT_PRIORITY`], valid for [`NODE_REPORT_LONGEVITY`]
+    /// blocks.
+    pub fn validate_node_report(report: &NodeEquivocationReport) -> TransactionValidity {
+        if let Err(e) = Self::check_node_report(report) {
+            let code = match e {
+                Error::<T>::ReporterNotElected => 1,
+                Error::<T>::BadReportSignature => 2,
+                Error::<T>::EvidenceNotConflicting => 3,
+                Error::<T>::BadEvidenceSignature => 4,
+                Error::<T>::AlreadyReported => return InvalidTransaction::Stale.into(),
+                Error::<T>::OffenderNotElected => 5,
+                _ => 0,
+            };
+            return InvalidTransaction::Custom(code).into();
+        }
+        let statement = &report.evidence.first.statement;
+        ValidTransaction::with_tag_prefix("PspEquivocation")
+            .priority(NODE_REPORT_PRIORITY)
+            .and_provides((report.evidence.offender, statement.role, statement.slot))
+            .longevity(NODE_REPORT_LONGEVITY)
+            .propagate(true)
+            .build()
     }
 
     /// Slashes `SlashFraction` of the bond, active stake first, then the newest unbonding

@@ -54,6 +54,7 @@ mod tests;
 pub mod types;
 pub mod weights;
 
+pub use impls::{NODE_REPORT_LONGEVITY, NODE_REPORT_PRIORITY};
 pub use types::*;
 pub use weights::WeightInfo;
 
@@ -66,7 +67,10 @@ pub mod pallet {
     };
     use frame_system::pallet_prelude::*;
     use psp_primitives::{
-        staking::{ElectedNode, EpochIndex, EquivocationEvidence, NodeRegistry, Role},
+        staking::{
+            ElectedNode, EpochIndex, EquivocationEvidence, NodeEquivocationReport, NodeRegistry,
+            Role,
+        },
         IdentityKey,
     };
     use sp_runtime::Perbill;
@@ -286,6 +290,19 @@ pub mod pallet {
         },
     }
 
+    #[allow(deprecated)]
+    #[pallet::validate_unsigned]
+    impl<T: Config> ValidateUnsigned for Pallet<T> {
+        type Call = Call<T>;
+
+        fn validate_unsigned(_source: TransactionSource, call: &Self::Call) -> TransactionValidity {
+            match call {
+                Call::report_equivocation_by_node { report } => Self::validate_node_report(report),
+                _ => InvalidTransaction::Call.into(),
+            }
+        }
+    }
+
     #[pallet::error]
     pub enum Error<T> {
         /// The account has bonded already; use `bond_extra` to add more.
@@ -329,6 +346,10 @@ pub mod pallet {
         AlreadyReported,
         /// More invulnerables than `MaxInvulnerables`.
         TooManyInvulnerables,
+        /// The reporting node is not elected to any role in the current or next epoch.
+        ReporterNotElected,
+        /// The reporting node's signature over its report does not verify.
+        BadReportSignature,
     }
 
     #[pallet::hooks]
@@ -443,6 +464,24 @@ pub mod pallet {
         ) -> DispatchResult {
             let reporter = ensure_signed(origin)?;
             Self::do_report(reporter, *evidence)
+        }
+
+        /// Report equivocation as an elected node, signed with its node key: an unsigned
+        /// transaction, so a node slashes an equivocating node by itself with no account and no
+        /// fee. The reporter must be elected to a role for the current or next epoch; the
+        /// reporter's share goes to its owner. Checked in the pool first (`validate_unsigned`:
+        /// one transaction per offence) and again here.
+        ///
+        /// Emits [`Event::Slashed`].
+        #[pallet::call_index(8)]
+        #[pallet::weight(T::WeightInfo::report_equivocation_by_node())]
+        pub fn report_equivocation_by_node(
+            origin: OriginFor<T>,
+            report: alloc::boxed::Box<NodeEquivocationReport>,
+        ) -> DispatchResult {
+            ensure_none(origin)?;
+            let reporter = Self::check_node_report(&report)?;
+            Self::do_report(reporter, report.evidence)
         }
 
         /// Replace the invulnerable authorities.

@@ -15,7 +15,8 @@ use frame_support::{
 };
 use psp_primitives::{
     staking::{
-        statement_message, EquivocationEvidence, NodeRegistry, Role, RoleStatement, SignedStatement,
+        equivocation_report_message, statement_message, EquivocationEvidence,
+        NodeEquivocationReport, NodeRegistry, Role, RoleStatement, SignedStatement,
     },
     IdentityKey,
 };
@@ -712,6 +713,117 @@ fn invalid_evidence_is_refused_without_state_change() {
             Error::OffenderNotElected,
         );
         assert_eq!(held(ALICE), 1_000);
+    });
+}
+
+/// `reporter`'s report of `evidence`, signed with its node key.
+fn node_report(reporter: &sr25519::Pair, evidence: EquivocationEvidence) -> NodeEquivocationReport {
+    let genesis = <Identity as NodeRegistry<u64>>::genesis_hash();
+    let message = equivocation_report_message(&genesis, &evidence, &reporter.public().0);
+    NodeEquivocationReport {
+        evidence,
+        reporter: reporter.public().0,
+        signature: reporter.sign(&message).0,
+    }
+}
+
+#[allow(deprecated)] // `ValidateUnsigned`, which the runtime still uses for unsigned calls.
+fn validate(
+    report: &NodeEquivocationReport,
+) -> sp_runtime::transaction_validity::TransactionValidity {
+    use sp_runtime::traits::ValidateUnsigned;
+    let call = crate::Call::<Test>::report_equivocation_by_node {
+        report: Box::new(report.clone()),
+    };
+    <Staking as ValidateUnsigned>::validate_unsigned(
+        sp_runtime::transaction_validity::TransactionSource::External,
+        &call,
+    )
+}
+
+fn report_by_node(report: &NodeEquivocationReport) -> frame_support::dispatch::DispatchResult {
+    Staking::report_equivocation_by_node(RuntimeOrigin::none(), Box::new(report.clone()))
+}
+
+#[test]
+fn an_elected_node_reports_equivocation_with_its_key_and_its_owner_is_rewarded() {
+    use sp_runtime::transaction_validity::{InvalidTransaction, TransactionValidityError};
+    test(|| {
+        let offender = sr25519::Pair::from_seed(&[ALICE as u8; 32]);
+        let reporter = sr25519::Pair::from_seed(&[BOB as u8; 32]);
+        candidate(ALICE, offender.public().0, 1_000, &[Role::Discovery]);
+        candidate(BOB, reporter.public().0, 1_000, &[Role::Oracle]);
+        run_to_epoch(1);
+        run_to_epoch(2);
+        let proof = evidence(
+            &offender,
+            signed(&offender, Role::Discovery, 7, 1),
+            signed(&offender, Role::Discovery, 7, 2),
+        );
+        let report = node_report(&reporter, proof.clone());
+        let custom = |code| {
+            Err(TransactionValidityError::Invalid(
+                InvalidTransaction::Custom(code),
+            ))
+        };
+
+        // Refused in the pool and at dispatch, nothing changed: a reporter that is not
+        // elected, a forged reporter signature, a report signed for other evidence, a signed
+        // origin.
+        let stranger = sr25519::Pair::from_seed(&[42; 32]);
+        let unelected = node_report(&stranger, proof.clone());
+        assert_eq!(validate(&unelected), custom(1));
+        assert_noop!(
+            report_by_node(&unelected),
+            Error::<Test>::ReporterNotElected
+        );
+        let mut forged = report.clone();
+        forged.signature = stranger.sign(b"anything").0;
+        assert_eq!(validate(&forged), custom(2));
+        assert_noop!(report_by_node(&forged), Error::<Test>::BadReportSignature);
+        let mut swapped = report.clone();
+        swapped.evidence.second = signed(&offender, Role::Discovery, 7, 3);
+        assert_eq!(validate(&swapped), custom(2));
+        let not_conflicting = node_report(
+            &reporter,
+            evidence(
+                &offender,
+                signed(&offender, Role::Discovery, 7, 1),
+                signed(&offender, Role::Discovery, 8, 2),
+            ),
+        );
+        assert_eq!(validate(&not_conflicting), custom(3));
+        assert_noop!(
+            Staking::report_equivocation_by_node(origin(BOB), Box::new(report.clone())),
+            DispatchError::BadOrigin
+        );
+
+        // Valid: one transaction per offence, then the slash; the reporter's owner gets its
+        // share.
+        let valid = validate(&report).expect("valid in the pool");
+        assert_eq!(valid.provides.len(), 1);
+        assert_eq!(valid.longevity, crate::NODE_REPORT_LONGEVITY);
+        let bob_before = Balances::balance(&BOB);
+        assert_ok!(report_by_node(&report));
+        assert_eq!(held(ALICE), 900);
+        assert_eq!(Balances::balance(&BOB), bob_before + 50);
+        assert_eq!(
+            last_event(),
+            Event::Slashed {
+                node: offender.public().0,
+                owner: ALICE,
+                role: Role::Discovery,
+                amount: 100,
+                reporter: BOB,
+                reward: 50
+            }
+        );
+        // Stale afterwards, and never twice.
+        assert_eq!(
+            validate(&report),
+            Err(TransactionValidityError::Invalid(InvalidTransaction::Stale))
+        );
+        assert_noop!(report_by_node(&report), Error::<Test>::AlreadyReported);
     });
 }
 

@@ -41,6 +41,7 @@ pub trait WeightInfo {
 	fn stand() -> Weight;
 	fn leave() -> Weight;
 	fn report_equivocation() -> Weight;
+	fn report_equivocation_by_node() -> Weight;
 	fn set_invulnerables(n: u32, ) -> Weight;
 	fn elect(c: u32, ) -> Weight;
 }
@@ -143,6 +144,12 @@ impl<T: frame_system::Config> WeightInfo for SubstrateWeight<T> {
 			.saturating_add(T::DbWeight::get().reads(8_u64))
 			.saturating_add(T::DbWeight::get().writes(6_u64))
 	}
+	/// Storage: as `report_equivocation`, and `PspStaking::Elected` (r:6 w:0) for the reporter.
+	fn report_equivocation_by_node() -> Weight {
+		Weight::from_parts(1_300_000_000, 9824)
+			.saturating_add(T::DbWeight::get().reads(14_u64))
+			.saturating_add(T::DbWeight::get().writes(6_u64))
+	}
 	/// Storage: `PspStaking::Invulnerables` (r:0 w:1)
 	/// Proof: `PspStaking::Invulnerables` (`max_values`: Some(1), `max_size`: Some(257), added: 752, mode: `MaxEncodedLen`)
 	fn set_invulnerables(n: u32, ) -> Weight {
@@ -206,6 +213,11 @@ impl WeightInfo for () {
 	fn report_equivocation() -> Weight {
 		Weight::from_parts(855_065_000, 9824)
 			.saturating_add(ParityDbWeight::get().reads(8_u64))
+			.saturating_add(ParityDbWeight::get().writes(6_u64))
+	}
+	fn report_equivocation_by_node() -> Weight {
+		Weight::from_parts(1_300_000_000, 9824)
+			.saturating_add(ParityDbWeight::get().reads(14_u64))
 			.saturating_add(ParityDbWeight::get().writes(6_u64))
 	}
 	fn set_invulnerables(n: u32, ) -> Weight {

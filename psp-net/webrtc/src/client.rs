@@ -117,20 +117,7 @@ impl WebRtcClient {
         signalling_url: &str,
         stream_id: &str,
     ) -> Result<WebRtcClient> {
-        let (authority, prefix) = parse_url(signalling_url)?;
-        if !valid_stream_id(stream_id) {
-            return Err(Error::BadUrl {
-                url: stream_id.to_owned(),
-                reason: "stream id must be 1-128 characters of A-Z a-z 0-9 - . _ ~",
-            });
-        }
-        let server = tokio::net::lookup_host(&authority)
-            .await?
-            .next()
-            .ok_or(Error::BadUrl {
-                url: signalling_url.to_owned(),
-                reason: "host does not resolve",
-            })?;
+        let (authority, prefix, server) = endpoint(signalling_url, stream_id).await?;
         let socket = UdpSocket::bind((route_to(server.ip())?, 0)).await?;
         let local_addr = socket.local_addr()?;
 
@@ -426,20 +413,13 @@ pub async fn command(
     token: &str,
     body: &str,
 ) -> Result<String> {
-    let (authority, prefix) = parse_url(signalling_url)?;
-    if route.is_offer() || !valid_stream_id(stream_id) {
+    if route.is_offer() {
         return Err(Error::BadUrl {
-            url: stream_id.to_owned(),
-            reason: "a command is nodes or end, for a stream id of A-Z a-z 0-9 - . _ ~",
+            url: route.as_str().to_owned(),
+            reason: "a command is Route::Nodes or Route::End",
         });
     }
-    let server = tokio::net::lookup_host(&authority)
-        .await?
-        .next()
-        .ok_or(Error::BadUrl {
-            url: signalling_url.to_owned(),
-            reason: "host does not resolve",
-        })?;
+    let (authority, prefix, server) = endpoint(signalling_url, stream_id).await?;
     let extra = extra_headers(&[("Authorization".into(), format!("Bearer {token}"))])?;
     let path = format!("{prefix}/{}/{stream_id}", route.as_str());
     let request = Request {
@@ -456,6 +436,26 @@ pub async fn command(
             .await
             .map_err(|_| Error::BadResponse("signalling timed out"))??;
     Ok(answer.trim_end().to_owned())
+}
+
+/// The signalling endpoint of `signalling_url` for `stream_id`: its authority, path prefix
+/// and resolved address.
+async fn endpoint(signalling_url: &str, stream_id: &str) -> Result<(String, String, SocketAddr)> {
+    let (authority, prefix) = parse_url(signalling_url)?;
+    if !valid_stream_id(stream_id) {
+        return Err(Error::BadUrl {
+            url: stream_id.to_owned(),
+            reason: "stream id must be 1-128 characters of A-Z a-z 0-9 - . _ ~",
+        });
+    }
+    let server = tokio::net::lookup_host(&authority)
+        .await?
+        .next()
+        .ok_or(Error::BadUrl {
+            url: signalling_url.to_owned(),
+            reason: "host does not resolve",
+        })?;
+    Ok((authority, prefix, server))
 }
 
 /// Whether `endpoint` is a plain path segment.

@@ -416,6 +416,24 @@ async fn respond(
     }
 }
 
+/// The request as the directory sees it, once shown to its observer.
+fn observed<'a>(
+    directory: &dyn StreamDirectory,
+    route: Route,
+    stream_id: &'a str,
+    head: &'a http::Head,
+    body: &'a [u8],
+) -> SignallingRequest<'a> {
+    let request = SignallingRequest {
+        route,
+        stream_id,
+        headers: &head.headers,
+        body,
+    };
+    directory.observe(&request);
+    request
+}
+
 /// A producer's command: reads its (small) body and asks the directory.
 async fn command(
     stream: &mut TcpStream,
@@ -444,13 +462,7 @@ async fn command(
         Ok(body) => body,
         Err(e) => return http_error(e).unwrap_or_default(),
     };
-    let request = SignallingRequest {
-        route,
-        stream_id,
-        headers: &head.headers,
-        body: &body,
-    };
-    directory.observe(&request);
+    let request = observed(directory, route, stream_id, head, &body);
     match directory.command(&request) {
         Ok(text) => plain(200, "OK", &text),
         Err(refusal) => refusal.response(),
@@ -502,13 +514,7 @@ async fn offer(
         Ok(body) => body,
         Err(e) => return http_error(e).unwrap_or_default(),
     };
-    let request = SignallingRequest {
-        route,
-        stream_id,
-        headers: &head.headers,
-        body: &body,
-    };
-    directory.observe(&request);
+    let request = observed(directory, route, stream_id, head, &body);
     let Ok(offer) = std::str::from_utf8(&body) else {
         return plain(400, "Bad Request", "SDP offer is not UTF-8");
     };
