@@ -4,10 +4,15 @@ so the fuzzers start from values that decode instead of having to discover every
 first (from an empty corpus, `cell` never found the one accepted length, 512, in 20 million runs).
 Signatures are zeros: the targets re-sign what decodes with real keys when they need to.
 
+The stream_wire, media_wire and usage_wire targets also get the stored inputs of
+psp-net/tests/fuzz_corpus/<target>/: encodings made by the crates' own encoders, real signatures
+included.
+
 Usage: python3 psp-net/fuzz/seeds.py [corpus-dir]   (default: corpus/ next to this file)
 Existing files are left alone; a seed's name is its content's SHA-1, as libFuzzer names them.
 """
 import hashlib
+import itertools
 import os
 import struct
 import sys
@@ -106,10 +111,109 @@ def seeds():
     yield "relay_state", bytes([4, 0]) + bytes(512) + bytes([6, 3])
 
 
+def frame2(body):
+    """A psp-stream (psp-rendezvous) frame: 2-byte body length, body."""
+    return u16(len(body)) + body
+
+
+def stream_record(count=2):
+    return (u8(1) + bytes([0x31]) * 32 + u8(1) + bytes([0x32]) * 32 + u64(1_000_000)
+            + u64(1_000_600) + u8(count) + b"".join(bytes([0x40 + i]) * 32 for i in range(count))
+            + SIG)
+
+
+def receipt():
+    # version 2, key id, epoch, lifetime, bitrate class (2: standard), distribution nodes,
+    # landing, spend id, prefix, signature length and signature (RSA-2048).
+    return (u8(2) + bytes([4]) * 32 + u64(9) + u32(3_600) + u8(2) + u8(2) + bytes([5]) * 32
+            + bytes([6]) * 32 + bytes([7]) * 32 + u16(256) + bytes(256))
+
+
+def stream_seeds():
+    # psp-stream: oracle (version 1) and landing messages, the stream record.
+    yield frame2(u8(1) + u8(1) + u16(186) + bytes([0x0c]) * 186 + bytes([4]) * 32 + u16(256)
+                 + bytes([0x0b]) * 256 + SIG)
+    yield frame2(u8(1) + u8(2) + u16(256) + bytes([0x0e]) * 256)
+    yield frame2(u8(1) + u8(3) + u8(7))
+    r = receipt()
+    yield frame2(u8(1) + u8(1) + u16(len(r)) + r + u8(1) + u8(2) + bytes([2]) * 32 + bytes([3]) * 32)
+    rec = stream_record()
+    yield frame2(u8(1) + u8(2) + bytes([0x31]) * 32 + u16(len(rec)) + rec)
+    yield frame2(u8(1) + u8(3) + u8(11))
+    yield rec
+    yield stream_record(32)
+    yield r
+
+
+def frame4(ty, body):
+    """A psp-media link message: 4-byte length of type and body, type, body."""
+    return u32(1 + len(body)) + u8(ty) + body
+
+
+LOAD = bytes([0x61]) * 32 + bytes([1]) * 32 + u32(3) + u64(250_000) + u64(1_000_000) + u64(1_800_000_000_000) + SIG
+
+
+def media_seeds():
+    yield frame4(1, bytes([1]) * 32 + bytes([2]) * 32)
+    yield frame4(2, u8(0x15) + bytes(29))
+    yield frame4(3, LOAD)
+    yield frame4(4, u8(2))
+    yield frame4(5, u8(2) + bytes([3]) * 32 + bytes([4]) * 32)
+    yield frame4(6, u8(4) + b"full")
+    yield LOAD
+    yield u8(0x15) + bytes(29)
+    yield frame4(4, u8(1)) + frame4(2, u8(0x08) + bytes(20)) + frame4(3, LOAD)
+
+
+GENESIS = bytes([0x9e]) * 32
+NOW = 1_800_000_000
+
+
+def ticket(valid_from=NOW, valid_until=NOW + 3_600):
+    return (u8(1) + GENESIS + bytes([0x5a]) * 32 + bytes([0x0a]) * 32 + u64(valid_from)
+            + u64(valid_until) + SIG)
+
+
+TOKEN = u8(1) + bytes([9]) * 32 + u64(7) + bytes([0x5a]) * 32 + bytes([1]) * 32 + u16(256) + bytes(256)
+
+
+def usage_seeds():
+    # psp-usage: solution, ticket, admission, consumer token, relay and client halves. The
+    # usage_wire check re-signs tickets and halves with real keys.
+    yield u8(1) + bytes([0xb1]) * 32 + bytes([0x5e]) * 32 + u64(17)
+    yield ticket()
+    yield u8(1) + ticket() + bytes([0x5e]) * 32 + SIG
+    yield u8(1) + ticket(NOW, NOW + 90_000) + bytes([0x5e]) * 32 + SIG
+    yield TOKEN
+    usage = u64(40_000) + u64(NOW * 1_000) + u64(NOW * 1_000 + 9_001)
+    yield u8(1) + u8(1) + u32(7) + bytes([0x5a]) * 32 + bytes([0x7e]) * 32 + usage + SIG + ticket()
+    yield (u8(1) + u8(2) + u32(7) + bytes([0x5e]) * 32 + bytes([0x7e]) * 32 + usage + SIG
+           + u16(len(TOKEN)) + TOKEN)
+
+
+def stored_inputs(target):
+    """The stored inputs of psp-net/tests/fuzz_corpus/<target>/ (made by the crates' own
+    encoders, with real signatures), if any."""
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fuzz_corpus", target)
+    if os.path.isdir(d):
+        for name in sorted(os.listdir(d)):
+            with open(os.path.join(d, name), "rb") as f:
+                yield f.read()
+
+
+def more_seeds():
+    for target, gen in (("stream_wire", stream_seeds), ("media_wire", media_seeds),
+                        ("usage_wire", usage_seeds)):
+        for data in gen():
+            yield target, data
+        for data in stored_inputs(target):
+            yield target, data
+
+
 def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus")
     n = 0
-    for target, data in seeds():
+    for target, data in itertools.chain(seeds(), more_seeds()):
         d = os.path.join(root, target)
         os.makedirs(d, exist_ok=True)
         path = os.path.join(d, hashlib.sha1(data).hexdigest())

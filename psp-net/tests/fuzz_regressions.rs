@@ -3,9 +3,10 @@
 //! handful of minimized corpus entries per target) and on truncated and oversized encodings
 //! of valid values. Refusals must be errors, never panics.
 //!
-//! The checks of the `dht_record`, `directory`, `cert` and `relay_state` fuzz targets are the
-//! very modules the fuzz targets run (`fuzz/checks/*.rs`, included below), so a stored input
-//! is checked here exactly as the fuzzer checked it. The `cell`, `relay_msg` and `handshake`
+//! The checks of the `dht_record`, `directory`, `cert`, `relay_state`, `stream_wire`,
+//! `media_wire` and `usage_wire` fuzz targets are the very modules the fuzz targets run
+//! (`fuzz/checks/*.rs`, included below), so a stored input is checked here exactly as the
+//! fuzzer checked it. The `cell`, `relay_msg` and `handshake`
 //! targets are three lines each and are repeated here.
 //!
 //! To add a crash: copy the artifact (`psp-net/fuzz/artifacts/<target>/crash-*`) into
@@ -33,8 +34,14 @@ mod cert;
 mod dht_record;
 #[path = "../fuzz/checks/directory.rs"]
 mod directory;
+#[path = "../fuzz/checks/media_wire.rs"]
+mod media_wire;
 #[path = "../fuzz/checks/relay_state.rs"]
 mod relay_state;
+#[path = "../fuzz/checks/stream_wire.rs"]
+mod stream_wire;
+#[path = "../fuzz/checks/usage_wire.rs"]
+mod usage_wire;
 
 /// The stored inputs of `target`, sorted by name.
 fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -374,4 +381,345 @@ fn relay_state_reaches_relay_cells_both_ways() {
 #[test]
 fn rendezvous_wire_stored_inputs() {
     run_stored("rendezvous_wire", psp_net::rendezvous::fuzz_decode_all);
+}
+
+// --- stream_wire
+
+fn stream_record_bytes() -> Vec<u8> {
+    use psp_stream::record::{StreamId, StreamRecord};
+    StreamRecord::sign(
+        &Sr25519Keypair::from_seed(&[0x52; 32]),
+        StreamId([1; 32]),
+        psp_stream::wire::FormatFlags::webrtc(),
+        1_000_000,
+        1_000_600,
+        vec![[2; 32], [3; 32]],
+    )
+    .encode()
+}
+
+/// Frames (length prefix and body) of every oracle and landing message.
+fn stream_frames() -> Vec<Vec<u8>> {
+    use psp_net::receipts::{BitrateClass, KeyId, Receipt, SpendId, StreamParams};
+    use psp_stream::record::StreamId;
+    use psp_stream::wire::{
+        BoundedBytes, FormatFlags, LandingMsg, LandingRefusal, OracleMsg, OracleRefusal,
+    };
+    let receipt = Receipt {
+        key_id: KeyId([4; 32]),
+        epoch: 9,
+        params: StreamParams {
+            lifetime_secs: 3_600,
+            bitrate: BitrateClass::Standard,
+            distribution_nodes: 2,
+        },
+        landing: [5; 32],
+        spend_id: SpendId([6; 32]),
+        prefix: [7; 32],
+        signature: vec![8; 256],
+    }
+    .encode();
+    assert!(Receipt::decode(&receipt).is_ok());
+    fn bounded<const N: usize>(bytes: Vec<u8>) -> BoundedBytes<N> {
+        BoundedBytes::new("test", bytes).expect("within bounds")
+    }
+    vec![
+        OracleMsg::ReceiptRequest {
+            certificate: bounded(vec![0x0c; 186]),
+            tier: KeyId([4; 32]),
+            blinded: bounded(vec![0x0b; 256]),
+            signature: [0x0d; 64],
+        }
+        .encode(),
+        OracleMsg::ReceiptIssued {
+            blind_signature: bounded(vec![0x0e; 256]),
+        }
+        .encode(),
+        OracleMsg::Refused(OracleRefusal::Exhausted).encode(),
+        LandingMsg::CreateStream {
+            receipt: bounded(receipt),
+            distribution_nodes: vec![[2; 32], [3; 32]],
+            format: FormatFlags::webrtc(),
+        }
+        .encode(),
+        LandingMsg::StreamCreated {
+            stream_id: StreamId([1; 32]),
+            record: bounded(stream_record_bytes()),
+        }
+        .encode(),
+        LandingMsg::Refused(LandingRefusal::Busy).encode(),
+    ]
+}
+
+#[test]
+fn stream_wire_stored_inputs() {
+    run_stored("stream_wire", stream_wire::check);
+}
+
+#[test]
+fn stream_wire_stored_inputs_reach_the_signature_checks() {
+    assert!(inputs("stream_wire")
+        .iter()
+        .any(|(_, data)| stream_wire::check(data)));
+}
+
+#[test]
+fn stream_wire_truncated_and_oversized() {
+    use psp_stream::record::StreamRecord;
+    use psp_stream::wire::{LandingMsg, OracleMsg};
+    let frames = stream_frames();
+    for frame in &frames {
+        stream_wire::check(frame);
+        let body = &frame[2..];
+        if OracleMsg::decode(body).is_ok() {
+            refuses_truncated_and_oversized(body, OracleMsg::decode, stream_wire::check);
+        } else {
+            refuses_truncated_and_oversized(body, LandingMsg::decode, stream_wire::check);
+        }
+    }
+    let record = stream_record_bytes();
+    assert!(stream_wire::check(&record));
+    refuses_truncated_and_oversized(&record, StreamRecord::decode, stream_wire::check);
+    // Every frame at once through the deframer; the StreamCreated record verifies re-signed.
+    assert!(stream_wire::check(&frames.concat()));
+}
+
+// --- media_wire
+
+fn load_report() -> psp_media::load::SignedLoadReport {
+    let key = Sr25519Keypair::from_seed(&[0x6e; 32]);
+    psp_media::load::LoadReport {
+        node: NodeId(key.public()),
+        stream_id: psp_media::StreamId([1; 32]),
+        subscribers: 3,
+        bytes_per_sec_out: 250_000,
+        capacity_bytes_per_sec: 1_000_000,
+        at: 1_800_000_000_000,
+    }
+    .sign(&key)
+}
+
+/// Every media-link message, encoded (length prefix, type, body).
+fn media_frames() -> Vec<Vec<u8>> {
+    use psp_media::sframe::{Context, KeyUsage};
+    use psp_media::wire::{ErrorCode, MediaMsg};
+    let mut sender = Context::new();
+    sender
+        .add_key(1, &[0x5d; 16], KeyUsage::Encrypt)
+        .expect("key");
+    let frame = sender
+        .encrypt(1, 5, b"", b"a media frame")
+        .expect("encrypts");
+    vec![
+        MediaMsg::Publish {
+            stream_id: psp_media::StreamId([1; 32]),
+            token: [2; 32],
+        }
+        .encode(),
+        MediaMsg::Frame(frame).encode(),
+        MediaMsg::Load(load_report()).encode(),
+        MediaMsg::NeedNodes { count: 2 }.encode(),
+        MediaMsg::AddNodes {
+            nodes: vec![NodeId([3; 32]), NodeId([4; 32])],
+        }
+        .encode(),
+        MediaMsg::Error {
+            code: ErrorCode::Full,
+            reason: "full".into(),
+        }
+        .encode(),
+    ]
+}
+
+#[test]
+fn media_wire_stored_inputs() {
+    run_stored("media_wire", media_wire::check);
+}
+
+#[test]
+fn media_wire_stored_inputs_reach_the_signature_checks() {
+    assert!(inputs("media_wire")
+        .iter()
+        .any(|(_, data)| media_wire::check(data)));
+}
+
+#[test]
+fn media_wire_truncated_and_oversized() {
+    use psp_media::load::SignedLoadReport;
+    use psp_media::wire::{Deframer, MediaMsg, MAX_BODY_LEN};
+    let frames = media_frames();
+    for (i, frame) in frames.iter().enumerate() {
+        media_wire::check(frame);
+        let body = &frame[4..];
+        media_wire::check(body);
+        // A Frame is opaque and an Error reason free text: a trailing byte is theirs.
+        if i != 1 && i != 5 {
+            refuses_truncated_and_oversized(body, MediaMsg::decode, media_wire::check);
+        }
+    }
+    let report = load_report().encode();
+    assert!(media_wire::check(&report));
+    refuses_truncated_and_oversized(&report, SignedLoadReport::decode, media_wire::check);
+    // All at once through the deframer, which yields them all.
+    let stream = frames.concat();
+    assert!(media_wire::check(&stream));
+    assert_eq!(
+        Deframer::new().feed(&stream).map(|m| m.len()).ok(),
+        Some(frames.len())
+    );
+    // A length above the bound is refused as soon as its 4 bytes arrive.
+    let mut d = Deframer::new();
+    let too_long = u32::try_from(MAX_BODY_LEN + 2).expect("fits");
+    assert!(d.feed(&too_long.to_be_bytes()).is_err());
+    media_wire::check(&too_long.to_be_bytes());
+    // A body above the bound is refused by the decoder.
+    let mut big = vec![2u8];
+    big.resize(MAX_BODY_LEN + 2, 0);
+    assert!(MediaMsg::decode(&big).is_err());
+}
+
+// --- usage_wire
+
+/// The keys and chain of psp-usage's own tests, as `fuzz/checks/usage_wire.rs` uses them.
+const USAGE_GENESIS: [u8; 32] = [0x9e; 32];
+const USAGE_STREAM: [u8; 32] = [0x5d; 32];
+const USAGE_CHALLENGE: [u8; 32] = [0xc4; 32];
+const USAGE_EPOCH: u32 = 7;
+const USAGE_NOW: u64 = 1_800_000_000;
+
+fn usage_key(tag: u8, i: u8) -> Sr25519Keypair {
+    let mut seed = [tag; 32];
+    seed[31] = i;
+    Sr25519Keypair::from_seed(&seed)
+}
+
+/// A solution, a ticket, an admission, a consumer token, a relay half and a client half, all
+/// made by psp-usage's own code.
+fn usage_values() -> Vec<Vec<u8>> {
+    use psp_usage::puzzle::{self, Challenge, Solution};
+    use psp_usage::report::{ClientMeter, Half, RelayMeter};
+    use psp_usage::ticket::{Admission, GateConfig, SessionTicket, TicketGate};
+    use psp_usage::token::ConsumerToken;
+    let oracle = usage_key(0x0a, 0);
+    let relay = usage_key(0x7e, 1);
+    let session_key = usage_key(0x5e, 2);
+    let challenge = Challenge {
+        genesis: USAGE_GENESIS,
+        block: [0xb1; 32],
+        oracle: NodeId(oracle.public()),
+        session_key: session_key.public(),
+    };
+    let nonce = puzzle::solve(&challenge, 4, 0, 1 << 16)
+        .expect("difficulty")
+        .expect("a nonce");
+    let solution = Solution {
+        block: challenge.block,
+        session_key: session_key.public(),
+        nonce,
+    };
+    let session = challenge.session();
+    let ticket = SessionTicket {
+        genesis: USAGE_GENESIS,
+        session,
+        oracle: NodeId(oracle.public()),
+        valid_from: USAGE_NOW,
+        valid_until: USAGE_NOW + 3_600,
+    }
+    .sign(&oracle);
+    let relay_id = NodeId(relay.public());
+    let admission = Admission::new(
+        ticket,
+        &session_key,
+        &relay_id,
+        &USAGE_STREAM,
+        &USAGE_CHALLENGE,
+    );
+    let mut gate = TicketGate::new(USAGE_GENESIS, relay_id, GateConfig::default());
+    gate.set_elected(&[NodeId(oracle.public())])
+        .expect("elected");
+    let admitted = gate
+        .admit(USAGE_NOW, &USAGE_STREAM, &USAGE_CHALLENGE, &admission)
+        .expect("admitted");
+    let mut meter = RelayMeter::new(USAGE_GENESIS, relay.clone(), 4);
+    meter.admit(&admitted).expect("metered");
+    meter
+        .record(&session, 40_000, USAGE_NOW * 1_000)
+        .expect("record");
+    meter
+        .record(&session, 2_000, USAGE_NOW * 1_000 + 9_000)
+        .expect("record");
+    let relay_half = meter.end_epoch(USAGE_EPOCH).pop().expect("one half");
+    let token = ConsumerToken {
+        key_id: psp_net::receipts::KeyId([9; 32]),
+        epoch: u64::from(USAGE_EPOCH),
+        session,
+        prefix: [1; 32],
+        signature: vec![2; 256],
+    };
+    let mut client = ClientMeter::new(USAGE_GENESIS, session_key, relay_id);
+    client.record(41_000, USAGE_NOW * 1_000);
+    client.record(1_000, USAGE_NOW * 1_000 + 9_500);
+    let client_half = client
+        .end_epoch(USAGE_EPOCH, token.clone())
+        .expect("token for the session")
+        .expect("traffic");
+    vec![
+        solution.encode(),
+        ticket.encode().to_vec(),
+        admission.encode(),
+        token.encode(),
+        Half::Relay(relay_half).encode(),
+        Half::Client(client_half).encode(),
+    ]
+}
+
+#[test]
+fn usage_wire_stored_inputs() {
+    run_stored("usage_wire", usage_wire::check);
+}
+
+#[test]
+fn usage_wire_stored_inputs_reach_the_signature_checks() {
+    assert!(inputs("usage_wire")
+        .iter()
+        .any(|(_, data)| usage_wire::check(data)));
+}
+
+#[test]
+fn usage_wire_truncated_and_oversized() {
+    use psp_usage::report::{Half, MAX_HALF_LEN};
+    use psp_usage::ticket::{Admission, SignedTicket};
+    use psp_usage::token::ConsumerToken;
+    use psp_usage::Solution;
+    let values = usage_values();
+    let decoders: [fn(&[u8]) -> bool; 6] = [
+        |b| Solution::decode(b).is_ok(),
+        |b| SignedTicket::decode(b).is_ok(),
+        |b| Admission::decode(b).is_ok(),
+        |b| ConsumerToken::decode(b).is_ok(),
+        |b| Half::decode(b).is_ok(),
+        |b| Half::decode(b).is_ok(),
+    ];
+    for (bytes, decode) in values.iter().zip(decoders) {
+        usage_wire::check(bytes);
+        refuses_truncated_and_oversized(
+            bytes,
+            |b| if decode(b) { Ok(()) } else { Err(()) },
+            usage_wire::check,
+        );
+    }
+    // The admission and the relay half go through the gate and the collector.
+    assert!(usage_wire::check(&values[2]));
+    assert!(usage_wire::check(&values[4]));
+    // A half above the longest is refused before anything is read.
+    let mut big = values[5].clone();
+    big.resize(MAX_HALF_LEN + 1, 0);
+    assert!(Half::decode(&big).is_err());
+    usage_wire::check(&big);
+    // A token length beyond the longest token is refused.
+    let mut client = values[5].clone();
+    let at = 6 + 32 + 32 + 24 + 64;
+    client[at..at + 2].copy_from_slice(&u16::MAX.to_be_bytes());
+    assert!(Half::decode(&client).is_err());
+    usage_wire::check(&client);
 }
