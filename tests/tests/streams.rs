@@ -474,24 +474,23 @@ async fn media(
     );
     eprintln!("three consumers and chromium decoded the stream; the keyless one saw ciphertext");
 
+    let show = [
+        "stream",
+        "show",
+        "--landing",
+        bob_key,
+        "--stream",
+        &stream,
+        "--url",
+        url,
+    ];
     // Scaling: the landing node asked for a node, Alice's spare is an access point now, in
     // the record in the DHT, and serves the stream.
     let shown = wait_for(
         "a third access point in the record",
         AGENT_TIMEOUT,
         || async {
-            let shown = psp_json(&[
-                "stream",
-                "show",
-                "--landing",
-                bob_key,
-                "--stream",
-                &stream,
-                "--url",
-                url,
-            ])
-            .await
-            .map_err(|e| e.to_string())?;
+            let shown = psp_json(&show).await.map_err(|e| e.to_string())?;
             let points = shown["accessPoints"].as_array().map_or(0, Vec::len);
             Ok((points == 3).then_some(shown))
         },
@@ -551,20 +550,7 @@ async fn media(
         "the record to say the stream ended",
         AGENT_TIMEOUT,
         || async {
-            let shown = psp_refuses_now(
-                &[
-                    "stream",
-                    "show",
-                    "--landing",
-                    bob_key,
-                    "--stream",
-                    &stream,
-                    "--url",
-                    url,
-                ],
-                "has ended",
-            )
-            .await?;
+            let shown = psp_refuses_now(&show, "has ended").await?;
             Ok(shown)
         },
     )
