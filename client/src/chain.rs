@@ -242,6 +242,18 @@ impl Chain {
         Ok(at.block_number())
     }
 
+    /// The hash of block `number` (`chain_getBlockHash`).
+    pub async fn block_hash(&self, number: u64) -> Result<[u8; 32]> {
+        let hash: Option<String> = self
+            .request("chain_getBlockHash", subxt::rpcs::rpc_params![number])
+            .await?;
+        let hash = hash.ok_or_else(|| Error::Rpc {
+            method: "chain_getBlockHash",
+            reason: format!("no block {number}"),
+        })?;
+        crate::parse_hex::<32>(&hash, "chain_getBlockHash")
+    }
+
     /// Registers an identity: the identity key signs the registration for `payer`, who pays
     /// the fee and the deposit and becomes the owner.
     pub async fn register(

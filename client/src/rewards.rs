@@ -41,6 +41,13 @@ impl Chain {
         self.request("psp_rewardsEpoch", rpc_params![epoch]).await
     }
 
+    /// `psp_rewardsEpochStart`: the chain time (unix ms) `epoch` started at, where relays and
+    /// consumers cut their usage between epochs; `None` before it started.
+    pub async fn rewards_epoch_start(&self, epoch: u32) -> Result<Option<u64>> {
+        self.request("psp_rewardsEpochStart", rpc_params![epoch])
+            .await
+    }
+
     /// What `psp rewards status` shows as JSON: the `pot` ([`Chain::rewards_status`]) and,
     /// with a relay, its `relay` key (`node`) and unclaimed `rewards`.
     pub async fn rewards_overview(&self, relay: Option<&[u8; 32]>) -> Result<serde_json::Value> {
@@ -76,14 +83,15 @@ impl Chain {
         owner: &Keypair,
         relay: [u8; 32],
         progress: impl FnMut(Progress) + Send,
-    ) -> Result<(Vec<u32>, TxOutcome)> {
+    ) -> Result<(Vec<u32>, u128, TxOutcome)> {
         let pending = self.relay_rewards(&relay).await?.pending;
-        let epochs: Vec<u32> = pending
+        let claimed: Vec<(u32, u128)> = pending
             .iter()
-            .filter(|p| p.amount.is_some())
-            .map(|p| p.epoch)
+            .filter_map(|p| Some((p.epoch, p.amount.as_deref()?.parse().ok()?)))
             .take(MAX_CLAIM_EPOCHS)
             .collect();
+        let epochs: Vec<u32> = claimed.iter().map(|(e, _)| *e).collect();
+        let amount = claimed.iter().map(|(_, a)| *a).sum();
         if epochs.is_empty() {
             let open = pending.len();
             return Err(Error::InvalidInput {
@@ -98,6 +106,6 @@ impl Chain {
         let outcome = self
             .claim_rewards(owner, relay, epochs.clone(), progress)
             .await?;
-        Ok((epochs, outcome))
+        Ok((epochs, amount, outcome))
     }
 }

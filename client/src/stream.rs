@@ -24,6 +24,10 @@
 //! producer is. The two circuits are different so that no relay sees both exchanges on one
 //! circuit.
 //!
+//! Consumer tokens (issue 14) come from the same oracles' `oracle` service, under the
+//! consumer-token keys they publish beside their receipt keys: [`token::draw_token`]. The
+//! receipt functions here leave those keys aside.
+//!
 //! The media itself (publishing into a stream, watching it) is [`media`]'s.
 //!
 //! Every failure is a [`StreamClientError`] naming the node and what to do: no subscription,
@@ -33,6 +37,8 @@
 pub mod ivf;
 pub mod media;
 pub mod scaling;
+pub mod session;
+pub mod token;
 
 use std::time::Duration;
 
@@ -92,7 +98,7 @@ pub enum StreamClientError {
         tier: String,
         /// The epoch.
         epoch: u32,
-        /// Keys published this epoch, every tier.
+        /// Receipt keys published this epoch, every tier (consumer-token keys aside).
         published: usize,
         /// Keys of the tier skipped (undecodable, expired, oracle not a registered node).
         unusable: usize,
@@ -134,6 +140,32 @@ pub enum StreamClientError {
         /// What the machine reported.
         #[source]
         source: StreamError,
+    },
+    /// No registered oracle published a usable consumer-token key for the epoch.
+    #[error("no oracle has a consumer-token key in epoch {epoch} ({published} published, {usable} usable): wait for the elected oracles to publish their keys (they do at the start of each epoch)")]
+    NoTokenKeys {
+        /// The epoch.
+        epoch: u32,
+        /// Consumer-token keys published for it.
+        published: usize,
+        /// Of those, the ones that parse and have not expired.
+        usable: usize,
+    },
+    /// An oracle refused to issue a consumer token.
+    #[error("oracle {oracle} refused the consumer token: {reason:?}. {hint}", hint = token::token_hint(*reason))]
+    TokenRefused {
+        /// The oracle's node key, hex.
+        oracle: String,
+        /// The reason code it answered with.
+        reason: OracleRefusal,
+    },
+    /// Every oracle holding a consumer-token key failed.
+    #[error("no oracle issued a consumer token in epoch {epoch}: {}", attempts.join("; "))]
+    TokenOraclesFailed {
+        /// The epoch.
+        epoch: u32,
+        /// What each oracle tried did.
+        attempts: Vec<String>,
     },
     /// Every oracle holding a key of the plan's tier failed.
     #[error("no oracle issued a receipt for plan {plan}: {}", attempts.join("; "))]
@@ -201,6 +233,23 @@ pub enum StreamClientError {
     NoAccessPoint {
         /// The stream id, hex.
         stream_id: String,
+    },
+    /// The exchange with an oracle's `usage` service failed.
+    #[error("the usage exchange with oracle {oracle} failed: {reason}")]
+    UsageExchange {
+        /// The oracle, hex.
+        oracle: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No elected oracle is a registered node with an address.
+    #[error("no elected oracle is reachable: the chain elects oracles at each epoch boundary; wait and retry")]
+    NoOracle,
+    /// Every elected oracle failed to issue a session ticket.
+    #[error("no oracle issued a session ticket: {}", attempts.join("; "))]
+    NoTicket {
+        /// What each oracle did.
+        attempts: Vec<String>,
     },
     /// Chain, RPC, keystore or circuit errors.
     #[error(transparent)]
@@ -288,6 +337,18 @@ pub enum StreamProgress {
         /// Its tier.
         params: StreamParams,
     },
+    /// A consumer token was issued and verified.
+    TokenIssued {
+        /// The oracle, hex.
+        oracle: String,
+        /// The epoch it counts in.
+        epoch: u64,
+    },
+    /// Solving the session puzzle.
+    Solving {
+        /// Its leading zero bits of work.
+        bits: u8,
+    },
     /// The stream exists.
     StreamCreated {
         /// The stream id, hex.
@@ -308,6 +369,13 @@ impl std::fmt::Display for StreamProgress {
             Self::ReceiptIssued { oracle, params } => {
                 write!(f, "receipt {params} issued by oracle {oracle}")
             }
+            Self::TokenIssued { oracle, epoch } => {
+                write!(
+                    f,
+                    "consumer token of epoch {epoch} issued by oracle {oracle}"
+                )
+            }
+            Self::Solving { bits } => write!(f, "solving the session puzzle ({bits} bits)"),
             Self::StreamCreated { stream_id } => write!(f, "stream {stream_id} created"),
         }
     }
@@ -328,7 +396,9 @@ impl Chain {
             .await
     }
 
-    /// `psp_receiptKeys`: every oracle's published receipt keys for `epoch`.
+    /// `psp_receiptKeys`: every oracle's published receipt keys for `epoch`, its
+    /// consumer-token key among them (tier [`Tier::CONSUMER_TOKENS`]; [`token::token_keys`]
+    /// picks those, the receipt functions skip them).
     pub async fn receipt_keys(&self, epoch: u32) -> crate::Result<Vec<ReceiptKeyView>> {
         self.request("psp_receiptKeys", rpc_params![epoch]).await
     }
@@ -369,11 +439,19 @@ pub fn tier_params(tier: &Tier) -> Result<StreamParams, StreamClientError> {
 }
 
 /// A published key as the receipt machines take it: the oracle's node key and the key of
-/// `epoch` (the epoch `psp_receiptKeys` was asked for).
+/// `epoch` (the epoch `psp_receiptKeys` was asked for). A consumer-token key is refused: it
+/// is no receipt key ([`token::token_key`] takes it).
 pub fn published_key(
     view: &ReceiptKeyView,
     epoch: u64,
 ) -> Result<([u8; 32], PublishedKey), StreamClientError> {
+    if view.tier.is_consumer_tokens() {
+        return Err(Error::InvalidInput {
+            what: "psp_receiptKeys tier",
+            reason: "a consumer-token key, not a receipt key".into(),
+        }
+        .into());
+    }
     let oracle = crate::parse_hex::<32>(&view.oracle, "psp_receiptKeys oracle")?;
     let der = parse_hex_vec(&view.public_key, "psp_receiptKeys publicKey")?;
     let public = PublicKey::from_der(&der).map_err(|e| Error::InvalidInput {
@@ -517,21 +595,29 @@ trait Machine {
     fn deadline(&self) -> Option<u64>;
 }
 
-impl Machine for ReceiptClient {
-    type Event = ReceiptEvent;
-    fn data(&mut self, now: u64, bytes: &[u8]) -> Output<ReceiptEvent> {
-        self.handle_data(now, bytes)
-    }
-    fn timeout(&mut self, now: u64) -> Output<ReceiptEvent> {
-        self.handle_timeout(now)
-    }
-    fn closed(&mut self) -> Output<ReceiptEvent> {
-        self.handle_stream_closed()
-    }
-    fn deadline(&self) -> Option<u64> {
-        self.poll_timeout()
-    }
+/// [`Machine`] for a psp-stream client machine with the usual `handle_*` methods.
+macro_rules! impl_machine {
+    ($machine:ty, $event:ty) => {
+        impl Machine for $machine {
+            type Event = $event;
+            fn data(&mut self, now: u64, bytes: &[u8]) -> Output<$event> {
+                self.handle_data(now, bytes)
+            }
+            fn timeout(&mut self, now: u64) -> Output<$event> {
+                self.handle_timeout(now)
+            }
+            fn closed(&mut self) -> Output<$event> {
+                self.handle_stream_closed()
+            }
+            fn deadline(&self) -> Option<u64> {
+                self.poll_timeout()
+            }
+        }
+    };
 }
+use impl_machine;
+
+impl_machine!(ReceiptClient, ReceiptEvent);
 
 struct Creator<'a> {
     machine: StreamCreator,
@@ -731,6 +817,37 @@ fn refused_everywhere(e: &StreamClientError) -> bool {
     )
 }
 
+/// Asks `candidates` (an oracle and its key each) in random order until one answers with
+/// `ask`; stops at a refusal `everywhere` says every oracle would repeat. The error of each
+/// oracle that failed otherwise, as `oracle: error`, if none answered.
+async fn ask_in_turn<K, T>(
+    mut candidates: Vec<(RelayNode, K)>,
+    mut ask: impl AsyncFnMut(
+        &RelayNode,
+        &K,
+        &mut dyn FnMut(StreamProgress),
+    ) -> Result<T, StreamClientError>,
+    everywhere: impl Fn(&StreamClientError) -> bool,
+    progress: &mut dyn FnMut(StreamProgress),
+) -> Result<Result<T, Vec<String>>, StreamClientError> {
+    candidates.shuffle(&mut rand::thread_rng());
+    let mut attempts = Vec::new();
+    for (oracle, key) in &candidates {
+        match ask(oracle, key, &mut *progress).await {
+            Ok(answer) => return Ok(Ok(answer)),
+            Err(e) if everywhere(&e) => return Err(e),
+            Err(e) => {
+                progress(StreamProgress::OracleFailed {
+                    oracle: hex0x(&oracle.key()),
+                    error: e.to_string(),
+                });
+                attempts.push(format!("{}: {e}", hex0x(&oracle.key())));
+            }
+        }
+    }
+    Ok(Err(attempts))
+}
+
 /// Draws a receipt of `plan` for `keys`' identity: asks the registered oracles (`nodes`, as [`crate::overlay::registered_nodes`]
 /// lists them) holding a published key of the plan's tier this epoch, in random order, until
 /// one issues ([`draw_receipt_at`]).
@@ -757,10 +874,16 @@ pub async fn draw_receipt(
             plan,
             count: status.plans.len(),
         })?;
-    let published = chain.receipt_keys(epoch).await?;
+    // Consumer-token keys are no receipt keys: neither candidates nor counted.
+    let published: Vec<ReceiptKeyView> = chain
+        .receipt_keys(epoch)
+        .await?
+        .into_iter()
+        .filter(|k| !k.tier.is_consumer_tokens())
+        .collect();
     let now = unix_now();
     let of_tier: Vec<&ReceiptKeyView> = published.iter().filter(|k| k.tier == tier).collect();
-    let mut candidates: Vec<(RelayNode, PublishedKey)> = of_tier
+    let candidates: Vec<(RelayNode, PublishedKey)> = of_tier
         .iter()
         .filter_map(|view| {
             let (oracle, key) = published_key(view, u64::from(epoch)).ok()?;
@@ -780,34 +903,24 @@ pub async fn draw_receipt(
             unusable: of_tier.len(),
         });
     }
-    candidates.shuffle(&mut rand::thread_rng());
-    let mut attempts = Vec::new();
-    for (oracle, key) in &candidates {
-        match draw_receipt_at(
-            overlay,
-            nodes,
-            keys,
-            certificate,
-            oracle,
-            key,
-            landing,
-            timeout,
-            &mut progress,
-        )
-        .await
-        {
-            Ok(drawn) => return Ok(drawn),
-            Err(e) if refused_everywhere(&e) => return Err(e),
-            Err(e) => {
-                progress(StreamProgress::OracleFailed {
-                    oracle: hex0x(&oracle.key()),
-                    error: e.to_string(),
-                });
-                attempts.push(format!("{}: {e}", hex0x(&oracle.key())));
-            }
-        }
-    }
-    Err(StreamClientError::OraclesFailed { plan, attempts })
+    let ask =
+        async |oracle: &RelayNode, key: &PublishedKey, progress: &mut dyn FnMut(StreamProgress)| {
+            draw_receipt_at(
+                overlay,
+                nodes,
+                keys,
+                certificate,
+                oracle,
+                key,
+                landing,
+                timeout,
+                progress,
+            )
+            .await
+        };
+    ask_in_turn(candidates, ask, refused_everywhere, &mut progress)
+        .await?
+        .map_err(|attempts| StreamClientError::OraclesFailed { plan, attempts })
 }
 
 /// Creates a stream at `landing` with `receipt`, served over WebRTC by `distribution` (1 to

@@ -191,6 +191,7 @@ async fn start_network() -> Network {
                 1 => std::mem::take(&mut second_issuing),
                 _ => Vec::new(),
             },
+            token_issuing: Vec::new(),
             published: Some(vec![published.clone(), second.clone()]),
         }));
         let services = NodeServices {

@@ -53,4 +53,8 @@ pub use psp_receipts as receipts;
 /// Stream creation: oracle and landing services, stream records (the `psp-stream` crate).
 pub use psp_stream as stream;
 
+/// Bandwidth rewards off chain: session tickets, usage reports, the oracle's collector (the
+/// `psp-usage` crate).
+pub use psp_usage as usage;
+
 pub mod driver;

@@ -15,8 +15,8 @@
 //! No codec, capture or display is involved: it is the network path's share.
 
 use anyhow::{bail, Context, Result};
-use psp_client::{overlay::NodeRpc, psp_primitives::staking::Role};
-use psp_e2e_tests::agent::{prepare_with_roles, start_messaging_nodes, AGENT_TIMEOUT};
+use psp_client::psp_primitives::staking::Role;
+use psp_e2e_tests::agent::{node_key, prepare_with_roles, start_messaging_nodes, AGENT_TIMEOUT};
 use psp_e2e_tests::{psp_json, run_psp, run_scenario, wait_for, PspNode};
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,14 +40,6 @@ async fn main() -> Result<()> {
         bench(&nodes, seconds, fps, frame_bytes),
     )
     .await
-}
-
-async fn node_key(node: &PspNode) -> Result<String> {
-    Ok(NodeRpc::connect(&node.url())
-        .await?
-        .overlay_info()
-        .await?
-        .node_id)
 }
 
 /// `<index> <µs>` lines.

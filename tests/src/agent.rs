@@ -6,7 +6,7 @@
 //! Shared by `tests/messaging.rs` and `examples/messaging_latency.rs`.
 
 use crate::{
-    psp_binary, psp_json, psp_ok, start_local_network, wait_finalized, wait_for, NodeOptions,
+    psp_binary, psp_json, psp_ok, start_local_network_with, wait_finalized, wait_for, NodeOptions,
     OverlayOptions, PspNode,
 };
 use anyhow::{bail, ensure, Context, Result};
@@ -37,15 +37,24 @@ pub const FAST_AGENT: [&str; 4] = ["--cell-rate", AGENT_RATE, "--cell-burst", AG
 /// Starts the six overlay nodes (relay pace [`RELAY_RATE`]); `observe`: each records what it
 /// learns ([`OverlayOptions::observe`]).
 pub async fn start_messaging_nodes(observe: bool) -> Result<Vec<PspNode>> {
+    start_messaging_nodes_with(observe, |_| {}).await
+}
+
+/// [`start_messaging_nodes`], with `tune` applied to each of the first five nodes' options.
+pub async fn start_messaging_nodes_with(
+    observe: bool,
+    tune: impl Fn(&mut NodeOptions),
+) -> Result<Vec<PspNode>> {
     let overlay = OverlayOptions {
         circuit_rate: Some(RELAY_RATE),
         circuit_burst: Some(RELAY_RATE),
         observe,
         ..OverlayOptions::default()
     };
-    let mut nodes = start_local_network(
+    let mut nodes = start_local_network_with(
         &["alice", "bob", "charlie", "eve", "ferdie"],
         Some(overlay.clone()),
+        tune,
     )
     .await?;
     let mut dave = NodeOptions::local("dave");
@@ -190,6 +199,15 @@ pub async fn prepare_with_roles(
         dave_url,
         clients,
     })
+}
+
+/// A node's overlay node key (`psp_overlayInfo`), hex.
+pub async fn node_key(node: &PspNode) -> Result<String> {
+    Ok(psp_client::overlay::NodeRpc::connect(&node.url())
+        .await?
+        .overlay_info()
+        .await?
+        .node_id)
 }
 
 /// A `psp messaging agent` child process and the lines it printed.

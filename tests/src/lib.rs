@@ -159,6 +159,9 @@ pub fn client_registration(keys: &psp_client::keystore::Keys) -> psp_primitives:
 
 /// How long one `psp` command may take in the end-to-end tests (a transaction to finality).
 pub const PSP_TIMEOUT: Duration = Duration::from_secs(180);
+/// The session puzzle's work on test networks (nodes' `--usage-puzzle-bits`, consumers'
+/// `--puzzle-bits`).
+pub const PUZZLE_BITS: u8 = 10;
 
 /// Runs `psp args...` and expects success; returns its stdout.
 pub async fn psp_ok(args: &[&str]) -> Result<String> {
@@ -963,6 +966,8 @@ fn launch(
                 cmd.args(["--directory-period", &period.to_string()]);
                 cmd.args(["--directory-vote-window", &window.to_string()]);
             }
+            // Session puzzles of a few milliseconds (debug builds hash slowly).
+            cmd.args(["--usage-puzzle-bits", &PUZZLE_BITS.to_string()]);
             match media_port {
                 // A small capacity (1 Mbit/s) and a report a second: a test stream scales
                 // with a few consumers, within seconds.

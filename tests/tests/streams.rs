@@ -28,11 +28,13 @@
 
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::stream::ivf::Ivf;
-use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
-use psp_e2e_tests::agent::{prepare_with_roles, start_messaging_nodes, Client, AGENT_TIMEOUT};
+use psp_client::{chain::Chain, psp_primitives::staking::Role};
+use psp_e2e_tests::agent::{
+    node_key, prepare_with_roles, start_messaging_nodes, Client, AGENT_TIMEOUT,
+};
 use psp_e2e_tests::browser::{next_report, percent_encode, Browser, ReportServer};
 use psp_e2e_tests::{
-    psp_json, psp_refused, psp_refuses_now, run_psp, run_scenario, wait_for, PspNode,
+    psp_json, psp_refused, psp_refuses_now, run_psp, run_scenario, wait_for, PspNode, PUZZLE_BITS,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -43,14 +45,6 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(600);
 const EPOCHS: u32 = 50;
 /// The price of one epoch of plan 0 (`STREAM_PLAN_PRICE`, a thousandth of a token).
 const PLAN_PRICE: u128 = 1_000_000_000;
-
-async fn node_key(node: &PspNode) -> Result<String> {
-    Ok(NodeRpc::connect(&node.url())
-        .await?
-        .overlay_info()
-        .await?
-        .node_id)
-}
 
 /// `psp stream create` arguments for `client` at the landing node `landing_url`.
 fn create_args<'a>(
@@ -348,6 +342,7 @@ async fn watch(
     frames: u64,
 ) -> Result<Value> {
     let frames = frames.to_string();
+    let bits = PUZZLE_BITS.to_string();
     let mut args = vec![
         "stream",
         "watch",
@@ -359,6 +354,8 @@ async fn watch(
         access_point,
         "--frames",
         &frames,
+        "--puzzle-bits",
+        &bits,
         "--url",
         url,
     ];
@@ -581,6 +578,7 @@ async fn video(
     next_report(&mut reports, AGENT_TIMEOUT, |r| r["state"] == "open")
         .await
         .with_context(|| format!("chromium's log:\n{}", browser.log_tail(40)))?;
+    let bits = PUZZLE_BITS.to_string();
     let watch_args = [
         "stream",
         "watch",
@@ -594,6 +592,8 @@ async fn video(
         &key,
         "--duration",
         "20",
+        "--puzzle-bits",
+        &bits,
         "--url",
         url,
     ];
@@ -676,8 +676,25 @@ async fn open_watch_page(
 ) -> Result<(Browser, tokio::sync::mpsc::Receiver<Value>)> {
     let (report_url, reports) = ReportServer::bind().await?;
     let media_url = node.media_url().context("the node's media service")?;
+    // The page's session ticket, bought for this node as a consumer would.
+    let ticket = psp_json(&[
+        "stream",
+        "ticket",
+        "--stream",
+        stream,
+        "--access-point",
+        &node_key(node).await?,
+        "--puzzle-bits",
+        &PUZZLE_BITS.to_string(),
+        "--url",
+        &node.url(),
+    ])
+    .await?;
+    let admission = ticket["fragment"]
+        .as_str()
+        .context("psp stream ticket prints the fragment")?;
     let page = format!(
-        "{media_url}/watch/{}#key={}{extra}&report={}",
+        "{media_url}/watch/{}#key={}{extra}{admission}&report={}",
         stream.trim_start_matches("0x"),
         key.trim_start_matches("0x"),
         percent_encode(&report_url)

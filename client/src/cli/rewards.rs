@@ -1,9 +1,9 @@
 //! `psp rewards`: a relay's bandwidth rewards. `status` shows the rewards pot and, for a
 //! relay, what it has earned per epoch; `claim` pays every closed epoch's reward to the
-//! relay's owner.
+//! relay's owner and prints what it claimed and the fee (JSON).
 
 use clap::{Args, Subcommand};
-use psp_client::{overlay, Error, Result};
+use psp_client::{hex0x, overlay, Error, Result};
 
 use super::common::{finalized, print_json, report, NodeArgs, StakerArgs};
 
@@ -69,9 +69,15 @@ pub async fn run(cmd: RewardsCommand) -> Result<()> {
             })?;
             let owner = staker.keypair()?;
             let chain = node.chain().await?;
-            let (epochs, outcome) = chain.claim_all_rewards(&owner, key, report).await?;
+            let (epochs, amount, outcome) = chain.claim_all_rewards(&owner, key, report).await?;
             finalized(&format!("claimed epochs {epochs:?}"), &outcome);
-            Ok(())
+            print_json(&serde_json::json!({
+                "relay": hex0x(&key),
+                "epochs": epochs,
+                "claimed": amount.to_string(),
+                "fee": outcome.fee_paid.map(|f| f.to_string()),
+                "block": hex0x(&outcome.block_hash),
+            }))
         }
     }
 }

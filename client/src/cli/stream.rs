@@ -3,9 +3,12 @@
 //! a receipt from an elected oracle (proving the keystore's identity with a certificate from
 //! an authority) and hands it to a landing node over a fresh anonymous circuit; `show` finds a
 //! stream's record in the DHT and checks it; `publish` sends SFrame-encrypted frames into a
-//! stream at its landing node; `watch` receives them at an access point and checks them.
+//! stream at its landing node; `watch` receives them at an access point, with a session
+//! ticket bought from an elected oracle, checks them and, with a subscribed identity, reports
+//! the session's usage to the oracles for the relays' rewards.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -14,13 +17,16 @@ use psp_client::{
     hex0x, keystore,
     overlay::{self, CircuitOptions, Hop, NodeRpc, OverlayClient, RelayNode},
     parse_hex, parse_hex_vec,
-    stream::{self, media, scaling, StreamClientError},
+    stream::{self, media, scaling, session, StreamClientError},
     Error, Result,
 };
 use rand::seq::SliceRandom;
 use zeroize::Zeroizing;
 
 use super::common::{finalized, payer_keypair, print_json, report, NodeArgs, PassArgs};
+
+/// How often `watch` looks whether an epoch ended (to report its usage).
+const REPORT_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Subcommand)]
 pub enum StreamCommand {
@@ -158,6 +164,43 @@ pub enum StreamCommand {
         /// Write `<frame index> <unix microseconds>` for every frame decrypted to this file.
         #[arg(long, value_name = "FILE")]
         frame_log: Option<PathBuf>,
+        /// Leading zero bits of work in the session puzzle (at least what the oracles ask:
+        /// their `--usage-puzzle-bits`, 20 by default).
+        #[arg(long, value_name = "BITS", default_value_t = psp_client::psp_net::usage::puzzle::DEFAULT_DIFFICULTY)]
+        puzzle_bits: u8,
+        /// Report the session's usage for bandwidth rewards with this keystore's subscribed
+        /// identity (a consumer token per epoch; needs --authority-url). After watching, waits
+        /// for the epoch to end to report it.
+        #[arg(long, requires = "authority_url")]
+        keystore: Option<PathBuf>,
+        #[command(flatten)]
+        pass: PassArgs,
+        /// An elected authority node's RPC URL, for the access certificate that proves the
+        /// identity to the oracles (with --keystore).
+        #[arg(long, value_name = "URL")]
+        authority_url: Option<String>,
+        /// Seconds to build each circuit and for each oracle to answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Buy a session ticket from an elected oracle and print the admission that lets one
+    /// consumer watch a stream at one access point (JSON on stdout: `fragment` goes after the
+    /// watch page's `#key=...`). `watch` does this by itself.
+    Ticket {
+        /// The stream id, 0x + 64 hex digits.
+        #[arg(long)]
+        stream: String,
+        /// The access point (node key) the admission is for.
+        #[arg(long, value_name = "NODE_KEY")]
+        access_point: String,
+        /// Leading zero bits of work in the session puzzle.
+        #[arg(long, value_name = "BITS", default_value_t = psp_client::psp_net::usage::puzzle::DEFAULT_DIFFICULTY)]
+        puzzle_bits: u8,
+        /// Seconds to build the circuit and for the oracle to answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
         #[command(flatten)]
         node: NodeArgs,
     },
@@ -414,11 +457,10 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             let url = chain.media_url(&landing).await.map_err(cli_error)?;
             eprintln!("publishing into {} at {url}", hex0x(&stream_id.0));
             let mut client = media::connect(
-                media::Role::Publish,
                 &landing,
                 &url,
                 &stream_id,
-                Some(&token),
+                media::Credentials::Publish(&token),
             )
             .await
             .map_err(cli_error)?;
@@ -502,22 +544,53 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             frames,
             duration,
             frame_log,
+            puzzle_bits,
+            keystore,
+            pass,
+            authority_url,
+            timeout,
             node,
         } => {
             let stream_id = stream::parse_stream_id(&id, "--stream")?;
             let key = key
                 .map(|k| media::parse_stream_key(&k, "--key"))
                 .transpose()?;
+            let keys = keystore.as_deref().map(|k| pass.open(k)).transpose()?;
+            let timeout = Duration::from_secs(timeout.max(1));
             let landing = node_key(&landing, "--landing").await?;
             let chain = node.chain().await?;
             let rpc = node.rpc().await?;
             let view = stream::show_stream(&rpc, &chain, &landing, &stream_id)
                 .await
                 .map_err(cli_error)?;
-            let (access_point, mut client) =
-                connect_to_access_point(&chain, &view, access_point.as_deref(), &stream_id).await?;
+            let nodes = overlay::registered_nodes(&chain).await?;
+            let overlay = Arc::new(OverlayClient::new(CircuitOptions {
+                build_timeout: timeout,
+                idle_timeout: timeout,
+                ..CircuitOptions::default()
+            })?);
+            eprintln!("buying a session ticket from an elected oracle ({puzzle_bits}-bit puzzle)");
+            let ticket =
+                session::open_session(&chain, &overlay, &nodes, puzzle_bits, timeout, |p| {
+                    eprintln!("  {p}")
+                })
+                .await
+                .map_err(cli_error)?;
+            eprintln!("  session ticket from oracle {}", hex0x(&ticket.oracle()));
+            let (access_point, mut client) = connect_to_access_point(
+                &chain,
+                &view,
+                access_point.as_deref(),
+                &stream_id,
+                &ticket,
+            )
+            .await?;
+            let meter = Arc::new(Mutex::new(
+                ticket.meter(chain.genesis_hash(), &access_point),
+            ));
             let mut watcher =
-                media::Watcher::new(hex0x(&access_point), key.as_deref().map(|k| &k[..]))?;
+                media::Watcher::new(hex0x(&access_point), key.as_deref().map(|k| &k[..]))?
+                    .with_meter(meter.clone());
             if let Some(path) = &frame_log {
                 watcher = watcher.with_log(media::FrameLog::create(path)?);
             }
@@ -525,15 +598,108 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
                 frames,
                 duration: duration.map(Duration::from_secs),
             };
-            media::watch(&mut client, &mut watcher, limit, |r| {
+            let mut reporter = match (keys, authority_url) {
+                (Some(keys), Some(url)) => {
+                    eprintln!("asking {url} for an access certificate (usage reports)");
+                    let view = NodeRpc::connect(&url)
+                        .await?
+                        .request_certificate(&keys)
+                        .await?;
+                    let certificate =
+                        parse_hex_vec(&view.certificate, "psp_certRequest certificate")?;
+                    Some(session::Reporter::new(
+                        chain.clone(),
+                        overlay.clone(),
+                        nodes.clone(),
+                        keys,
+                        certificate,
+                        ticket.id(),
+                        meter,
+                        timeout,
+                    ))
+                }
+                _ => None,
+            };
+            let mut reports = Vec::new();
+            if let Some(reporter) = reporter.as_mut() {
+                reports.extend(reporter.step().await.map_err(cli_error)?);
+            }
+            let watching = media::watch(&mut client, &mut watcher, limit, |r| {
                 eprintln!(
                     "  frames {} bytes {} decrypted {} pattern ok {} undecryptable {}",
                     r.frames, r.bytes, r.decrypted, r.pattern_ok, r.undecryptable
                 )
-            })
-            .await;
+            });
+            match reporter.as_mut() {
+                Some(reporter) => {
+                    // Epochs that end while watching are reported while watching.
+                    tokio::pin!(watching);
+                    let mut every = tokio::time::interval(REPORT_POLL);
+                    loop {
+                        tokio::select! {
+                            () = &mut watching => break,
+                            _ = every.tick() => match reporter.step().await {
+                                Ok(done) => reports.extend(done),
+                                Err(e) => eprintln!("warning: usage not reported yet: {e}"),
+                            },
+                        }
+                    }
+                }
+                None => watching.await,
+            }
             client.close().await;
-            print_json(watcher.report())
+            if let Some(reporter) = reporter.as_mut() {
+                eprintln!("waiting for the epoch to end to report the session's usage");
+                reports.extend(reporter.finish(REPORT_POLL).await.map_err(cli_error)?);
+            }
+            overlay.shutdown().await;
+            let mut report = serde_json::to_value(watcher.report()).unwrap_or_default();
+            report["session"] = serde_json::json!(hex0x(&ticket.id()));
+            report["usageReports"] = serde_json::to_value(&reports).unwrap_or_default();
+            print_json(&report)
+        }
+        StreamCommand::Ticket {
+            stream: id,
+            access_point,
+            puzzle_bits,
+            timeout,
+            node,
+        } => {
+            let stream_id = stream::parse_stream_id(&id, "--stream")?;
+            let point = parse_hex::<32>(&access_point, "--access-point")?;
+            let timeout = Duration::from_secs(timeout.max(1));
+            let chain = node.chain().await?;
+            let nodes = overlay::registered_nodes(&chain).await?;
+            let overlay = OverlayClient::new(CircuitOptions {
+                build_timeout: timeout,
+                idle_timeout: timeout,
+                ..CircuitOptions::default()
+            })?;
+            let opened =
+                session::open_session(&chain, &overlay, &nodes, puzzle_bits, timeout, |p| {
+                    eprintln!("  {p}")
+                })
+                .await;
+            overlay.shutdown().await;
+            let ticket = opened.map_err(cli_error)?;
+            let headers = ticket.headers(&point, &stream_id);
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let admission = header(session::ADMISSION_HEADER);
+            let challenge = header(session::CHALLENGE_HEADER);
+            print_json(&serde_json::json!({
+                "session": hex0x(&ticket.id()),
+                "oracle": hex0x(&ticket.oracle()),
+                "accessPoint": hex0x(&point),
+                "admission": admission,
+                "challenge": challenge,
+                "fragment": format!("&admission={admission}&challenge={challenge}"),
+            }))
         }
         StreamCommand::Stop {
             landing,
@@ -621,6 +787,7 @@ async fn connect_to_access_point(
     view: &stream::StreamView,
     given: Option<&str>,
     stream_id: &psp_client::psp_net::stream::record::StreamId,
+    ticket: &session::Session,
 ) -> Result<([u8; 32], psp_webrtc::WebRtcClient)> {
     let points = choose_access_points(view, given)?;
     let mut last = None;
@@ -634,7 +801,8 @@ async fn connect_to_access_point(
             }
         };
         eprintln!("watching {} at {} ({url})", view.stream_id, hex0x(&point));
-        match media::connect(media::Role::Watch, &point, &url, stream_id, None).await {
+        let headers = ticket.headers(&point, stream_id);
+        match media::connect(&point, &url, stream_id, media::Credentials::Watch(headers)).await {
             Ok(client) => return Ok((point, client)),
             Err(e) => {
                 eprintln!("  {e}");

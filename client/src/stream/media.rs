@@ -21,6 +21,7 @@
 //! WebRTC server.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The crates this module is built on, for callers that drive the media path without a
@@ -422,6 +423,7 @@ pub struct Watcher {
     report: WatchReport,
     digest: Sha256,
     log: Option<FrameLog>,
+    meter: Option<Arc<Mutex<psp_net::usage::ClientMeter>>>,
 }
 
 impl Watcher {
@@ -449,7 +451,14 @@ impl Watcher {
             },
             digest: Sha256::new(),
             log: None,
+            meter: None,
         })
+    }
+
+    /// Also meters every frame's bytes in `meter` (the session's usage report).
+    pub fn with_meter(mut self, meter: Arc<Mutex<psp_net::usage::ClientMeter>>) -> Self {
+        self.meter = Some(meter);
+        self
     }
 
     /// Also records each decrypted frame's index and arrival time in `log`.
@@ -460,6 +469,16 @@ impl Watcher {
 
     /// Counts and checks one received frame.
     pub fn frame(&mut self, frame: &[u8]) {
+        if let Some(meter) = &self.meter {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            // A poisoned lock only means a panic between two whole updates.
+            meter
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(frame.len() as u64, now_ms);
+        }
         let r = &mut self.report;
         r.frames += 1;
         r.bytes += frame.len() as u64;
@@ -577,6 +596,10 @@ pub fn media_hint(role: Role, error: &psp_webrtc::Error) -> &'static str {
             "someone is already publishing into this stream: one producer at a time; stop the \
              other publisher or wait until the node drops it"
         }
+        (Role::Watch, E::Signalling { status: 401, .. }) => {
+            "the access point refused the session ticket (see the reason): buy a new one by \
+             watching again"
+        }
         (Role::Watch, E::Signalling { status: 404, .. }) => {
             "this access point does not serve the stream: check --stream, choose another \
              --access-point, or wait until the producer publishes"
@@ -597,25 +620,33 @@ pub fn media_hint(role: Role, error: &psp_webrtc::Error) -> &'static str {
     }
 }
 
-/// Connects to `stream_id`'s media at `url` (a node's signalling URL) to publish with
-/// `token`, or to watch; errors name the node and say what to do.
+/// What a connection shows the node: the publish token (WHIP), or a consumer's admission
+/// headers (WHEP, [`super::session::Session::headers`]).
+#[derive(Clone, Debug)]
+pub enum Credentials<'a> {
+    /// Publish with the stream's publish token.
+    Publish(&'a [u8; 32]),
+    /// Watch with these request headers.
+    Watch(Vec<(String, String)>),
+}
+
+/// Connects to `stream_id`'s media at `url` (a node's signalling URL) to publish or to
+/// watch, as `credentials` say; errors name the node and say what to do.
 pub async fn connect(
-    role: Role,
     node: &[u8; 32],
     url: &str,
     stream_id: &StreamId,
-    token: Option<&[u8; 32]>,
+    credentials: Credentials<'_>,
 ) -> Result<WebRtcClient, StreamClientError> {
-    let config = match (role, token) {
-        (Role::Publish, Some(token)) => ClientConfig::publish(&path_hex(token)),
-        (Role::Publish, None) => {
-            return Err(Error::InvalidInput {
-                what: "--token",
-                reason: "publishing needs the stream's publish token".into(),
-            }
-            .into())
-        }
-        (Role::Watch, _) => ClientConfig::default(),
+    let (role, config) = match credentials {
+        Credentials::Publish(token) => (Role::Publish, ClientConfig::publish(&path_hex(token))),
+        Credentials::Watch(headers) => (
+            Role::Watch,
+            ClientConfig {
+                headers,
+                ..ClientConfig::default()
+            },
+        ),
     };
     WebRtcClient::connect_with(config, url, &path_hex(&stream_id.0))
         .await

@@ -33,6 +33,10 @@ pub struct StreamFeed {
     pub pool: Arc<Pool>,
     /// The elected oracles the stream services exchange receipt counts with.
     pub oracles: psp_net::driver::counts::SharedOracles,
+    /// Epochs, oracles and recent blocks for the media service's gate and meter.
+    pub facts: super::usage::SharedChainFacts,
+    /// The oracle's settlement (with the usage service).
+    pub settler: Option<super::usage::Settler>,
 }
 
 /// Runs until the overlay or the chain stops.
@@ -42,7 +46,7 @@ pub async fn feed_from_chain(
     handle: NodeHandle,
     identity: Arc<OverlayIdentity>,
     messaging: Option<MessagingChain>,
-    streams: Option<StreamFeed>,
+    mut streams: Option<StreamFeed>,
     mut reporter: Option<super::slashing::EquivocationReporter>,
 ) {
     let mut finality = client.finality_notification_stream();
@@ -103,8 +107,9 @@ pub async fn feed_from_chain(
                 last_view = Some(view);
             }
         }
-        if let Some(streams) = &streams {
+        if let Some(streams) = &mut streams {
             refresh_streams(&client, streams).await;
+            refresh_usage(&client, streams).await;
         }
         if let (Some(reporter), Some(view)) = (reporter.as_mut(), last_view.as_ref()) {
             // Elected to any role: the chain takes reports from elected nodes only.
@@ -147,6 +152,35 @@ fn discovery_view(snapshot: &ChainSnapshot, identity: &OverlayIdentity) -> Disco
         flags: own,
         addresses: vec![identity.address.clone()],
     }
+}
+
+/// Reads the usage facts at the latest finalized block (in a blocking task), then lets the
+/// settler feed the usage service and submit what it paired.
+async fn refresh_usage(client: &Arc<FullClient>, streams: &mut StreamFeed) {
+    let (reading, facts) = (client.clone(), streams.facts.clone());
+    match tokio::task::spawn_blocking(move || super::usage::refresh_facts(&reading, &facts)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            log::warn!(target: "psp-usage", "usage facts not read: {e}");
+            return;
+        }
+        Err(e) => {
+            log::warn!(target: "psp-usage", "usage facts task failed: {e}");
+            return;
+        }
+    }
+    let Some(settler) = streams.settler.as_mut() else {
+        return;
+    };
+    let facts = streams
+        .facts
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let keys = streams.keys.clone();
+    settler
+        .on_finalized(client, &facts, |epoch| keys.token_keys(epoch))
+        .await;
 }
 
 /// Reads plans and receipt keys at the latest finalized block (in a blocking task) and

@@ -9,6 +9,8 @@
 //! - [`metrics`]: the `psp_overlay_*` metrics in the node's Prometheus registry;
 //! - [`streams`]: subscriptions and receipt keys for the oracle and landing services, and
 //!   this node's own receipt keys while it is an elected oracle;
+//! - [`usage`]: bandwidth rewards: the chain facts the media service meters by, and the
+//!   oracle's settlement of its collected usage on chain;
 //! - [`media`]: the media service (WHIP/WHEP signalling and WebRTC on `--media-port`): a
 //!   landing node's producers publish into it and it fans their frames out to the streams'
 //!   distribution nodes, whose consumers watch from it;
@@ -26,6 +28,7 @@ pub mod observe;
 mod params;
 pub mod slashing;
 mod streams;
+pub mod usage;
 
 pub use identity::OverlayIdentity;
 pub use metrics::Metrics;
@@ -69,6 +72,42 @@ fn receipt_key_lifetime_secs() -> u64 {
     let epoch_secs =
         u64::from(psp_runtime::EPOCH_LENGTH) * psp_runtime::MILLI_SECS_PER_BLOCK / 1_000;
     (4 * epoch_secs).max(120)
+}
+
+/// The oracle's usage service: tickets at `puzzle_bits` of work, the collector's defaults.
+fn usage_service(
+    genesis: [u8; 32],
+    key: psp_net::crypto::Sr25519Keypair,
+    puzzle_bits: u8,
+) -> Result<psp_net::driver::usage::SharedUsage, psp_net::usage::UsageError> {
+    use psp_net::usage::{collect, service, ticket};
+    let issuer = ticket::TicketIssuer::new(
+        genesis,
+        key,
+        ticket::IssuerConfig {
+            difficulty: puzzle_bits,
+            ..ticket::IssuerConfig::default()
+        },
+    )?;
+    let collector = collect::Collector::new(genesis, collect::CollectorConfig::default());
+    Ok(psp_net::driver::usage::SharedUsage::new(
+        service::UsageService::new(issuer, collector, service::ServiceConfig::default()),
+    ))
+}
+
+/// `--test-inflate-usage`, honoured on test networks only.
+fn inflate_percent(asked: Option<u32>, test_network: bool) -> u32 {
+    match asked {
+        Some(percent) if test_network => {
+            log::warn!(target: "psp-usage", "test network: this relay inflates its usage reports by {percent} %");
+            percent
+        }
+        Some(_) => {
+            log::error!(target: "psp-usage", "--test-inflate-usage is for test networks only; ignored");
+            0
+        }
+        None => 0,
+    }
 }
 
 /// Starts the overlay on the node's tokio runtime.
@@ -118,6 +157,21 @@ pub fn start(
     let reporter = genesis.map(|genesis| {
         slashing::EquivocationReporter::new(identity.signing_key(), genesis, pool.clone())
     });
+    let chain_facts = usage::SharedChainFacts::default();
+    let usage_service = genesis.and_then(|genesis| {
+        match usage_service(genesis, identity.signing_key(), params.usage_puzzle_bits) {
+            Ok(service) => Some(service),
+            Err(e) => {
+                log::error!(target: "psp-usage", "usage service not started: {e}");
+                None
+            }
+        }
+    });
+    let settler = genesis
+        .zip(usage_service.clone())
+        .map(|(genesis, service)| {
+            usage::Settler::new(identity.signing_key(), genesis, pool.clone(), service)
+        });
     let stream_feed = genesis.map(|genesis| feed::StreamFeed {
         keys: Arc::new(streams::ReceiptKeys::new(
             identity.signing_key(),
@@ -128,6 +182,8 @@ pub fn start(
         subscriptions: subscriptions.clone(),
         pool,
         oracles: oracles.clone(),
+        facts: chain_facts.clone(),
+        settler,
     });
     let node_services = NodeServices {
         dht: Some(DhtSetup::new(checks.clone())),
@@ -163,6 +219,7 @@ pub fn start(
             },
             registry: checks.clone(),
         }),
+        usage: usage_service,
     };
     let secrets = NodeSecrets {
         id: NodeId(identity.node_id()),
@@ -172,6 +229,7 @@ pub fn start(
     let spawn_inner = spawn.clone();
     let media_addrs = params.media_bind().zip(params.media_public());
     let media_limits = params.media_limits();
+    let media_inflate = params.test_inflate_usage;
     spawn.spawn("psp-overlay", Some("overlay"), async move {
         let services = Box::new(psp_net::circuit::Services::default());
         let node = match Node::with_node_services(
@@ -226,6 +284,18 @@ pub fn start(
                     observer: observer.clone(),
                     metrics: metrics.clone(),
                     landing_updates,
+                    usage: genesis.map(|genesis| {
+                        let links = checks.clone();
+                        media::MediaUsage {
+                            genesis,
+                            inflate_percent: inflate_percent(media_inflate, test_network),
+                            facts: chain_facts.clone(),
+                            handle: handle.clone(),
+                            links: Arc::new(move |node: &[u8; 32]| {
+                                links.snapshot().nodes.get(node)?.link.clone()
+                            }),
+                        }
+                    }),
                 };
                 let config = media::MediaConfig {
                     bind,

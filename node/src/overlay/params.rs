@@ -87,6 +87,16 @@ pub struct OverlayParams {
     /// Test networks: seconds between a distribution node's load reports (default 5).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300), hide = true)]
     pub media_load_report_secs: u64,
+
+    /// Leading zero bits of work this node asks of a session-ticket puzzle as an oracle
+    /// (default 20: ~0.15 s on one core in a release build).
+    #[arg(long, value_name = "BITS", default_value_t = psp_net::usage::puzzle::DEFAULT_DIFFICULTY, value_parser = clap::value_parser!(u8).range(1..=32))]
+    pub usage_puzzle_bits: u8,
+
+    /// Test networks only: this node lies in its usage reports as a relay, claiming PERCENT %
+    /// more bytes than it sent (tests show the chain credits no more than the consumer's count).
+    #[arg(long, value_name = "PERCENT", hide = true)]
+    pub test_inflate_usage: Option<u32>,
 }
 
 impl OverlayParams {

@@ -39,13 +39,32 @@ pub trait RewardsRpc {
     /// everything was claimed.
     #[method(name = "psp_rewardsEpoch")]
     fn epoch(&self, epoch: u32, at: Option<Hash>) -> RpcResult<Option<EpochRewardsView>>;
+
+    /// The chain time (unix milliseconds) `epoch` started at, as the rewards pallet recorded
+    /// it: where relays and consumers cut their usage between epochs. `null` if the epoch has
+    /// not started yet or its record was pruned.
+    #[method(name = "psp_rewardsEpochStart")]
+    fn epoch_start(&self, epoch: u32, at: Option<Hash>) -> RpcResult<Option<u64>>;
 }
 
 impl<C> RewardsRpcServer for RuntimeApiRpc<C>
 where
     C: ProvideRuntimeApi<Block> + HeaderBackend<Block> + Send + Sync + 'static,
+    C: sc_client_api::StorageProvider<Block, crate::chain_checks::FullBackend>,
     C::Api: PspRewardsApi<Block, AccountId, Balance>,
 {
+    fn epoch_start(&self, epoch: u32, at: Option<Hash>) -> RpcResult<Option<u64>> {
+        crate::overlay::usage::epoch_facts(&*self.client, self.at(at), epoch)
+            .map(|facts| facts.map(|f| f.started_at_ms))
+            .map_err(|e| {
+                jsonrpsee::types::ErrorObjectOwned::owned(
+                    jsonrpsee::types::ErrorCode::InternalError.code(),
+                    format!("epoch record not read: {e}"),
+                    None::<()>,
+                )
+            })
+    }
+
     fn status(&self, at: Option<Hash>) -> RpcResult<RewardsStatusView> {
         let status = self
             .client

@@ -8,6 +8,12 @@
 //! oracle publishes, per epoch, one RSA receipt key per tier ([`ReceiptKey`]), signed with its
 //! node identity key over [`receipt_keys_message`]; landing nodes accept receipts under those
 //! keys only.
+//!
+//! The same publication may carry one more key, of the reserved tier
+//! [`Tier::CONSUMER_TOKENS`]: the oracle's *consumer-token* key for the epoch, under which it
+//! blind-signs the tokens that make a consumer's usage report count toward rewards
+//! (`psp-usage`). It is never a receipt key: the all-zero tier is no valid stream tier, so
+//! landing nodes cannot accept receipts under it.
 
 use crate::{
     identity::{IdentityKey, IdentitySignature},
@@ -23,6 +29,9 @@ pub type PlanId = u8;
 
 /// The most plans (and so receipt keys per oracle and epoch) a runtime may offer.
 pub const MAX_PLANS: u32 = 8;
+/// The most keys one publication holds: one per plan, and one consumer-token key
+/// ([`Tier::CONSUMER_TOKENS`]): `MAX_PLANS + 1`.
+pub const MAX_PUBLISHED_KEYS: u32 = MAX_PLANS + 1;
 /// The longest receipt key: the DER SubjectPublicKeyInfo of an RSA-4096 key is 550 bytes.
 pub const MAX_RECEIPT_KEY_LEN: u32 = 600;
 /// Domain separation tag of an oracle's receipt-key publication.
@@ -30,8 +39,9 @@ pub const RECEIPT_KEYS_CONTEXT: &[u8] = b"psp/subscriptions/receipt-keys/v1";
 
 /// A receipt key's DER SubjectPublicKeyInfo, bounded.
 pub type ReceiptKeyBytes = BoundedVec<u8, ConstU32<MAX_RECEIPT_KEY_LEN>>;
-/// The keys one oracle publishes for one epoch, one per tier.
-pub type ReceiptKeySet = BoundedVec<ReceiptKey, ConstU32<MAX_PLANS>>;
+/// The keys one oracle publishes for one epoch: one per tier, the consumer-token key
+/// ([`Tier::CONSUMER_TOKENS`]) included.
+pub type ReceiptKeySet = BoundedVec<ReceiptKey, ConstU32<MAX_PUBLISHED_KEYS>>;
 
 /// The most one stream receipt may allow. Bitrate classes are psp-receipts' codes (1 low,
 /// 2 standard, 3 high, 4 ultra).
@@ -56,6 +66,24 @@ pub struct Tier {
     pub bitrate_class: u8,
     /// Distribution nodes a stream may start with.
     pub distribution_nodes: u8,
+}
+
+impl Tier {
+    /// The reserved tier of an oracle's consumer-token key. Besides one key per plan tier, an
+    /// oracle's publication for an epoch may carry one key of this tier: its consumer-token
+    /// key for the epoch (`psp-usage`). All fields are zero, which no stream tier can be (a
+    /// stream lives at least a second, in a bitrate class from 1, with a distribution node),
+    /// so no plan has it and no landing node takes it for a receipt key.
+    pub const CONSUMER_TOKENS: Tier = Tier {
+        lifetime_secs: 0,
+        bitrate_class: 0,
+        distribution_nodes: 0,
+    };
+
+    /// Whether this is [`Tier::CONSUMER_TOKENS`].
+    pub fn is_consumer_tokens(&self) -> bool {
+        *self == Self::CONSUMER_TOKENS
+    }
 }
 
 /// A subscription plan: a tier and its price.
@@ -130,7 +158,7 @@ pub struct ReceiptKeyPublication {
     pub epoch: EpochIndex,
     /// The oracle's node identity key.
     pub oracle: IdentityKey,
-    /// One key per tier.
+    /// One key per tier, and at most one consumer-token key ([`Tier::CONSUMER_TOKENS`]).
     pub keys: ReceiptKeySet,
     /// The oracle's signature over [`receipt_keys_message`].
     pub signature: IdentitySignature,
@@ -141,7 +169,8 @@ pub struct ReceiptKeyPublication {
 pub struct OracleReceiptKeys {
     /// The oracle's node identity key.
     pub oracle: IdentityKey,
-    /// Its keys.
+    /// Its keys, its consumer-token key ([`Tier::CONSUMER_TOKENS`]) among them if it
+    /// published one.
     pub keys: Vec<ReceiptKey>,
 }
 
@@ -209,6 +238,27 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn the_consumer_token_tier_is_all_zero_and_a_set_holds_one_beyond_the_plans() {
+        assert!(Tier::CONSUMER_TOKENS.is_consumer_tokens());
+        assert!(!key(1).tier.is_consumer_tokens());
+        assert_eq!(
+            Tier::CONSUMER_TOKENS,
+            Tier {
+                lifetime_secs: 0,
+                bitrate_class: 0,
+                distribution_nodes: 0
+            }
+        );
+        let mut keys: Vec<ReceiptKey> = (1..=MAX_PLANS as u8).map(key).collect();
+        keys.push(ReceiptKey {
+            tier: Tier::CONSUMER_TOKENS,
+            ..key(0)
+        });
+        let set: Result<ReceiptKeySet, _> = keys.try_into();
+        assert!(set.is_ok(), "a full plan set plus the token key fits");
     }
 
     #[test]

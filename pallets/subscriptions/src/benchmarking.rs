@@ -1,5 +1,6 @@
 //! FRAME v2 benchmarks: extending a subscription by as many epochs as `MaxEpochs` allows; a
-//! receipt-key publication with one 600-byte key per tier of the runtime's plans, by the last
+//! receipt-key publication with one 600-byte key per tier of the runtime's plans and a
+//! 600-byte consumer-token key (the longest set a publication may hold), by the last
 //! of `MaxOracles` elected oracles (its signature checked); and the removal of `k` key sets of
 //! a stale epoch, which a publication is charged for `MaxOracles` of.
 
@@ -20,7 +21,7 @@ use psp_primitives::{
     staking::NodeRegistry,
     subscriptions::{
         receipt_keys_message, PlanId, ReceiptKey, ReceiptKeyPublication, ReceiptKeySet,
-        SubscriberRegistry, Subscription, MAX_RECEIPT_KEY_LEN,
+        SubscriberRegistry, Subscription, Tier, MAX_RECEIPT_KEY_LEN,
     },
     IdentityKey,
 };
@@ -36,15 +37,18 @@ fn oracle_node(index: u32) -> IdentityKey {
     key
 }
 
-/// A full receipt key set: one key of the longest length per tier of the plans.
+/// A full receipt key set: one key of the longest length per tier of the plans, and the
+/// consumer-token key.
 fn full_keys<T: Config>() -> ReceiptKeySet {
     let expires_at = T::Time::now()
         .as_secs()
         .saturating_add(T::MaxKeyLifetime::get());
     let keys: Vec<ReceiptKey> = T::Plans::get()
         .iter()
-        .map(|plan| ReceiptKey {
-            tier: plan.tier,
+        .map(|plan| plan.tier)
+        .chain([Tier::CONSUMER_TOKENS])
+        .map(|tier| ReceiptKey {
+            tier,
             public_key: BoundedVec::truncate_from(vec![0x30; MAX_RECEIPT_KEY_LEN as usize]),
             expires_at,
         })
@@ -104,7 +108,7 @@ mod benchmarks {
     }
 
     /// A publication for the next epoch by the last of `MaxOracles` oracles, one longest key
-    /// per tier of the plans; its signature is checked.
+    /// per tier of the plans and the consumer-token key; its signature is checked.
     #[benchmark]
     fn publish_receipt_keys() {
         let epoch = T::Oracles::current_epoch().saturating_add(1);

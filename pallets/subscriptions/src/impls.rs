@@ -166,8 +166,9 @@ impl<T: Config> Pallet<T> {
         let latest = now.saturating_add(T::MaxKeyLifetime::get());
         for (i, key) in keys.iter().enumerate() {
             ensure!(!key.public_key.is_empty(), PublicationError::EmptyKey);
+            // The consumer-token key rides along under its reserved tier, which no plan has.
             ensure!(
-                plans.iter().any(|plan| plan.tier == key.tier),
+                key.tier.is_consumer_tokens() || plans.iter().any(|plan| plan.tier == key.tier),
                 PublicationError::TierNotInPlans
             );
             ensure!(
@@ -232,7 +233,8 @@ impl<T: Config> Pallet<T> {
     }
 
     /// The receipt keys each oracle published for `epoch`, sorted by oracle key (at most
-    /// `MaxOracles`).
+    /// `MaxOracles`); an oracle's consumer-token key is among its keys, under
+    /// [`Tier::CONSUMER_TOKENS`](psp_primitives::subscriptions::Tier::CONSUMER_TOKENS).
     pub fn receipt_keys(epoch: EpochIndex) -> Vec<OracleReceiptKeys> {
         let mut all: Vec<OracleReceiptKeys> = ReceiptKeys::<T>::iter_prefix(epoch)
             .take(T::MaxOracles::get() as usize)

@@ -20,7 +20,12 @@
 //! most [`Config::ReceiptsPerEpoch`] per subscription and epoch over all oracles together — a
 //! rule the oracles enforce off chain. So that a landing node knows which receipt keys are
 //! genuine, each oracle elected for an epoch publishes, once, one RSA key per tier for that
-//! epoch, signed with its node identity key ([`Pallet::publish_receipt_keys`]). The
+//! epoch, signed with its node identity key ([`Pallet::publish_receipt_keys`]). The same
+//! publication may carry one more key, of the reserved tier
+//! [`Tier::CONSUMER_TOKENS`](psp_primitives::subscriptions::Tier::CONSUMER_TOKENS): the
+//! oracle's consumer-token key for the epoch, under which it blind-signs the tokens a
+//! subscriber's usage reports must carry to count toward rewards (`psp-usage`). No plan has
+//! that tier, and no landing node accepts receipts under it. The
 //! publication is an *unsigned* transaction (like an `im-online` heartbeat): the oracle's
 //! signature is the proof, and the oracle pays no fee. It is checked in the transaction pool
 //! ([`ValidateUnsigned`](frame_support::pallet_prelude::ValidateUnsigned)) and again at
@@ -39,6 +44,8 @@
 //!   it covers the current epoch.
 //! - **Pot**: the rewards pallet's pot, which pays the relays.
 //! - **Receipt key**: an oracle's RSA public key for one tier and epoch, with an expiry.
+//! - **Consumer-token key**: an oracle's RSA public key for one epoch's consumer tokens,
+//!   published as a receipt key of the reserved tier `Tier::CONSUMER_TOKENS`.
 //!
 //! ## Interface
 //!
@@ -207,7 +214,7 @@ pub mod pallet {
             epoch: EpochIndex,
             /// The oracle's node identity key.
             oracle: IdentityKey,
-            /// How many keys (one per tier).
+            /// How many keys (one per tier, the consumer-token key included).
             keys: u32,
         },
     }
@@ -237,9 +244,10 @@ pub mod pallet {
         AlreadyPublished,
         /// The publication holds no key.
         NoKeys,
-        /// A key's tier is not the tier of any plan.
+        /// A key's tier is not the tier of any plan, nor the consumer-token tier.
         TierNotInPlans,
-        /// Two keys have the same tier; publish one key per tier.
+        /// Two keys have the same tier; publish one key per tier and at most one
+        /// consumer-token key.
         DuplicateTier,
         /// A key's expiry is not in the future, or further than `MaxKeyLifetime` ahead.
         BadExpiry,
@@ -265,6 +273,10 @@ pub mod pallet {
                 "MaxKeyLifetime must be at least 1 second, or no key can be published"
             );
             let plans = T::Plans::get();
+            assert!(
+                plans.iter().all(|plan| !plan.tier.is_consumer_tokens()),
+                "a plan has the reserved consumer-token tier (all zero)"
+            );
             for (i, plan) in plans.iter().enumerate() {
                 assert!(
                     plans
@@ -304,7 +316,9 @@ pub mod pallet {
         }
 
         /// Publish the receipt keys of an elected oracle for the current or the next epoch:
-        /// one key per tier, signed by the oracle's node identity key over
+        /// one key per tier of the plans, and at most one consumer-token key (of the tier
+        /// [`Tier::CONSUMER_TOKENS`](psp_primitives::subscriptions::Tier::CONSUMER_TOKENS)),
+        /// signed by the oracle's node identity key over
         /// [`psp_primitives::subscriptions::receipt_keys_message`]. Unsigned: submitted as an
         /// unsigned extrinsic and checked by [`ValidateUnsigned`] (see
         /// [`PublicationError`] for the refusal codes), then again here. Each

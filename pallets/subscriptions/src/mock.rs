@@ -213,6 +213,16 @@ pub fn receipt_key(plan: u8, lifetime: u64) -> ReceiptKey {
     }
 }
 
+/// A consumer-token key (tier [`Tier::CONSUMER_TOKENS`]) expiring `lifetime` seconds from
+/// now; `byte` fills it.
+pub fn token_key(byte: u8, lifetime: u64) -> ReceiptKey {
+    ReceiptKey {
+        tier: Tier::CONSUMER_TOKENS,
+        public_key: BoundedVec::truncate_from(vec![byte; 294]),
+        expires_at: now_secs() + lifetime,
+    }
+}
+
 /// One key per plan, expiring in a day.
 pub fn all_keys() -> Vec<ReceiptKey> {
     (0..3).map(|p| receipt_key(p, 86_400)).collect()

@@ -21,7 +21,7 @@ use psp_primitives::{
     staking::EpochIndex,
     subscriptions::{
         OracleReceiptKeys, ReceiptKey, ReceiptKeyPublication, Subscription, SubscriptionInfo,
-        SubscriptionsStatus,
+        SubscriptionsStatus, Tier,
     },
 };
 use sp_runtime::{BoundedVec, DispatchError, TokenError};
@@ -645,6 +645,73 @@ fn receipt_keys_returns_each_oracles_publication() {
         expected.sort_by_key(|k| k.oracle);
         assert_eq!(Subscriptions::receipt_keys(0), expected);
         assert!(Subscriptions::receipt_keys(1).is_empty());
+    });
+}
+
+#[test]
+fn a_consumer_token_key_rides_along_with_the_plan_keys() {
+    test(|| {
+        let mut keys = all_keys();
+        keys.push(token_key(0x77, 86_400));
+        let p = publication(0, 1, keys.clone());
+        assert_ok!(validate(&p));
+        assert_ok!(publish(p));
+        assert_eq!(
+            last_event(),
+            Event::ReceiptKeysPublished {
+                epoch: 0,
+                oracle: oracle(1),
+                keys: 4,
+            }
+        );
+        assert_eq!(
+            Subscriptions::receipt_keys(0),
+            vec![OracleReceiptKeys {
+                oracle: oracle(1),
+                keys: keys.clone(),
+            }]
+        );
+        let token: Vec<_> = Subscriptions::receipt_keys(0)
+            .into_iter()
+            .flat_map(|o| o.keys)
+            .filter(|k| k.tier == Tier::CONSUMER_TOKENS)
+            .collect();
+        assert_eq!(token, vec![token_key(0x77, 86_400)]);
+        // The token key alone, too.
+        assert_ok!(publish(publication(0, 2, vec![token_key(0x78, 60)])));
+    });
+}
+
+#[test]
+fn a_publication_holds_at_most_one_consumer_token_key() {
+    test(|| {
+        let mut keys = all_keys();
+        keys.push(token_key(0x77, 86_400));
+        keys.push(token_key(0x78, 86_400));
+        assert_refused(
+            publication(0, 0, keys),
+            InvalidTransaction::Custom(INVALID_DUPLICATE_TIER),
+            Error::<Test>::DuplicateTier,
+        );
+        // Checked like any key: expiry and emptiness.
+        assert_refused(
+            publication(
+                0,
+                0,
+                vec![receipt_key(0, 60), token_key(0x77, MAX_KEY_LIFETIME + 1)],
+            ),
+            InvalidTransaction::Custom(INVALID_BAD_EXPIRY),
+            Error::<Test>::BadExpiry,
+        );
+        let empty = ReceiptKey {
+            public_key: BoundedVec::new(),
+            ..token_key(0x77, 60)
+        };
+        assert_refused(
+            publication(0, 0, vec![empty]),
+            InvalidTransaction::Custom(INVALID_EMPTY_KEY),
+            Error::<Test>::EmptyKey,
+        );
     });
 }
 

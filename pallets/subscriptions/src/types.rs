@@ -33,9 +33,9 @@ pub enum PublicationError {
     AlreadyPublished,
     /// No key.
     NoKeys,
-    /// A key's tier is not a plan's tier.
+    /// A key's tier is neither a plan's tier nor the consumer-token tier.
     TierNotInPlans,
-    /// Two keys of the same tier.
+    /// Two keys of the same tier (two consumer-token keys included).
     DuplicateTier,
     /// A key expires now or earlier, or later than `MaxKeyLifetime` from now.
     BadExpiry,

@@ -29,6 +29,7 @@ use psp_usage::ticket::{
     MAX_TICKET_SECS,
 };
 use psp_usage::token::ConsumerToken;
+use psp_usage::wire::UsageMsg;
 use psp_usage::{Accepted, Collector, CollectorConfig, EpochInfo, UsageError};
 
 /// The chain, stream and challenge of psp-usage's own tests, so their encodings decode here
@@ -278,6 +279,14 @@ pub fn check(data: &[u8]) -> bool {
     }
     if let Ok(t) = ConsumerToken::decode(data) {
         assert_eq!(t.encode(), data, "token decoder is canonical");
+    }
+    if let Ok(msg) = UsageMsg::decode(data) {
+        // `encode` writes the whole frame: a u16 length, then the body.
+        assert_eq!(
+            &msg.encode()[2..],
+            data,
+            "usage message decoder is canonical"
+        );
     }
     admission(data) | half(data)
 }

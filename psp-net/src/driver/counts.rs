@@ -1,8 +1,18 @@
-//! Receipt counts between the elected oracles: request-response `/psp/receipt-counts/1`.
+//! The oracle exchange, request-response `/psp/oracle-exchange/1`: receipt and token counts
+//! between the elected oracles, and relays' usage halves to them.
 //!
-//! Each oracle tells every other elected oracle how many receipts it issued to each
-//! subscription in the epoch (psp-receipts' [`Counts`], a G-counter), so that one
-//! subscription cannot draw its per-epoch bound from every oracle in turn. The sender is
+//! **Relay halves** (issue 14, point 3): when an epoch ends, a distribution or landing node
+//! sends its signed half of each session it served to every oracle elected for that epoch
+//! ([`crate::driver::NodeHandle::send_relay_halves`]). A half needs no link authentication:
+//! it carries the relay's signature and the oracle's ticket, which the oracle's collector
+//! ([`super::usage::SharedUsage`]) checks before it answers; the answer says whether it was
+//! taken and why not.
+//!
+//! **Receipt and token counts**: each oracle tells every other elected oracle how many
+//! stream receipts, and apart from them how many consumer tokens, it issued to each
+//! subscription in the epoch (psp-receipts' [`Counts`], a G-counter, tagged by
+//! [`CountsKind`]), so that one subscription cannot draw its per-epoch bounds from every
+//! oracle in turn. The sender is
 //! authenticated by the link (Noise: its libp2p peer id), which the host's view of the
 //! elected oracles ([`OraclePeer`]) maps to a node id; only entries that name the sender as
 //! the issuing oracle are kept, so an oracle vouches for its own counts only. What arrives
@@ -23,15 +33,17 @@ use psp_receipts::{Counts, OracleId};
 
 use super::frames;
 use super::messaging::{HubQueues, SharedQueues};
+use super::usage::SharedUsage;
 use crate::crypto::NodeId;
+use psp_usage::report::MAX_HALF_LEN;
 
 /// The request-response protocol of receipt counts.
-pub const COUNTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/psp/receipt-counts/1");
+pub const COUNTS_PROTOCOL: StreamProtocol = StreamProtocol::new("/psp/oracle-exchange/1");
 /// Largest message: one whole [`Counts`] (13-byte header, 68 bytes per entry).
 const MAX_MESSAGE: usize = 13 + MAX_COUNT_ENTRIES * 68;
 /// Seconds between two sends of unchanged counts.
 pub const RESEND_SECS: u64 = 15;
-const WHAT: &str = "receipt counts";
+const WHAT: &str = "oracle exchange";
 
 /// An elected oracle as the host knows it from the chain: node id, libp2p peer id, address.
 pub type OraclePeer = (NodeId, PeerId, Multiaddr);
@@ -39,9 +51,34 @@ pub type OraclePeer = (NodeId, PeerId, Multiaddr);
 /// The elected oracles (current and next epoch), kept current by the host.
 pub type SharedOracles = Arc<RwLock<Vec<OraclePeer>>>;
 
-/// Frames counts as `1 ‖ u32 length ‖ Counts`; answers `1` (taken) or `2 ‖ reason`.
+/// Frames counts as `1 ‖ u32 length ‖ Counts` and relay halves as `3 ‖ u32 length ‖ half`;
+/// answers `1` (taken) or `2 ‖ reason`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CountsCodec;
+
+/// A request on the oracle exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExchangeRequest {
+    /// An oracle's receipt counts (psp-receipts' [`Counts`], encoded).
+    Counts(Vec<u8>),
+    /// A relay's usage half (psp-usage's `Half`, encoded).
+    RelayHalf(Vec<u8>),
+    /// An oracle's consumer-token counts ([`Counts`] of its token issuer, encoded).
+    TokenCounts(Vec<u8>),
+}
+
+/// Which issuer's counts: stream receipts or consumer tokens (bounded apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountsKind {
+    /// Stream-creation receipts.
+    Receipts,
+    /// Consumer tokens.
+    Tokens,
+}
+
+const TAG_COUNTS: u8 = 1;
+const TAG_RELAY_HALF: u8 = 3;
+const TAG_TOKEN_COUNTS: u8 = 4;
 
 /// The answer to counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,15 +92,27 @@ pub enum CountsResponse {
 #[async_trait]
 impl request_response::Codec for CountsCodec {
     type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
+    type Request = ExchangeRequest;
     type Response = CountsResponse;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    async fn read_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<ExchangeRequest>
     where
         T: AsyncRead + Unpin + Send,
     {
         match frames::read_frame(io, MAX_MESSAGE, WHAT).await? {
-            (1, body) => Ok(body),
+            (TAG_COUNTS, body) => Ok(ExchangeRequest::Counts(body)),
+            (TAG_TOKEN_COUNTS, body) => Ok(ExchangeRequest::TokenCounts(body)),
+            (TAG_RELAY_HALF, body) if body.len() <= MAX_HALF_LEN => {
+                Ok(ExchangeRequest::RelayHalf(body))
+            }
+            (TAG_RELAY_HALF, body) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("relay half of {} bytes (max {MAX_HALF_LEN})", body.len()),
+            )),
             (tag, _) => Err(frames::bad_tag(tag, WHAT)),
         }
     }
@@ -89,12 +138,17 @@ impl request_response::Codec for CountsCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: Vec<u8>,
+        req: ExchangeRequest,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
-        frames::write_frame(io, 1, &req, MAX_MESSAGE, WHAT).await
+        let (tag, body) = match &req {
+            ExchangeRequest::Counts(body) => (TAG_COUNTS, body),
+            ExchangeRequest::RelayHalf(body) => (TAG_RELAY_HALF, body),
+            ExchangeRequest::TokenCounts(body) => (TAG_TOKEN_COUNTS, body),
+        };
+        frames::write_frame(io, tag, body, MAX_MESSAGE, WHAT).await
     }
 
     async fn write_response<T>(
@@ -147,14 +201,21 @@ pub(crate) struct CountsNode {
     oracles: SharedOracles,
     queues: SharedQueues,
     /// The latest own counts (encoded messages) and when they were last sent.
-    latest: Vec<Vec<u8>>,
+    latest: Vec<ExchangeRequest>,
     sent_at: u64,
     /// Peers whose address the swarm was given.
     addressed: HashSet<PeerId>,
+    /// The usage service relay halves go to (this node as an oracle).
+    usage: Option<SharedUsage>,
 }
 
 impl CountsNode {
-    pub(crate) fn new(me: NodeId, oracles: SharedOracles, queues: SharedQueues) -> Self {
+    pub(crate) fn new(
+        me: NodeId,
+        oracles: SharedOracles,
+        queues: SharedQueues,
+        usage: Option<SharedUsage>,
+    ) -> Self {
         Self {
             me,
             oracles,
@@ -162,7 +223,52 @@ impl CountsNode {
             latest: Vec::new(),
             sent_at: 0,
             addressed: HashSet::new(),
+            usage,
         }
+    }
+
+    /// Sends each of `halves` (encoded relay halves) to each of `to`; returns the peer
+    /// addresses the swarm must learn. A half for this node itself goes straight to its
+    /// usage service.
+    pub(crate) fn send_relay_halves(
+        &mut self,
+        rr: &mut CountsBehaviour,
+        to: Vec<OraclePeer>,
+        halves: Vec<Vec<u8>>,
+    ) -> Vec<(PeerId, Multiaddr)> {
+        let mut addresses = Vec::new();
+        for (id, peer, addr) in to {
+            if id == self.me {
+                for half in &halves {
+                    if let Err(reason) = self.take_half(half) {
+                        tracing::info!(%reason, "psp usage: own relay half refused");
+                    }
+                }
+                continue;
+            }
+            if self.addressed.insert(peer) {
+                addresses.push((peer, addr));
+            }
+            for half in &halves {
+                rr.send_request(&peer, ExchangeRequest::RelayHalf(half.clone()));
+            }
+        }
+        addresses
+    }
+
+    /// Gives a relay half to this node's collector.
+    fn take_half(&self, bytes: &[u8]) -> Result<(), String> {
+        let usage = self
+            .usage
+            .as_ref()
+            .ok_or("this node collects no usage reports")?;
+        let accepted = usage
+            .lock()
+            .collector_mut()
+            .receive_bytes(bytes)
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(?accepted, "psp usage: relay half taken");
+        Ok(())
     }
 
     fn view(&self) -> Vec<OraclePeer> {
@@ -209,7 +315,7 @@ impl CountsNode {
     pub(crate) fn on_event(
         &mut self,
         rr: &mut CountsBehaviour,
-        event: request_response::Event<Vec<u8>, CountsResponse>,
+        event: request_response::Event<ExchangeRequest, CountsResponse>,
     ) -> Option<CountsReceived> {
         match event {
             request_response::Event::Message {
@@ -219,12 +325,20 @@ impl CountsNode {
                         request, channel, ..
                     },
             } => {
-                let (response, received) = match self.take(&peer, &request) {
-                    Ok(received) => (CountsResponse::Accepted, Some(received)),
-                    Err(reason) => {
-                        tracing::info!(%peer, %reason, "psp oracle: receipt counts refused");
-                        (CountsResponse::Refused(reason), None)
+                let (response, received) = match request {
+                    ExchangeRequest::Counts(bytes) => {
+                        self.answer_counts(&peer, CountsKind::Receipts, &bytes)
                     }
+                    ExchangeRequest::TokenCounts(bytes) => {
+                        self.answer_counts(&peer, CountsKind::Tokens, &bytes)
+                    }
+                    ExchangeRequest::RelayHalf(bytes) => match self.take_half(&bytes) {
+                        Ok(()) => (CountsResponse::Accepted, None),
+                        Err(reason) => {
+                            tracing::info!(%peer, %reason, "psp usage: relay half refused");
+                            (CountsResponse::Refused(reason), None)
+                        }
+                    },
                 };
                 let _ = rr.send_response(channel, response);
                 received
@@ -237,19 +351,40 @@ impl CountsNode {
                         ..
                     },
             } => {
-                tracing::info!(%peer, %reason, "psp oracle: our receipt counts were refused");
+                tracing::info!(%peer, %reason, "psp oracle: our exchange request was refused");
                 None
             }
             request_response::Event::OutboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "psp oracle: receipt counts not delivered");
+                tracing::info!(%peer, %error, "psp oracle: exchange request not delivered");
                 None
             }
             _ => None,
         }
     }
 
-    /// Checks and queues counts from `peer` for the hub.
-    fn take(&mut self, peer: &PeerId, bytes: &[u8]) -> Result<CountsReceived, String> {
+    /// Takes counts of `kind` from `peer`: the answer, and what was taken.
+    fn answer_counts(
+        &mut self,
+        peer: &PeerId,
+        kind: CountsKind,
+        bytes: &[u8],
+    ) -> (CountsResponse, Option<CountsReceived>) {
+        match self.take(peer, kind, bytes) {
+            Ok(received) => (CountsResponse::Accepted, Some(received)),
+            Err(reason) => {
+                tracing::info!(%peer, %reason, ?kind, "psp oracle: counts refused");
+                (CountsResponse::Refused(reason), None)
+            }
+        }
+    }
+
+    /// Checks and queues counts of `kind` from `peer` for the hub.
+    fn take(
+        &mut self,
+        peer: &PeerId,
+        kind: CountsKind,
+        bytes: &[u8],
+    ) -> Result<CountsReceived, String> {
         let from = self
             .view()
             .into_iter()
@@ -274,7 +409,7 @@ impl CountsNode {
             issued: counts.entries.iter().map(|e| u64::from(e.issued)).sum(),
         };
         let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
-        HubQueues::push(&mut queues.counts_in, counts, "receipt counts");
+        HubQueues::push(&mut queues.counts_in, (kind, counts), "oracle counts");
         Ok(received)
     }
 }

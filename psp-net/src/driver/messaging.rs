@@ -102,9 +102,9 @@ pub struct HubQueues {
     pub fetched: VecDeque<(StreamHandle, Vec<Vec<u8>>)>,
     /// This oracle's receipt counts (encoded messages), set by the stream hub when they
     /// changed, taken by the node task to send to the other oracles.
-    pub counts_out: Option<Vec<Vec<u8>>>,
+    pub counts_out: Option<Vec<super::counts::ExchangeRequest>>,
     /// Other oracles' receipt counts (only entries they issued), for the stream hub to merge.
-    pub counts_in: VecDeque<psp_receipts::Counts>,
+    pub counts_in: VecDeque<(super::counts::CountsKind, psp_receipts::Counts)>,
     /// Streams the landing service created, for the node task to report to the host.
     pub created: VecDeque<super::streams::CreatedStream>,
 }

@@ -27,6 +27,7 @@ mod link;
 pub mod messaging;
 pub mod node;
 pub mod streams;
+pub mod usage;
 
 use std::time::Duration;
 

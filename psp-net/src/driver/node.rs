@@ -32,7 +32,7 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::OverlayEvent;
-use super::counts::{CountsBehaviour, CountsNode, CountsReceived};
+use super::counts::{CountsBehaviour, CountsNode, CountsReceived, OraclePeer};
 use super::dht::{Dht, DhtGetReport, DhtPutReport, DhtSetup, DhtStore};
 use super::directory::{DirBehaviour, DirectoryNode, DirectorySetup, DiscoveryView};
 use super::link::{Hello, LinkEvent, Links};
@@ -47,6 +47,7 @@ use crate::dht::RecordKey;
 use crate::directory::Equivocation;
 use crate::driver::messaging::{MessagingHub, MessagingSetup, SharedQueues};
 use crate::driver::streams::{CreatedStream, StreamHub, StreamSetup};
+use crate::driver::usage::{SharedUsage, UsageHub};
 use crate::rendezvous::StreamHandle;
 
 /// Configuration of a relay node. Defaults are documented per field.
@@ -182,6 +183,7 @@ enum Command {
     DirectoryLatest(oneshot::Sender<Option<(Vec<u8>, Vec<NodeId>)>>),
     DirectorySubmit(Vec<u8>, oneshot::Sender<Result<(), DriverError>>),
     DirectoryEquivocations(oneshot::Sender<Vec<Equivocation>>),
+    SendRelayHalves(Vec<OraclePeer>, Vec<Vec<u8>>),
     Shutdown,
 }
 
@@ -297,6 +299,20 @@ impl NodeHandle {
             .await?
     }
 
+    /// Sends this relay's usage halves of an epoch (encoded `psp_usage::report::Half`s) to
+    /// the oracles elected for it, over the oracle exchange ([`super::counts`]); each oracle
+    /// checks them and logs a refusal. Needs the stream services.
+    pub async fn send_relay_halves(
+        &self,
+        to: Vec<OraclePeer>,
+        halves: Vec<Vec<u8>>,
+    ) -> Result<(), DriverError> {
+        self.cmd
+            .send(Command::SendRelayHalves(to, halves))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
     /// Discovery nodes caught signing two different directories for one period.
     pub async fn directory_equivocations(&self) -> Result<Vec<Equivocation>, DriverError> {
         self.ask(Command::DirectoryEquivocations).await
@@ -362,6 +378,7 @@ impl Node {
             directory: discovery,
             messaging,
             streams,
+            usage,
         } = node_services;
         // With messaging, presence, rendezvous and lookup join the relay's services, and with
         // streams, oracle and landing; the records they publish and the look-ups they run go
@@ -378,7 +395,11 @@ impl Node {
                 secrets.id,
                 setup.oracles.clone(),
                 queues.clone(),
+                usage.clone(),
             ));
+            if let Some(usage) = usage {
+                services = Box::new(UsageHub::new(services, usage, setup.observer.clone()));
+            }
             services = Box::new(StreamHub::new(services, setup, queues.clone()));
         }
         let messaging = hubs.then_some(queues);
@@ -477,6 +498,9 @@ pub struct NodeServices {
     pub messaging: Option<MessagingSetup>,
     /// The oracle and landing services (stream records are published through the DHT).
     pub streams: Option<StreamSetup>,
+    /// The oracle's usage service: session tickets, usage reports (runs with `streams`,
+    /// whose oracle exchange carries the relays' halves).
+    pub usage: Option<SharedUsage>,
 }
 
 impl std::fmt::Debug for NodeServices {
@@ -486,6 +510,7 @@ impl std::fmt::Debug for NodeServices {
             .field("directory", &self.directory)
             .field("messaging", &self.messaging.is_some())
             .field("streams", &self.streams.is_some())
+            .field("usage", &self.usage.is_some())
             .finish()
     }
 }
@@ -683,6 +708,18 @@ impl NodeTask {
                         .map(DirectoryNode::equivocations)
                         .unwrap_or_default(),
                 );
+            }
+            Command::SendRelayHalves(to, halves) => {
+                let addresses = match self.counts_parts() {
+                    Some((node, rr)) => node.send_relay_halves(rr, to, halves),
+                    None => {
+                        tracing::warn!("psp usage: relay halves not sent (no stream services)");
+                        Vec::new()
+                    }
+                };
+                for (peer, addr) in addresses {
+                    self.links.swarm.add_peer_address(peer, addr);
+                }
             }
             Command::Shutdown => {}
         }

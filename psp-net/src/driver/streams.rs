@@ -38,11 +38,12 @@ use psp_stream::landing::{Landing, LandingConfig};
 use psp_stream::oracle::{Oracle, OracleConfig, OracleContext, SubscriptionView};
 use psp_stream::record::StreamRecord;
 use psp_stream::Action;
+use psp_usage::token::{TokenIssuer, DEFAULT_TOKENS_PER_SUBSCRIPTION};
 
 use crate::circuit::{ServiceAction, ServiceHub, StreamRef, Timestamp};
-use crate::crypto::Sr25519Keypair;
+use crate::crypto::{NodeId, Sr25519Keypair};
 use crate::dht::{RecordContent, RecordKind};
-use crate::driver::counts::SharedOracles;
+use crate::driver::counts::{CountsKind, ExchangeRequest, SharedOracles};
 use crate::driver::messaging::{HubQueues, MessagingChain, ServiceObserver, SharedQueues};
 use crate::driver::unix_now;
 
@@ -95,6 +96,9 @@ pub struct ReceiptKeyUpdates {
     pub epoch: u64,
     /// Issuing keys this oracle made, to install: (epoch, tier, key).
     pub issuing: Vec<(u64, StreamParams, SigningKey)>,
+    /// Consumer-token keys this oracle made (published under the chain's reserved token
+    /// tier), to install in the oracle's token issuer: (epoch, key).
+    pub token_issuing: Vec<(u64, SigningKey)>,
     /// Every oracle's published keys as on chain now, when they changed (replaces the
     /// landing service's set).
     pub published: Option<Vec<PublishedKey>>,
@@ -215,7 +219,7 @@ pub struct StreamHub {
     queues: SharedQueues,
     live: VecDeque<LiveRecord>,
     /// This oracle's counts as last handed to the node task (epoch, encoded messages).
-    exported: (u64, Vec<Vec<u8>>),
+    exported: (u64, Vec<ExchangeRequest>),
     /// The relay time and unix time of the latest call, to translate deadlines.
     clock: (Timestamp, u64),
 }
@@ -258,26 +262,32 @@ impl StreamHub {
     }
 
     fn take_updates(&mut self, unix: u64) {
-        let (epoch, issuing, published) = {
+        let (epoch, issuing, token_issuing, published) = {
             let mut updates = self.setup.keys.lock().unwrap_or_else(|e| e.into_inner());
             (
                 updates.epoch,
                 std::mem::take(&mut updates.issuing),
+                std::mem::take(&mut updates.token_issuing),
                 updates.published.take(),
             )
         };
         if epoch != self.epoch {
             self.epoch = epoch;
             self.oracle.issuer_mut().prune(epoch);
+            if let Some(tokens) = self.oracle.token_issuer_mut() {
+                tokens.prune(epoch);
+            }
         }
         let counts: Vec<_> = self.queues().counts_in.drain(..).collect();
-        for c in counts {
-            let report = self.oracle.issuer_mut().merge(epoch, &c);
-            tracing::debug!(
-                epoch = c.epoch,
-                ?report,
-                "psp oracle: receipt counts merged"
-            );
+        for (kind, c) in counts {
+            let report = match kind {
+                CountsKind::Receipts => Some(self.oracle.issuer_mut().merge(epoch, &c)),
+                CountsKind::Tokens => self
+                    .oracle
+                    .token_issuer_mut()
+                    .map(|tokens| tokens.merge(epoch, &c)),
+            };
+            tracing::debug!(epoch = c.epoch, ?kind, ?report, "psp oracle: counts merged");
         }
         for (epoch, tier, key) in issuing {
             match self.oracle.issuer_mut().install_key(epoch, tier, key) {
@@ -285,6 +295,22 @@ impl StreamHub {
                     tracing::info!(epoch, ?tier, key = %id, "psp oracle: receipt key installed")
                 }
                 Err(e) => tracing::warn!(epoch, %e, "psp oracle: receipt key not installed"),
+            }
+        }
+        if !token_issuing.is_empty() && self.oracle.token_issuer().is_none() {
+            // The first token key: this node issues consumer tokens from now on.
+            self.oracle.set_token_issuer(TokenIssuer::new(
+                NodeId(self.setup.node_key.public()),
+                DEFAULT_TOKENS_PER_SUBSCRIPTION,
+                self.setup.issuer.max_subscriptions_per_epoch,
+            ));
+        }
+        if let Some(tokens) = self.oracle.token_issuer_mut() {
+            for (epoch, key) in token_issuing {
+                match tokens.install_key(epoch, key) {
+                    Ok(id) => tracing::info!(epoch, key = %id, "psp oracle: token key installed"),
+                    Err(e) => tracing::warn!(epoch, %e, "psp oracle: token key not installed"),
+                }
             }
         }
         if let Some(keys) = published {
@@ -334,14 +360,23 @@ impl StreamHub {
         self.queues.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands this oracle's counts of the epoch to the node task if they changed.
+    /// Hands this oracle's receipt and token counts of the epoch to the node task if they
+    /// changed.
     fn export_counts(&mut self) {
-        let counts: Vec<Vec<u8>> = self
+        let receipts = self.oracle.issuer().counts(self.epoch);
+        let tokens = self
             .oracle
-            .issuer()
-            .counts(self.epoch)
+            .token_issuer()
+            .map(|t| t.counts(self.epoch))
+            .unwrap_or_default();
+        let counts: Vec<ExchangeRequest> = receipts
             .iter()
-            .map(|c| c.encode())
+            .map(|c| ExchangeRequest::Counts(c.encode()))
+            .chain(
+                tokens
+                    .iter()
+                    .map(|c| ExchangeRequest::TokenCounts(c.encode())),
+            )
             .collect();
         if (self.epoch, &counts) != (self.exported.0, &self.exported.1) {
             self.exported = (self.epoch, counts.clone());

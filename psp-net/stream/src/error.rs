@@ -4,6 +4,7 @@
 use psp_receipts::ReceiptError;
 use psp_rendezvous::chain::CertificateError;
 use psp_rendezvous::wire::WireError;
+use psp_usage::UsageError;
 
 use crate::wire::{LandingRefusal, OracleRefusal};
 
@@ -63,6 +64,11 @@ pub enum StreamError {
     /// expired, spent, bad signature, ...).
     #[error("receipt: {0}")]
     Receipt(#[from] ReceiptError),
+    /// Issuing or finalizing a consumer token failed (the subscription drew its tokens for
+    /// the epoch, the table is full, a malformed blinded message, a signature that does not
+    /// verify, ...).
+    #[error("consumer token: {0}")]
+    Token(#[from] UsageError),
     /// More distribution nodes than the receipt allows.
     #[error("{got} distribution nodes, the receipt allows {allowed}")]
     TooManyDistributionNodes {
@@ -152,6 +158,22 @@ pub enum StreamError {
     },
 }
 
+/// The reason code of a refusal by the receipts (or tokens') issuer.
+fn issuing_refusal(e: &ReceiptError) -> OracleRefusal {
+    match e {
+        ReceiptError::BeyondAllowance { .. } => OracleRefusal::BeyondAllowance,
+        ReceiptError::SubscriptionExhausted { .. } => OracleRefusal::Exhausted,
+        ReceiptError::SubscriptionTableFull { .. } => OracleRefusal::Busy,
+        ReceiptError::WrongLength { .. } | ReceiptError::BlindedMessageOutOfRange => {
+            OracleRefusal::Malformed
+        }
+        ReceiptError::NoKeyForEpoch { .. } | ReceiptError::NoSuchTier { .. } => {
+            OracleRefusal::UnknownTier
+        }
+        _ => OracleRefusal::Internal,
+    }
+}
+
 pub(crate) fn prefix(bytes: &[u8; 32]) -> [u8; 4] {
     [bytes[0], bytes[1], bytes[2], bytes[3]]
 }
@@ -170,15 +192,7 @@ impl StreamError {
             Self::Certificate(_) | Self::PossessionSignature => OracleRefusal::BadCertificate,
             Self::NotSubscribed { .. } => OracleRefusal::NotSubscribed,
             Self::UnknownTier { .. } => OracleRefusal::UnknownTier,
-            Self::Receipt(ReceiptError::BeyondAllowance { .. }) => OracleRefusal::BeyondAllowance,
-            Self::Receipt(ReceiptError::SubscriptionExhausted { .. }) => OracleRefusal::Exhausted,
-            Self::Receipt(ReceiptError::SubscriptionTableFull { .. }) => OracleRefusal::Busy,
-            Self::Receipt(
-                ReceiptError::WrongLength { .. } | ReceiptError::BlindedMessageOutOfRange,
-            ) => OracleRefusal::Malformed,
-            Self::Receipt(ReceiptError::NoKeyForEpoch { .. } | ReceiptError::NoSuchTier { .. }) => {
-                OracleRefusal::UnknownTier
-            }
+            Self::Receipt(e) | Self::Token(UsageError::Token(e)) => issuing_refusal(e),
             _ => OracleRefusal::Internal,
         }
     }

@@ -9,6 +9,8 @@
 //!    sends a blinded receipt request for one tier; the oracle checks the certificate against
 //!    the chain, her subscription, the tier and the per-subscription bound shared with the
 //!    other oracles, and blind-signs (RFC 9474, `psp-receipts`).
+//!    The same exchange issues *consumer tokens* (issue 14, `psp-usage`) under the oracle's
+//!    token key of the epoch ([`client::TokenClient`]).
 //! 2. **Landing** ([`landing::Landing`], [`client::StreamCreator`]): over a fresh anonymous
 //!    circuit she hands any node the receipt and her distribution nodes; the landing node
 //!    verifies and spends the receipt, checks the nodes, and publishes a signed

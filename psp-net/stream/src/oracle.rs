@@ -16,6 +16,16 @@
 //! It answers `ReceiptIssued` or `Refused` with a reason code, and closes the stream. Every
 //! refusal also comes back as `Err` for the log.
 //!
+//! **Consumer tokens** (issue 14, `psp-usage`) ride the same request. An oracle that holds a
+//! [`TokenIssuer`] ([`Oracle::set_token_issuer`]) publishes its token key beside its receipt
+//! keys; a `ReceiptRequest` whose key id is the token key of the epoch is checked the same
+//! way up to step 4 (certificate, signature, a subscription for the epoch), and then
+//! [`TokenIssuer::issue`] blind-signs it under the token bound per subscription and epoch
+//! (the token issuer's own counters, never the receipts'). The answer is the same
+//! `ReceiptIssued` message. Receipt and token keys never mix: a request under the token key
+//! only ever gets a token signature, whose message (`psp-usage`'s token context) is no
+//! receipt, and no landing node accepts the token key's tier as a receipt tier.
+//!
 //! **What the oracle learns**: who asks (the certified identity), when, and which tier. By
 //! RFC 9474 blindness it does not learn the receipt: the blinded message and its blind
 //! signature are independent of the spend id and signature the landing node later sees, so
@@ -24,13 +34,15 @@
 //! Driving it: feed every stream's bytes to [`Oracle::handle_data`], report closed streams
 //! with [`Oracle::handle_stream_closed`], call [`Oracle::handle_timeout`] at
 //! [`Oracle::poll_timeout`], and after every call run [`Oracle::poll_action`]'s actions in
-//! order. Install keys and exchange counts through [`Oracle::issuer_mut`].
+//! order. Install keys and exchange counts through [`Oracle::issuer_mut`] (receipts) and
+//! [`Oracle::token_issuer_mut`] (consumer tokens).
 
 use psp_cert::Certificate;
 use psp_onion::crypto::sr25519_verify;
-use psp_receipts::{BlindedMessage, Issuer, StreamParams, SubscriptionId};
+use psp_receipts::{BlindSignature, BlindedMessage, Issuer, KeyId, StreamParams, SubscriptionId};
 use psp_rendezvous::chain::CertificateError;
 use psp_rendezvous::{ChainView, StreamHandle};
+use psp_usage::token::TokenIssuer;
 
 use crate::error::{prefix, StreamError};
 use crate::service::{Action, RequestService};
@@ -79,6 +91,8 @@ impl Default for OracleConfig {
 pub struct Oracle {
     node_id: [u8; 32],
     issuer: Issuer,
+    /// Consumer tokens, once the oracle issues them.
+    tokens: Option<TokenIssuer>,
     requests: RequestService,
 }
 
@@ -89,8 +103,26 @@ impl Oracle {
         Self {
             node_id,
             issuer,
+            tokens: None,
             requests: RequestService::new(config.max_streams, config.request_timeout_secs),
         }
+    }
+
+    /// Issues consumer tokens with `tokens` too (replacing any token issuer held, with its
+    /// keys and counts).
+    pub fn set_token_issuer(&mut self, tokens: TokenIssuer) {
+        self.tokens = Some(tokens);
+    }
+
+    /// The consumer-token issuer, if the oracle issues tokens.
+    pub fn token_issuer(&self) -> Option<&TokenIssuer> {
+        self.tokens.as_ref()
+    }
+
+    /// The consumer-token issuer, to install its keys and merge counts; `None` until
+    /// [`Self::set_token_issuer`].
+    pub fn token_issuer_mut(&mut self) -> Option<&mut TokenIssuer> {
+        self.tokens.as_mut()
     }
 
     /// The issuer (counts, keys).
@@ -163,25 +195,48 @@ impl Oracle {
                     identity: prefix(&identity),
                     epoch,
                 })?;
+        let blinded = BlindedMessage::from_bytes(blinded.into_vec());
+        // A request under this epoch's token key is for a consumer token: its bound is the
+        // token issuer's, and the allowance's tier means nothing to it.
+        let tokens = self.tokens.as_mut().filter(|tokens| {
+            tokens
+                .public_key(epoch)
+                .is_some_and(|key| key.key_id() == tier)
+        });
+        let blind = match tokens {
+            Some(tokens) => tokens.issue(epoch, SubscriptionId(identity), &blinded)?,
+            None => self.issue_receipt(epoch, identity, &allowed, &tier, &blinded)?,
+        };
+        let blind_signature = BoundedBytes::new("blind signature", blind.as_bytes().to_vec())
+            .map_err(StreamError::malformed("blind signature"))?;
+        Ok(OracleMsg::ReceiptIssued { blind_signature })
+    }
+
+    /// Steps 5 and 6 for a receipt: the tier's key, then the receipts issuer.
+    fn issue_receipt(
+        &mut self,
+        epoch: u64,
+        identity: [u8; 32],
+        allowed: &StreamParams,
+        tier: &KeyId,
+        blinded: &BlindedMessage,
+    ) -> Result<BlindSignature, StreamError> {
         let requested = self
             .issuer
             .public_keys(epoch)
             .into_iter()
-            .find(|(_, key)| key.key_id() == tier)
+            .find(|(_, key)| key.key_id() == *tier)
             .map(|(params, _)| params)
             .ok_or(StreamError::UnknownTier {
                 key_id: prefix(&tier.0),
                 epoch,
             })?;
-        let blind = self.issuer.issue(
+        Ok(self.issuer.issue(
             epoch,
             SubscriptionId(identity),
-            &allowed,
+            allowed,
             &requested,
-            &BlindedMessage::from_bytes(blinded.into_vec()),
-        )?;
-        let blind_signature = BoundedBytes::new("blind signature", blind.as_bytes().to_vec())
-            .map_err(StreamError::malformed("blind signature"))?;
-        Ok(OracleMsg::ReceiptIssued { blind_signature })
+            blinded,
+        )?)
     }
 }

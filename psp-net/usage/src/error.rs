@@ -3,6 +3,7 @@
 
 use psp_onion::bytes::BytesError;
 use psp_receipts::ReceiptError;
+use psp_rendezvous::wire::WireError;
 
 /// Short hex of the first bytes of an id, for error messages.
 pub(crate) fn short(id: &[u8; 32]) -> [u8; 4] {
@@ -261,6 +262,32 @@ pub enum UsageError {
     UnknownSession {
         /// First bytes of the session id.
         session: [u8; 4],
+    },
+
+    // --- the usage service
+    /// A usage stream's framing is lost: a length prefix outside the frame bounds (shorter than
+    /// a body header, or longer than the largest usage message).
+    #[error("malformed {what}: {source}")]
+    Framing {
+        /// What was being read.
+        what: &'static str,
+        /// What the deframer said.
+        source: WireError,
+    },
+    /// A message the peer may not send here: an answer sent to the service, or a request
+    /// where an answer was expected.
+    #[error("unexpected {message} while {state}")]
+    UnexpectedMessage {
+        /// The message's name.
+        message: &'static str,
+        /// What the receiver was waiting for.
+        state: &'static str,
+    },
+    /// The usage service holds as many request streams as it allows; retry later.
+    #[error("the usage service holds {max} request streams already")]
+    TooManyStreams {
+        /// The bound.
+        max: usize,
     },
 }
 

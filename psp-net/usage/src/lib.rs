@@ -26,6 +26,9 @@
 //!   [`report::ClientMeter`].
 //! - Oracle: [`ticket::TicketIssuer`], [`token::TokenIssuer`], [`collect::Collector`].
 //! - Distribution node: [`ticket::TicketGate`], [`report::RelayMeter`].
+//! - Oracle node service: [`service::UsageService`], behind circuit streams with BEGIN name
+//!   [`service::USAGE_SERVICE`]; its messages [`wire::UsageMsg`], and the client's side
+//!   [`wire::request_ticket`], [`wire::deliver`], [`wire::AnswerReader`].
 //! - Wire: [`puzzle::Solution`], [`ticket::SignedTicket`], [`ticket::Admission`],
 //!   [`token::ConsumerToken`], [`report::Half`].
 //!
@@ -40,15 +43,19 @@ pub mod collect;
 mod error;
 pub mod puzzle;
 pub mod report;
+pub mod service;
 pub mod ticket;
 pub mod token;
+pub mod wire;
 
 pub use collect::{Accepted, Batch, Collector, CollectorConfig, EpochInfo, EpochStats};
 pub use error::UsageError;
 pub use puzzle::{Challenge, PuzzleVerifier, RecentBlocks, Solution};
 pub use report::{ClientHalf, ClientMeter, Half, RelayHalf, RelayMeter};
+pub use service::{Action, Handled, ServiceConfig, UsageService, USAGE_SERVICE};
 pub use ticket::{
     Admission, AdmittedSession, GateConfig, IssuerConfig, SessionTicket, SignedTicket, TicketGate,
     TicketIssuer,
 };
 pub use token::{ConsumerToken, TokenIssuer, TokenKey, TokenKeys, TokenRequest};
+pub use wire::{AnswerReader, UsageMsg, UsageRefusal};

@@ -10,8 +10,11 @@
 //! byte, so what the oracle pairs is what `pallet-psp-rewards` verifies.
 //!
 //! Each side measures its own interval: `start_ms` is the first metered byte in the epoch,
-//! `end_ms` one millisecond after the last. The two sides see the epoch boundary at slightly
-//! different times; the pallet's tolerance and its "smaller count" rule absorb that.
+//! `end_ms` one millisecond after the last. Bytes are kept in [`SLICE_MS`] slices until the
+//! epoch is cut at its boundary's *chain time* (`end_epoch_at`: the time the next epoch
+//! started, read from chain once it is known), so both sides cut at the same instant to
+//! within one slice whenever each of them learns of the new epoch; the pallet's tolerance
+//! absorbs the frames in flight across it.
 //!
 //! Wire format (big-endian). Common header: version (1) ‖ kind (1: relay, 2: client) ‖
 //! epoch (4, the chain's `EpochIndex`).
@@ -231,41 +234,100 @@ impl Half {
     }
 }
 
-/// Bytes and times metered for one session in the current epoch.
+/// Width of a metering slice: bytes are kept per slice until an epoch boundary falls
+/// behind them, so both ends cut an epoch at the same chain time to within one slice.
+pub const SLICE_MS: u64 = 250;
+/// Slices kept per session before the two oldest merge (~4 minutes at [`SLICE_MS`]): far
+/// more than an epoch boundary takes to become known (its block's finality).
+pub const MAX_SLICES: usize = 1_024;
+
+/// Bytes and times metered in one slice (or, after merging, a run of slices).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Tally {
+struct Slice {
     bytes: u64,
     first_ms: u64,
     last_ms: u64,
 }
 
+/// Bytes and times metered for one session and not yet reported, in time slices, so that
+/// an epoch can be cut at its boundary's chain time ([`Tally::take_before`]) whenever that
+/// time becomes known, not when this side happens to notice the new epoch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    slices: std::collections::VecDeque<Slice>,
+}
+
 impl Tally {
-    fn starting(now_ms: u64) -> Self {
-        Tally {
-            bytes: 0,
-            first_ms: now_ms,
-            last_ms: now_ms,
-        }
-    }
-
     fn add(&mut self, bytes: u64, now_ms: u64) {
-        self.bytes = self.bytes.saturating_add(bytes);
-        self.first_ms = self.first_ms.min(now_ms);
-        self.last_ms = self.last_ms.max(now_ms);
+        let slot = now_ms / SLICE_MS;
+        match self
+            .slices
+            .iter_mut()
+            .rev()
+            .find(|s| s.first_ms / SLICE_MS == slot)
+        {
+            Some(slice) => {
+                slice.bytes = slice.bytes.saturating_add(bytes);
+                slice.first_ms = slice.first_ms.min(now_ms);
+                slice.last_ms = slice.last_ms.max(now_ms);
+            }
+            None => {
+                let at = self
+                    .slices
+                    .iter()
+                    .rposition(|s| s.first_ms / SLICE_MS < slot)
+                    .map_or(0, |i| i + 1);
+                self.slices.insert(
+                    at,
+                    Slice {
+                        bytes,
+                        first_ms: now_ms,
+                        last_ms: now_ms,
+                    },
+                );
+                if self.slices.len() > MAX_SLICES {
+                    // Merge the two oldest: old bytes lose their slice, never their count.
+                    if let (Some(a), Some(b)) = (self.slices.pop_front(), self.slices.pop_front()) {
+                        self.slices.push_front(Slice {
+                            bytes: a.bytes.saturating_add(b.bytes),
+                            first_ms: a.first_ms.min(b.first_ms),
+                            last_ms: a.last_ms.max(b.last_ms),
+                        });
+                    }
+                }
+            }
+        }
     }
 
-    fn usage(&self) -> Usage {
-        Usage {
-            bytes: self.bytes,
-            start_ms: self.first_ms,
-            end_ms: self.last_ms.saturating_add(1),
+    /// Removes and sums the slices that began before `boundary_ms`: the usage of the epoch
+    /// that ended at `boundary_ms`, if any byte was metered in it.
+    fn take_before(&mut self, boundary_ms: u64) -> Option<Usage> {
+        let mut usage: Option<Usage> = None;
+        while let Some(slice) = self.slices.front().copied() {
+            if slice.first_ms >= boundary_ms {
+                break;
+            }
+            self.slices.pop_front();
+            let u = usage.get_or_insert(Usage {
+                bytes: 0,
+                start_ms: slice.first_ms,
+                end_ms: 0,
+            });
+            u.bytes = u.bytes.saturating_add(slice.bytes);
+            u.start_ms = u.start_ms.min(slice.first_ms);
+            u.end_ms = u.end_ms.max(slice.last_ms.saturating_add(1));
         }
+        usage
+    }
+
+    fn is_empty(&self) -> bool {
+        self.slices.is_empty()
     }
 }
 
 struct Metered {
     ticket: SignedTicket,
-    tally: Option<Tally>,
+    tally: Tally,
     closed: bool,
 }
 
@@ -331,7 +393,7 @@ impl RelayMeter {
             session,
             Metered {
                 ticket: *admitted.ticket(),
-                tally: None,
+                tally: Tally::default(),
                 closed: false,
             },
         );
@@ -351,10 +413,7 @@ impl RelayMeter {
             .ok_or(UsageError::UnknownSession {
                 session: short(session),
             })?;
-        metered
-            .tally
-            .get_or_insert(Tally::starting(now_ms))
-            .add(bytes, now_ms);
+        metered.tally.add(bytes, now_ms);
         Ok(())
     }
 
@@ -365,16 +424,22 @@ impl RelayMeter {
         }
     }
 
-    /// Ends `epoch`: signs a half for every session that carried bytes in it, resets the
-    /// counts, and forgets closed sessions.
+    /// Ends `epoch` with everything metered so far: [`Self::end_epoch_at`] with no
+    /// boundary.
     pub fn end_epoch(&mut self, epoch: EpochIndex) -> Vec<RelayHalf> {
+        self.end_epoch_at(epoch, u64::MAX)
+    }
+
+    /// Ends `epoch` at `boundary_ms`, the chain time (unix ms) the next epoch started: signs
+    /// a half for every session that carried bytes before it, keeps what came after for the
+    /// next epoch, and forgets closed sessions with nothing left to report.
+    pub fn end_epoch_at(&mut self, epoch: EpochIndex, boundary_ms: u64) -> Vec<RelayHalf> {
         let relay = self.relay();
         let mut halves = Vec::new();
         for (session, metered) in &mut self.sessions {
-            let Some(tally) = metered.tally.take() else {
+            let Some(usage) = metered.tally.take_before(boundary_ms) else {
                 continue;
             };
-            let usage = tally.usage();
             let message = relay_report_message(&self.genesis, epoch, session, &relay.0, &usage);
             halves.push(RelayHalf {
                 epoch,
@@ -387,7 +452,8 @@ impl RelayMeter {
                 ticket: metered.ticket,
             });
         }
-        self.sessions.retain(|_, m| !m.closed);
+        self.sessions
+            .retain(|_, m| !(m.closed && m.tally.is_empty()));
         halves
     }
 }
@@ -397,7 +463,7 @@ pub struct ClientMeter {
     genesis: [u8; 32],
     key: Sr25519Keypair,
     relay: NodeId,
-    tally: Option<Tally>,
+    tally: Tally,
 }
 
 impl std::fmt::Debug for ClientMeter {
@@ -416,7 +482,7 @@ impl ClientMeter {
             genesis,
             key: session_key,
             relay,
-            tally: None,
+            tally: Tally::default(),
         }
     }
 
@@ -427,18 +493,34 @@ impl ClientMeter {
 
     /// Counts `bytes` received (or sent) at `now_ms` (unix ms).
     pub fn record(&mut self, bytes: u64, now_ms: u64) {
-        self.tally
-            .get_or_insert(Tally::starting(now_ms))
-            .add(bytes, now_ms);
+        self.tally.add(bytes, now_ms);
     }
 
-    /// Ends `epoch`: signs the half with the session key and attaches `token` (the epoch's
-    /// consumer token for this session), then resets the count. `None` when nothing was
-    /// metered; refused when the token is for another session or epoch.
+    /// Ends `epoch` with everything metered so far: [`Self::end_epoch_at`] with no
+    /// boundary.
     pub fn end_epoch(
         &mut self,
         epoch: EpochIndex,
         token: ConsumerToken,
+    ) -> Result<Option<ClientHalf>, UsageError> {
+        self.end_epoch_at(epoch, token, u64::MAX)
+    }
+
+    /// Drops what was metered before `start_ms` (an epoch this consumer holds no token for,
+    /// so cannot report); returns the bytes dropped.
+    pub fn discard_before(&mut self, start_ms: u64) -> u64 {
+        self.tally.take_before(start_ms).map_or(0, |u| u.bytes)
+    }
+
+    /// Ends `epoch` at `boundary_ms` (the chain time the next epoch started; bytes after it
+    /// stay for the next epoch): signs the half with the session key and attaches `token`
+    /// (the epoch's consumer token for this session). `None` when nothing was metered
+    /// before the boundary; refused when the token is for another session or epoch.
+    pub fn end_epoch_at(
+        &mut self,
+        epoch: EpochIndex,
+        token: ConsumerToken,
+        boundary_ms: u64,
     ) -> Result<Option<ClientHalf>, UsageError> {
         let session = self.session();
         if token.session != session || token.epoch != u64::from(epoch) {
@@ -447,10 +529,9 @@ impl ClientMeter {
                 token_epoch: token.epoch,
             });
         }
-        let Some(tally) = self.tally.take() else {
+        let Some(usage) = self.tally.take_before(boundary_ms) else {
             return Ok(None);
         };
-        let usage = tally.usage();
         let message = client_report_message(&self.genesis, epoch, &session, &self.relay.0, &usage);
         Ok(Some(ClientHalf {
             epoch,
@@ -462,5 +543,70 @@ impl ClientMeter {
             },
             token,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_is_cut_at_its_boundary_time_not_when_the_cut_is_made() {
+        let mut tally = Tally::default();
+        for t in (1_000..3_000).step_by(100) {
+            tally.add(10, t);
+        }
+        // Out of order (a late frame) still lands in its slice.
+        tally.add(5, 1_050);
+        let before = tally.take_before(2_000).expect("bytes before the boundary");
+        assert_eq!(before.bytes, 10 * 10 + 5);
+        assert_eq!((before.start_ms, before.end_ms), (1_000, 1_901));
+        assert_eq!(tally.take_before(2_000), None, "nothing twice");
+        let after = tally.take_before(u64::MAX).expect("the rest");
+        assert_eq!(after.bytes, 10 * 10);
+        assert_eq!((after.start_ms, after.end_ms), (2_000, 2_901));
+        assert!(tally.is_empty());
+    }
+
+    #[test]
+    fn merging_old_slices_keeps_every_byte() {
+        let mut tally = Tally::default();
+        let n = MAX_SLICES as u64 + 100;
+        for i in 0..n {
+            tally.add(1, i * SLICE_MS);
+        }
+        assert!(tally.slices.len() <= MAX_SLICES);
+        let all = tally.take_before(u64::MAX).expect("bytes");
+        assert_eq!(all.bytes, n);
+        assert_eq!(all.start_ms, 0);
+    }
+
+    #[test]
+    fn a_closed_session_is_kept_until_its_last_bytes_are_reported() {
+        let relay = Sr25519Keypair::from_seed(&[1; 32]);
+        let oracle = Sr25519Keypair::from_seed(&[2; 32]);
+        let session_key = Sr25519Keypair::from_seed(&[3; 32]);
+        let session = session_id_of(&session_key.public());
+        let ticket = crate::ticket::SessionTicket {
+            genesis: [0; 32],
+            session,
+            oracle: NodeId(oracle.public()),
+            valid_from: 0,
+            valid_until: 100,
+        }
+        .sign(&oracle);
+        let admitted = AdmittedSession::for_tests(ticket, session_key.public());
+        let mut meter = RelayMeter::new([0; 32], relay, 4);
+        meter.admit(&admitted).expect("room");
+        meter.record(&session, 100, 1_000).expect("admitted");
+        meter.record(&session, 50, 5_000).expect("admitted");
+        meter.close(&session);
+        let first = meter.end_epoch_at(7, 3_000);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].report.usage.bytes, 100);
+        assert_eq!(meter.len(), 1, "bytes after the boundary still to report");
+        let second = meter.end_epoch_at(8, 9_000);
+        assert_eq!(second[0].report.usage.bytes, 50);
+        assert!(meter.is_empty());
     }
 }

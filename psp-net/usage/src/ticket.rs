@@ -414,6 +414,15 @@ pub struct AdmittedSession {
 }
 
 impl AdmittedSession {
+    /// An admitted session without a gate (unit tests of the meters).
+    #[cfg(test)]
+    pub(crate) fn for_tests(ticket: SignedTicket, session_key: SessionKey) -> Self {
+        AdmittedSession {
+            ticket,
+            session_key,
+        }
+    }
+
     /// The session id.
     pub fn session(&self) -> SessionId {
         self.ticket.ticket.session

@@ -276,6 +276,16 @@ impl TokenIssuer {
         Ok(self.inner.install_key(epoch, TOKEN_TIER, key)?)
     }
 
+    /// The public half of the token key installed for `epoch`, if any: what an oracle
+    /// service matches a request's key id against.
+    pub fn public_key(&self, epoch: u64) -> Option<PublicKey> {
+        self.inner
+            .public_keys(epoch)
+            .into_iter()
+            .next()
+            .map(|(_, key)| key)
+    }
+
     /// Blind-signs a token for `subscription` in `now_epoch`. The caller has checked, on
     /// chain, that the requester holds an active paid subscription `subscription`. Refused
     /// once the subscription drew its tokens for the epoch (summed over every oracle heard

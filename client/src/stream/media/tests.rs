@@ -331,7 +331,7 @@ async fn media_published_frames_reach_a_watcher_over_webrtc() {
     let url = relay_node(&path_hex(&stream_id.0), &path_hex(&token)).await;
     let node = [9; 32];
 
-    let refused = connect(Role::Publish, &node, &url, &stream_id, Some(&[0; 32]))
+    let refused = connect(&node, &url, &stream_id, Credentials::Publish(&[0; 32]))
         .await
         .err()
         .expect("a wrong token is refused");
@@ -340,16 +340,21 @@ async fn media_published_frames_reach_a_watcher_over_webrtc() {
         text.contains("401") && text.contains("publishToken") && text.contains(&url),
         "{text}"
     );
-    let unknown = connect(Role::Watch, &node, &url, &StreamId([1; 32]), None)
-        .await
-        .err()
-        .expect("another stream is unknown");
+    let unknown = connect(
+        &node,
+        &url,
+        &StreamId([1; 32]),
+        Credentials::Watch(Vec::new()),
+    )
+    .await
+    .err()
+    .expect("another stream is unknown");
     assert!(unknown.to_string().contains("--access-point"), "{unknown}");
 
-    let mut viewer = connect(Role::Watch, &node, &url, &stream_id, None)
+    let mut viewer = connect(&node, &url, &stream_id, Credentials::Watch(Vec::new()))
         .await
         .unwrap();
-    let mut producer = connect(Role::Publish, &node, &url, &stream_id, Some(&token))
+    let mut producer = connect(&node, &url, &stream_id, Credentials::Publish(&token))
         .await
         .unwrap();
     let mut publisher = Publisher::new(&KEY, Source::Pattern { frame_bytes: 1_200 }).unwrap();

@@ -18,7 +18,10 @@
 //!   landing node fanning out to this node. Accepted when the record verifies against the
 //!   chain (landing node live, signature, not expired), names this node as an access point
 //!   and is for this stream, and the signature over the offer is the landing node's.
-//! - `POST /whep/<stream id>`: a consumer of a stream whose landing node is connected here.
+//! - `POST /whep/<stream id>` with `PSP-Admission` and `PSP-Challenge`: a consumer of a
+//!   stream whose landing node is connected here, with a session ticket of an elected oracle
+//!   (`state`'s `metering` module); the bytes sent to it are metered and reported to the
+//!   oracles when the epoch ends.
 //! - `GET /watch/<stream id>`: the watch page.
 //! - `POST /nodes/<stream id>` and `DELETE /whip/<stream id>`, with the publish token: the
 //!   producer adds distribution nodes, or ends the stream ([`state`]'s `scaling` module:
@@ -46,6 +49,7 @@ use tokio::sync::mpsc;
 use psp_net::{
     crypto::Sr25519Keypair,
     driver::streams::{CreatedStream, SharedLandingUpdates},
+    driver::NodeHandle,
     registry::IdentityRegistry,
 };
 use psp_webrtc::{
@@ -55,6 +59,7 @@ use psp_webrtc::{
 
 use self::fanout::Resolve;
 use self::state::{Action, MediaLimits, MediaState, MAX_FRAME_BYTES};
+use super::usage::SharedChainFacts;
 use super::{Metrics, Observer};
 
 /// How often relay timers, reservations, load reports and expiries are looked at.
@@ -94,6 +99,30 @@ pub struct MediaDeps {
     pub metrics: Option<Arc<Metrics>>,
     /// Where re-signed records of streams landing here go (the stream hub publishes them).
     pub landing_updates: SharedLandingUpdates,
+    /// Consumers' session tickets and the usage meter; without it consumers need no ticket
+    /// (a node that does not know its chain's genesis).
+    pub usage: Option<MediaUsage>,
+}
+
+/// A node's libp2p peer and address (for the oracle exchange), from the chain.
+pub type Links = Arc<
+    dyn Fn(&[u8; 32]) -> Option<(psp_net::driver::PeerId, psp_net::driver::Multiaddr)>
+        + Send
+        + Sync,
+>;
+
+/// What metering consumers for rewards needs from the node.
+pub struct MediaUsage {
+    /// The chain's genesis hash (tickets and reports name it).
+    pub genesis: [u8; 32],
+    /// Test networks: the percentage this relay inflates its reports by (0: honest).
+    pub inflate_percent: u32,
+    /// Epochs, oracles and recent blocks, kept current by the chain feed.
+    pub facts: SharedChainFacts,
+    /// Sends the relay halves to the oracles.
+    pub handle: NodeHandle,
+    /// A node's libp2p peer and address, from the chain.
+    pub links: Links,
 }
 
 /// A running media service; cheap to clone.
@@ -131,8 +160,12 @@ impl MediaService {
         .await?;
         let mut events = server.events().ok_or(psp_webrtc::Error::ServerStopped)?;
         let (fanout_messages, mut from_fanout) = mpsc::channel(FANOUT_MESSAGES);
+        let mut state = MediaState::new(deps.key.clone(), config.limits);
+        if let Some(usage) = &deps.usage {
+            state.meter_consumers(usage.genesis, usage.inflate_percent);
+        }
         let inner = Arc::new(Inner {
-            state: Mutex::new(MediaState::new(deps.key.clone(), config.limits)),
+            state: Mutex::new(state),
             server: server.clone(),
             deps,
             epoch: Instant::now(),
@@ -173,6 +206,7 @@ impl MediaService {
                     _ = tick.tick() => {
                         let actions = driver.state().on_tick(driver.now_ms(), unix_ms());
                         driver.act(actions).await;
+                        driver.report_usage().await;
                         let counts = driver.state().counts();
                         if let Some(metrics) = &driver.deps.metrics {
                             metrics.media(
@@ -242,6 +276,51 @@ impl Inner {
             self.deps.resolve.clone(),
             self.fanout_messages.clone(),
         ));
+    }
+
+    /// Cuts the epochs that ended and sends each one's relay halves to its oracles.
+    async fn report_usage(&self) {
+        let Some(usage) = &self.deps.usage else {
+            return;
+        };
+        let facts = usage
+            .facts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let cut = self.state().on_chain(&facts);
+        for (epoch, halves) in cut {
+            let oracles: Vec<_> = facts
+                .epochs
+                .get(&epoch)
+                .map(|f| f.oracles.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|o| {
+                    let (peer, addr) = (usage.links)(o)?;
+                    Some((psp_net::crypto::NodeId(*o), peer, addr))
+                })
+                .collect();
+            let bytes: u64 = halves.iter().map(|h| h.report.usage.bytes).sum();
+            log::info!(
+                target: "psp-usage",
+                "📊 relay: {} sessions, {bytes} bytes in epoch {epoch}: reports sent to {} oracles",
+                halves.len(),
+                oracles.len()
+            );
+            let encoded = halves
+                .into_iter()
+                .map(|h| psp_net::usage::Half::Relay(h).encode())
+                .collect();
+            if usage
+                .handle
+                .send_relay_halves(oracles, encoded)
+                .await
+                .is_err()
+            {
+                log::warn!(target: "psp-usage", "relay reports of epoch {epoch} not sent: the overlay stopped");
+            }
+        }
     }
 
     async fn act(&self, actions: Vec<Action>) {

@@ -2,8 +2,10 @@
 //! ([`MediaState::admit`]), and what each WebRTC event makes the service do ([`Action`]s).
 //! The driver ([`super`]) holds it behind one lock, shared by the signalling endpoint and the
 //! task that reads the WebRTC server's events. Distribution scaling and the producer's
-//! commands are in [`scaling`].
+//! commands are in [`scaling`]; consumers' session tickets and the usage meter in
+//! [`metering`].
 
+mod metering;
 mod scaling;
 
 use std::collections::HashMap;
@@ -183,6 +185,10 @@ pub struct MediaState {
     distributed: HashMap<[u8; 32], Distributed>,
     peers: HashMap<PeerId, (Role, [u8; 32])>,
     counts: Counts,
+    /// Consumers' tickets and their metering, once [`MediaState::meter_consumers`].
+    metering: Option<metering::Metering>,
+    /// Unix ms minus monotonic ms, as of the latest tick.
+    unix_offset_ms: u64,
 }
 
 /// The frames of one fan-out connection, as its task receives them.
@@ -232,7 +238,33 @@ impl MediaState {
             distributed: HashMap::new(),
             peers: HashMap::new(),
             counts: Counts::default(),
+            metering: None,
+            unix_offset_ms: 0,
         }
+    }
+
+    /// From now on consumers need a session ticket of an elected oracle of the chain
+    /// `genesis`, and the bytes sent to them are metered for rewards ([`metering`]).
+    /// (`inflate_percent`: a test network's lying relay, 0 for an honest one).
+    pub fn meter_consumers(&mut self, genesis: [u8; 32], inflate_percent: u32) {
+        let mut metering = metering::Metering::new(genesis, &self.key);
+        metering.inflate_percent = inflate_percent;
+        self.metering = Some(metering);
+    }
+
+    /// Takes the chain's usage facts: the oracles whose tickets count and the recent blocks;
+    /// returns the relay halves of every epoch that ended, to send to its oracles.
+    pub fn on_chain(
+        &mut self,
+        facts: &crate::overlay::usage::ChainFacts,
+    ) -> Vec<(
+        psp_primitives::staking::EpochIndex,
+        Vec<psp_net::usage::RelayHalf>,
+    )> {
+        self.metering
+            .as_mut()
+            .map(|m| m.on_chain(facts))
+            .unwrap_or_default()
     }
 
     /// The totals so far.
@@ -338,7 +370,19 @@ impl MediaState {
             return Err(Refusal::not_found("unknown stream (ids are 64 hex digits)"));
         };
         match request.route {
-            Route::Whep => self.admit_consumer(&id, now_ms),
+            Route::Whep => {
+                self.admit_consumer(&id, now_ms)?;
+                let Some(metering) = self.metering.as_mut() else {
+                    return Ok(());
+                };
+                let admitted = metering.admit(request, &id, now_ms, now_secs);
+                if admitted.is_err() {
+                    if let Some(stream) = self.distributed.get_mut(&id) {
+                        stream.pending.pop();
+                    }
+                }
+                admitted
+            }
             Route::Whip if request.header("authorization").is_some() => {
                 self.admit_producer(request, &id, now_ms)
             }
@@ -503,7 +547,12 @@ impl MediaState {
             return;
         };
         let role = match request.route {
-            Route::Whep => Role::Consumer { open: false },
+            Route::Whep => {
+                if let Some(metering) = self.metering.as_mut() {
+                    metering.accepted(request, peer);
+                }
+                Role::Consumer { open: false }
+            }
             Route::Whip if request.header("authorization").is_some() => Role::Producer,
             Route::Whip => Role::Fanout,
             Route::Nodes | Route::End => return,
@@ -528,6 +577,9 @@ impl MediaState {
             Route::Whep => {
                 if let Some(stream) = self.distributed.get_mut(&id) {
                     stream.pending.pop();
+                }
+                if let Some(metering) = self.metering.as_mut() {
+                    metering.failed(request);
                 }
             }
             Route::Nodes | Route::End => {}
@@ -578,6 +630,9 @@ impl MediaState {
                         }
                     }
                     Role::Consumer { open } => {
+                        if let Some(metering) = self.metering.as_mut() {
+                            metering.gone(peer);
+                        }
                         if let Some(s) = self.distributed.get_mut(&id) {
                             if open {
                                 s.relay.unsubscribe(SubscriberId(peer.0));
@@ -694,10 +749,14 @@ impl MediaState {
                     .iter()
                     .map(|(sub, _)| *sub)
                     .collect();
+                let unix_ms = now_ms.saturating_add(self.unix_offset_ms);
                 for sub in subscribers {
                     while let Ok(Some(frame)) = stream.relay.poll_transmit(now_ms, sub) {
                         self.counts.frames_out += 1;
                         stream.sent_bytes += frame.len() as u64;
+                        if let Some(metering) = self.metering.as_mut() {
+                            metering.sent(PeerId(sub.0), frame.len(), unix_ms);
+                        }
                         actions.push(Action::Send(PeerId(sub.0), frame));
                     }
                 }
@@ -713,6 +772,7 @@ impl MediaState {
     /// (disconnecting their peers). Call it about every second.
     pub fn on_tick(&mut self, now_ms: u64, unix_ms: u64) -> Vec<Action> {
         let now_secs = unix_ms / 1000;
+        self.unix_offset_ms = unix_ms.saturating_sub(now_ms);
         let mut actions = Vec::new();
         self.report_loads(now_ms, unix_ms, &mut actions);
         self.scale(now_ms, unix_ms, &mut actions);

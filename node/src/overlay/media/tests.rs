@@ -89,6 +89,7 @@ async fn start_node(
             observer,
             metrics: None,
             landing_updates: updates.clone(),
+            usage: None,
         },
     )
     .await

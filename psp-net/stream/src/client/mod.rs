@@ -1,12 +1,15 @@
 //! # Client: the producer's side of stream creation, sans IO
 //!
-//! Two state machines, each owning one onion stream the driver opened and named with a
+//! Three state machines, each owning one onion stream the driver opened and named with a
 //! [`StreamHandle`], shaped like `psp-rendezvous`'s client machines:
 //!
 //! * [`ReceiptClient`]: over a circuit to an elected oracle's `oracle` service, proves the
 //!   identity (certificate and a signature), sends the blinded request for one tier, and
 //!   unblinds the answer into a [`Receipt`](psp_receipts::Receipt) (refusing a signature that
 //!   does not verify).
+//! * [`TokenClient`]: the same exchange with the same `oracle` service for a consumer token
+//!   (`psp-usage`, issue 14) under the oracle's consumer-token key of the epoch, unblinded
+//!   into a [`ConsumerToken`](psp_usage::token::ConsumerToken) that backs one session.
 //! * [`StreamCreator`]: over a *fresh* anonymous circuit to any node's `landing` service,
 //!   hands over the receipt and the distribution nodes and checks the signed stream record it
 //!   gets back (signature, landing node live, the stream id derived from the receipt, the
@@ -20,15 +23,19 @@
 
 mod creator;
 mod receipt;
+mod token;
 
 pub use creator::{CreatorEvent, StreamCreator};
 pub use psp_rendezvous::client::{Output, Transmit};
 pub use receipt::{ReceiptClient, ReceiptEvent};
+pub use token::{TokenClient, TokenEvent};
 
+use psp_onion::crypto::Sr25519Keypair;
+use psp_receipts::{BlindSignature, KeyId};
 use psp_rendezvous::StreamHandle;
 
 use crate::error::StreamError;
-use crate::wire::Deframer;
+use crate::wire::{BoundedBytes, Deframer, OracleMsg};
 
 /// How long a machine waits for its answer by default: 30 s.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
@@ -76,9 +83,69 @@ impl Event for ReceiptEvent {
     }
 }
 
+impl Event for TokenEvent {
+    fn failed(error: StreamError) -> Self {
+        Self::Failed(error)
+    }
+}
+
 impl Event for CreatorEvent {
     fn failed(error: StreamError) -> Self {
         Self::Failed(error)
+    }
+}
+
+/// Starts a blind-signature exchange with an `oracle` service: the `ReceiptRequest` for
+/// `blinded` under the key `tier` of `oracle`, signed by `identity` whose access certificate
+/// is `certificate`, and the exchange holding `state` (the blinding state) until the answer.
+#[allow(clippy::too_many_arguments)]
+fn blind_exchange<S>(
+    stream: StreamHandle,
+    identity: &Sr25519Keypair,
+    certificate: &[u8],
+    oracle: &[u8; 32],
+    tier: KeyId,
+    blinded: &[u8],
+    state: S,
+    now: u64,
+    timeout_secs: u64,
+) -> Result<(Exchange<S>, Transmit), StreamError> {
+    let certificate = BoundedBytes::new("certificate", certificate.to_vec())
+        .map_err(StreamError::malformed("certificate"))?;
+    let signature = identity.sign(&OracleMsg::possession_message(oracle, &tier, blinded));
+    let blinded = BoundedBytes::new("blinded message", blinded.to_vec())
+        .map_err(StreamError::malformed("blinded message"))?;
+    let msg = OracleMsg::ReceiptRequest {
+        certificate,
+        tier,
+        blinded,
+        signature,
+    };
+    let exchange = Exchange::new(stream, state, "oracle", ORACLE_WAITING, now, timeout_secs);
+    Ok((
+        exchange,
+        Transmit {
+            stream,
+            bytes: msg.encode(),
+        },
+    ))
+}
+
+/// What a blind-signature machine waits for.
+const ORACLE_WAITING: &str = "waiting for the oracle's answer";
+
+/// The blind signature in an oracle's answer `body`, or why there is none.
+fn blind_answer(body: &[u8]) -> Result<BlindSignature, StreamError> {
+    match OracleMsg::decode(body) {
+        Ok(OracleMsg::ReceiptIssued { blind_signature }) => {
+            Ok(BlindSignature::from_bytes(blind_signature.into_vec()))
+        }
+        Ok(OracleMsg::Refused(reason)) => Err(StreamError::OracleRefused(reason)),
+        Ok(other) => Err(StreamError::UnexpectedMessage {
+            message: other.name(),
+            state: ORACLE_WAITING,
+        }),
+        Err(e) => Err(StreamError::malformed("oracle message")(e)),
     }
 }
 

@@ -1,12 +1,11 @@
 //! The receipt client: one issuance at one oracle.
 
 use psp_onion::crypto::Sr25519Keypair;
-use psp_receipts::{BlindSignature, PublishedKey, Receipt, ReceiptRequest, StreamParams};
+use psp_receipts::{PublishedKey, Receipt, ReceiptRequest, StreamParams};
 use psp_rendezvous::StreamHandle;
 
 use super::{Exchange, Output, Transmit};
 use crate::error::StreamError;
-use crate::wire::{BoundedBytes, OracleMsg};
 
 /// The receipt client's last event.
 #[derive(Debug)]
@@ -44,40 +43,19 @@ impl ReceiptClient {
         now: u64,
         timeout_secs: u64,
     ) -> Result<(Self, Transmit), StreamError> {
-        let certificate = BoundedBytes::new("certificate", certificate.to_vec())
-            .map_err(StreamError::malformed("certificate"))?;
         let (request, blinded) = ReceiptRequest::new(key, params, *landing)?;
-        let tier = key.key_id();
-        let signature = identity.sign(&OracleMsg::possession_message(
-            oracle,
-            &tier,
-            blinded.as_bytes(),
-        ));
-        let blinded = BoundedBytes::new("blinded message", blinded.as_bytes().to_vec())
-            .map_err(StreamError::malformed("blinded message"))?;
-        let msg = OracleMsg::ReceiptRequest {
+        let (exchange, transmit) = super::blind_exchange(
+            stream,
+            identity,
             certificate,
-            tier,
-            blinded,
-            signature,
-        };
-        let client = Self {
-            exchange: Exchange::new(
-                stream,
-                request,
-                "oracle",
-                "waiting for the oracle's answer",
-                now,
-                timeout_secs,
-            ),
-        };
-        Ok((
-            client,
-            Transmit {
-                stream,
-                bytes: msg.encode(),
-            },
-        ))
+            oracle,
+            key.key_id(),
+            blinded.as_bytes(),
+            request,
+            now,
+            timeout_secs,
+        )?;
+        Ok((Self { exchange }, transmit))
     }
 
     super::exchange_methods!(ReceiptEvent, "oracle");
@@ -88,27 +66,16 @@ impl ReceiptClient {
             Ok(body) => body,
             Err(output) => return output,
         };
-        match OracleMsg::decode(&body) {
-            Ok(OracleMsg::ReceiptIssued { blind_signature }) => {
-                let Some(request) = self.exchange.state.take() else {
-                    return Output::default();
-                };
-                let blind = BlindSignature::from_bytes(blind_signature.into_vec());
-                match request.finalize(&blind) {
-                    Ok(receipt) => self.exchange.end(ReceiptEvent::Issued(receipt)),
-                    Err(e) => self.exchange.end(ReceiptEvent::Failed(e.into())),
-                }
-            }
-            Ok(OracleMsg::Refused(reason)) => {
-                self.exchange.fail(StreamError::OracleRefused(reason))
-            }
-            Ok(other) => self.exchange.fail(StreamError::UnexpectedMessage {
-                message: other.name(),
-                state: "waiting for the oracle's answer",
-            }),
-            Err(e) => self
-                .exchange
-                .fail(StreamError::malformed("oracle message")(e)),
+        let blind = match super::blind_answer(&body) {
+            Ok(blind) => blind,
+            Err(e) => return self.exchange.fail(e),
+        };
+        let Some(request) = self.exchange.state.take() else {
+            return Output::default();
+        };
+        match request.finalize(&blind) {
+            Ok(receipt) => self.exchange.end(ReceiptEvent::Issued(receipt)),
+            Err(e) => self.exchange.end(ReceiptEvent::Failed(e.into())),
         }
     }
 }

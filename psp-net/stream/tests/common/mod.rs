@@ -45,11 +45,15 @@ pub fn sd() -> StreamParams {
     }
 }
 
-/// 2048-bit RSA keys, generated once per test binary.
+/// Index of the RSA key oracle A issues consumer tokens under ([`rsa_key`]).
+pub const TOKEN_RSA: usize = 4;
+
+/// 2048-bit RSA keys, generated once per test binary: 0..4 the oracles' tier keys,
+/// [`TOKEN_RSA`] oracle A's consumer-token key.
 pub fn rsa_key(i: usize) -> SigningKey {
     static KEYS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     let ders = KEYS.get_or_init(|| {
-        (0..4)
+        (0..5)
             .map(|_| {
                 SigningKey::generate(KeySize::Rsa2048)
                     .and_then(|k| k.to_der())
