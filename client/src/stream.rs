@@ -344,6 +344,13 @@ pub enum StreamProgress {
         /// The epoch it counts in.
         epoch: u64,
     },
+    /// A circuit could not be built; another path is tried.
+    PathFailed {
+        /// The path, as [`describe`] prints it.
+        path: String,
+        /// Why.
+        error: String,
+    },
     /// Solving the session puzzle.
     Solving {
         /// Its leading zero bits of work.
@@ -374,6 +381,9 @@ impl std::fmt::Display for StreamProgress {
                     f,
                     "consumer token of epoch {epoch} issued by oracle {oracle}"
                 )
+            }
+            Self::PathFailed { path, error } => {
+                write!(f, "circuit {path} failed ({error}); trying another path")
             }
             Self::Solving { bits } => write!(f, "solving the session puzzle ({bits} bits)"),
             Self::StreamCreated { stream_id } => write!(f, "stream {stream_id} created"),
@@ -673,8 +683,46 @@ async fn exchange<M: Machine>(
     }
 }
 
-/// Builds a circuit through `path` and opens `service` at its last hop.
+/// Circuits tried to reach one node before giving up (a relay on the way may be down).
+const PATH_ATTEMPTS: usize = 3;
+
+/// Builds a circuit to `target` through `nodes` (a fresh random path, avoiding `avoid` where
+/// possible) and opens `service` at it. A failed build is tried again, up to
+/// [`PATH_ATTEMPTS`] paths, each also avoiding the relays of the paths that failed. Returns
+/// the path that worked, the circuit and the stream.
 async fn open(
+    overlay: &OverlayClient,
+    nodes: &[RelayNode],
+    target: &RelayNode,
+    avoid: &[[u8; 32]],
+    service: &'static str,
+    progress: &mut impl FnMut(StreamProgress),
+) -> Result<(Vec<RelayNode>, psp_net::driver::Circuit, CircuitStream), StreamClientError> {
+    let mut avoid = avoid.to_vec();
+    let mut attempt = 1;
+    loop {
+        let path = path_to(nodes, target, &avoid, &mut rand::thread_rng())?;
+        match open_path(overlay, &path, service, progress).await {
+            Ok((circuit, stream)) => return Ok((path, circuit, stream)),
+            Err(e) if attempt < PATH_ATTEMPTS => {
+                progress(StreamProgress::PathFailed {
+                    path: describe(&path),
+                    error: e.to_string(),
+                });
+                let relays = path
+                    .iter()
+                    .map(RelayNode::key)
+                    .filter(|k| *k != target.key());
+                avoid.extend(relays);
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Builds a circuit through `path` and opens `service` at its last hop.
+async fn open_path(
     overlay: &OverlayClient,
     path: &[RelayNode],
     service: &'static str,
@@ -755,7 +803,6 @@ pub async fn draw_receipt_at(
     mut progress: impl FnMut(StreamProgress),
 ) -> Result<DrawnReceipt, StreamClientError> {
     let oracle_key = oracle.key();
-    let path = path_to(nodes, oracle, &[], &mut rand::thread_rng())?;
     let identity = Sr25519Keypair::from_seed(keys.identity_seed());
     let handle = StreamHandle(1);
     let (mut machine, request) = ReceiptClient::new(
@@ -770,7 +817,8 @@ pub async fn draw_receipt_at(
         timeout.as_secs().max(1),
     )
     .map_err(|e| failure(ORACLE_SERVICE, &oracle_key, timeout, e))?;
-    let (circuit, mut stream) = open(overlay, &path, ORACLE_SERVICE, &mut progress).await?;
+    let (path, circuit, mut stream) =
+        open(overlay, nodes, oracle, &[], ORACLE_SERVICE, &mut progress).await?;
     progress(StreamProgress::Asked {
         service: ORACLE_SERVICE,
         node: hex0x(&oracle_key),
@@ -940,7 +988,6 @@ pub async fn create_stream(
     mut progress: impl FnMut(StreamProgress),
 ) -> Result<CreatedStream, StreamClientError> {
     let landing_key = landing.key();
-    let path = path_to(nodes, landing, &receipt.path, &mut rand::thread_rng())?;
     let (machine, request) = StreamCreator::new(
         StreamHandle(1),
         landing_key,
@@ -952,7 +999,15 @@ pub async fn create_stream(
     )
     .map_err(|e| failure(LANDING_SERVICE, &landing_key, timeout, e))?;
     let mut machine = Creator { machine, registry };
-    let (circuit, mut stream) = open(overlay, &path, LANDING_SERVICE, &mut progress).await?;
+    let (path, circuit, mut stream) = open(
+        overlay,
+        nodes,
+        landing,
+        &receipt.path,
+        LANDING_SERVICE,
+        &mut progress,
+    )
+    .await?;
     progress(StreamProgress::Asked {
         service: LANDING_SERVICE,
         node: hex0x(&landing_key),

@@ -12,7 +12,7 @@
 //! the landing nodes do not accept is refused as unknown.
 //!
 //! Nodes 0 and 1 are both elected oracles and exchange receipt counts over
-//! `/psp/receipt-counts/1`: once Alice drew her subscription's bound from oracle 0, oracle 1
+//! `/psp/oracle-exchange/1`: once Alice drew her subscription's bound from oracle 0, oracle 1
 //! refuses her too.
 
 use std::collections::HashMap;

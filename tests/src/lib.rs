@@ -638,7 +638,7 @@ impl PspNode {
     }
 
     /// Stops the node (kills the process); its log stays readable.
-    pub fn stop(&mut self) {
+    pub fn stop(&self) {
         self.kill();
     }
 

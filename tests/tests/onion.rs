@@ -671,7 +671,7 @@ async fn onion_circuits_through_registered_nodes() -> Result<()> {
         directory_timing: None,
         observe: false,
     };
-    let mut nodes = start_local_network_with(
+    let nodes = start_local_network_with(
         &["alice", "bob", "charlie", "dave"],
         Some(overlay),
         |options| options.prometheus = true,

@@ -6,7 +6,8 @@
 //! and stands as authority *and* oracle, so Dave's node issues certificates and, once elected
 //! oracle, makes receipt keys and publishes them on chain by itself (an unsigned transaction
 //! signed with its node key). Two client identities, Alice and Mallory, are registered. Then:
-//! - the oracle's keys for the current epoch appear on chain (`psp_receiptKeys`);
+//! - the oracle's keys for the current epoch appear on chain (`psp_receiptKeys`): one per plan
+//!   and its consumer-token key;
 //! - Ferdie's account pays Alice's subscription (`psp stream subscribe`): the rewards pot grows
 //!   by exactly the plan's price times the epochs, and `psp stream subscription` shows it
 //!   active;
@@ -123,9 +124,10 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         },
     )
     .await?;
+    let tokens = keys.iter().filter(|k| k.tier.is_consumer_tokens()).count();
     ensure!(
-        keys.len() == 2,
-        "one key per plan expected, got {}",
+        keys.len() == 3 && tokens == 1,
+        "one key per plan and a consumer-token key expected, got {} ({tokens} token keys)",
         keys.len()
     );
     eprintln!(

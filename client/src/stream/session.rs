@@ -31,7 +31,7 @@ use psp_primitives::rewards::SessionId;
 use psp_primitives::staking::{EpochIndex, Role};
 use rand::seq::SliceRandom;
 
-use super::{open, path_to, StreamClientError, StreamProgress};
+use super::{open, StreamClientError, StreamProgress};
 use crate::chain::Chain;
 use crate::keystore::Keys;
 use crate::overlay::{OverlayClient, RelayNode};
@@ -148,8 +148,8 @@ async fn ask(
     timeout: Duration,
     progress: &mut impl FnMut(StreamProgress),
 ) -> Result<UsageMsg, StreamClientError> {
-    let path = path_to(nodes, oracle, &[], &mut rand::thread_rng())?;
-    let (circuit, mut stream) = open(overlay, &path, USAGE_SERVICE, progress).await?;
+    let (_, circuit, mut stream) =
+        open(overlay, nodes, oracle, &[], USAGE_SERVICE, progress).await?;
     let node = hex0x(&oracle.key());
     let exchange = async {
         stream.send(request).await.map_err(|e| e.to_string())?;

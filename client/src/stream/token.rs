@@ -24,8 +24,8 @@ use psp_primitives::rpc::ReceiptKeyView;
 use psp_primitives::subscriptions::Tier;
 
 use super::{
-    ask_in_turn, exchange, failure, open, oracle_hint, path_to, Machine, OracleRefusal,
-    StreamClientError, StreamProgress, ORACLE_SERVICE,
+    ask_in_turn, exchange, failure, open, oracle_hint, Machine, OracleRefusal, StreamClientError,
+    StreamProgress, ORACLE_SERVICE,
 };
 use crate::chain::Chain;
 use crate::keystore::Keys;
@@ -120,7 +120,6 @@ pub async fn draw_token_at(
         }
         .into());
     }
-    let path = path_to(nodes, oracle, &[], &mut rand::thread_rng())?;
     let identity = Sr25519Keypair::from_seed(keys.identity_seed());
     let (mut machine, request) = TokenClient::new(
         StreamHandle(1),
@@ -132,7 +131,8 @@ pub async fn draw_token_at(
         timeout.as_secs().max(1),
     )
     .map_err(|e| token_failure(&oracle_key, timeout, e))?;
-    let (circuit, mut stream) = open(overlay, &path, ORACLE_SERVICE, &mut progress).await?;
+    let (_, circuit, mut stream) =
+        open(overlay, nodes, oracle, &[], ORACLE_SERVICE, &mut progress).await?;
     progress(StreamProgress::Asked {
         service: ORACLE_SERVICE,
         node: hex0x(&oracle_key),

@@ -225,13 +225,23 @@ mod tests {
     /// The headers of an admission for `node` by a session key of `seed`, with a ticket of
     /// `oracle`.
     fn headers(oracle: &Sr25519Keypair, node: &[u8; 32], seed: u8) -> Vec<(String, String)> {
+        headers_until(oracle, node, seed, NOW + 600)
+    }
+
+    /// [`headers`] with a ticket valid until `valid_until`.
+    fn headers_until(
+        oracle: &Sr25519Keypair,
+        node: &[u8; 32],
+        seed: u8,
+        valid_until: u64,
+    ) -> Vec<(String, String)> {
         let key = Sr25519Keypair::from_seed(&[seed; 32]);
         let ticket = SessionTicket {
             genesis: GENESIS,
             session: session_id_of(&key.public()),
             oracle: NodeId(oracle.public()),
-            valid_from: NOW - 10,
-            valid_until: NOW + 600,
+            valid_from: NOW - 3_600,
+            valid_until,
         }
         .sign(oracle);
         let admission = Admission::new(ticket, &key, &NodeId(*node), &STREAM, &BLOCK);
@@ -275,7 +285,7 @@ mod tests {
         metering.sent(PeerId(1), 500, 61_500);
 
         // Refused: the same admission again, none, a forged ticket, an unknown oracle, a
-        // stale challenge, another node's admission.
+        // stale challenge, an expired ticket, another node's admission.
         let replayed = refusal(&mut metering, &good);
         assert_eq!(replayed.status, 401);
         assert!(
@@ -306,6 +316,8 @@ mod tests {
         let mut stale = headers(&oracle, &node.public(), 4);
         stale[1].1 = hex::encode([7u8; 32]);
         assert!(refusal(&mut metering, &stale).reason.contains("recent"));
+        let expired = headers_until(&oracle, &node.public(), 6, NOW - 600);
+        assert!(refusal(&mut metering, &expired).reason.contains("expired"));
         let elsewhere = headers(&oracle, &[5; 32], 5);
         assert_eq!(refusal(&mut metering, &elsewhere).status, 401);
         let mut garbage = good.clone();
