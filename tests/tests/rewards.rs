@@ -419,15 +419,27 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "an epoch reported by all three oracles",
         CLOSE_TIMEOUT,
         || async {
+            if watchers.iter().any(|w| w.is_finished()) {
+                return Ok(Some(None)); // a consumer stopped early: its error is below
+            }
             let seen = seen.lock().map_err(|e| e.to_string())?;
             let full = seen
                 .iter()
                 .find(|((relay, _), (reporters, _))| *relay == relay_keys[0] && *reporters == 3)
-                .map(|((_, epoch), _)| *epoch);
+                .map(|((_, epoch), _)| Some(*epoch));
             Ok(full)
         },
     )
     .await?;
+    let Some(first) = first else {
+        for watcher in watchers {
+            if watcher.is_finished() {
+                let out = watcher.await??;
+                bail!("a consumer stopped before any epoch was reported: {out}");
+            }
+        }
+        bail!("a consumer stopped early");
+    };
     nodes[1].stop();
     let stopped_in = chain
         .rewards_status()

@@ -328,7 +328,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
 /// How long Alice publishes, and at what rate: 25 frames of 2,400 bytes a second, about
 /// 0.49 Mbit/s per consumer, so the access points (`--media-capacity 1` in the tests) run hot
 /// with two consumers each.
-const PUBLISH_SECS: u64 = 30;
+const PUBLISH_SECS: u64 = 45;
 const FPS: u64 = 25;
 const FRAME_BYTES: &str = "2400";
 /// Frames each keyed Rust consumer must take (10 s of the stream).

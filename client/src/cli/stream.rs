@@ -622,7 +622,12 @@ pub async fn run(cmd: StreamCommand) -> Result<()> {
             };
             let mut reports = Vec::new();
             if let Some(reporter) = reporter.as_mut() {
-                reports.extend(reporter.step().await.map_err(cli_error)?);
+                // A token the oracles cannot issue yet (keys of a new epoch not installed) is
+                // tried again every REPORT_POLL while watching.
+                match reporter.step().await {
+                    Ok(done) => reports.extend(done),
+                    Err(e) => eprintln!("warning: no consumer token yet (retried): {e}"),
+                }
             }
             let watching = media::watch(&mut client, &mut watcher, limit, |r| {
                 eprintln!(
