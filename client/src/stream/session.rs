@@ -41,8 +41,10 @@ use crate::{hex0x, Error};
 pub const ADMISSION_HEADER: &str = "PSP-Admission";
 /// The WHEP header naming the block the admission signs (hex).
 pub const CHALLENGE_HEADER: &str = "PSP-Challenge";
-/// How far behind the finalized head the puzzle's block is: every node has finalized it.
-const CHALLENGE_DEPTH: u64 = 2;
+/// How far behind the finalized head the puzzle's block is: every node has finalized it and
+/// recorded it, even one whose chain feed lags (an oracle making its keys for a new epoch),
+/// and it stays within the oracles' and the distribution nodes' window of 64 blocks.
+const CHALLENGE_DEPTH: u64 = 10;
 /// Puzzle attempts per slice of work between progress checks.
 const SOLVE_SLICE: u64 = 1 << 16;
 

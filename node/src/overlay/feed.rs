@@ -108,8 +108,10 @@ pub async fn feed_from_chain(
             }
         }
         if let Some(streams) = &mut streams {
-            refresh_streams(&client, streams).await;
+            // Usage first: the puzzle's and the gate's recent blocks must not wait for the
+            // receipt keys an oracle makes at a new epoch (RSA key generation takes a while).
             refresh_usage(&client, streams).await;
+            refresh_streams(&client, streams).await;
         }
         if let (Some(reporter), Some(view)) = (reporter.as_mut(), last_view.as_ref()) {
             // Elected to any role: the chain takes reports from elected nodes only.
