@@ -22,8 +22,9 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    finalized_head, psp_ok, psp_refused, psp_refuses_now, run_scenario, start_local_network,
-    wait_finalized, wait_for, NodeOptions, OverlayOptions, PspNode, PSP_TIMEOUT,
+    finalized_head, psp_ok, psp_refused, psp_refuses_now, run_psp, run_scenario,
+    start_local_network, wait_finalized, wait_for, NodeOptions, OverlayOptions, PspNode,
+    PSP_TIMEOUT,
 };
 use std::time::{Duration, Instant};
 
@@ -222,8 +223,20 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     ]
     .concat();
     ok(cmd(&register)).await?;
-    let cert =
-        psp_ok(&[&["cert", "request"][..], &keystore, &["--url", &dave_url]].concat()).await?;
+    // Dave's node checks the identity against its latest chain snapshot, which may be a block
+    // behind the one that finalized the registration: ask again until it has it.
+    let request = [&["cert", "request"][..], &keystore, &["--url", &dave_url]].concat();
+    let cert = wait_for("a certificate from dave's node", PSP_TIMEOUT, || async {
+        let run = run_psp(&request, PSP_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        if run.code == Some(0) {
+            Ok(Some(run.stdout))
+        } else {
+            Err(run.stderr.trim().to_string())
+        }
+    })
+    .await?;
     let cert: serde_json::Value = serde_json::from_str(&cert).context("cert JSON")?;
     ensure!(
         cert["authority"] == node.as_str() && cert["kind"] == "client",
