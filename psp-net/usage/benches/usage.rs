@@ -15,7 +15,9 @@ use psp_primitives::rewards::session_id_of;
 use psp_receipts::{KeySize, SigningKey, SubscriptionId};
 use psp_usage::puzzle::{self, Challenge, Solution, DEFAULT_DIFFICULTY};
 use psp_usage::report::{ClientMeter, Half, RelayMeter};
-use psp_usage::ticket::{Admission, GateConfig, IssuerConfig, TicketGate, TicketIssuer};
+use psp_usage::ticket::{
+    Admission, GateConfig, IssuerConfig, SignedTicket, TicketGate, TicketIssuer,
+};
 use psp_usage::token::{TokenIssuer, TokenKey, TokenRequest};
 use psp_usage::{Collector, CollectorConfig, EpochInfo};
 
@@ -24,6 +26,25 @@ const BLOCK: [u8; 32] = [0xb1; 32];
 const STREAM: [u8; 32] = [0x5d; 32];
 const NOW: u64 = 1_800_000_000;
 const EPOCH: u32 = 7;
+
+/// A ticket from `issuer` for the session key `k`, its puzzle solved at `difficulty`.
+fn solved_ticket(issuer: &mut TicketIssuer, k: &Sr25519Keypair, difficulty: u8) -> SignedTicket {
+    let ch = Challenge {
+        genesis: GENESIS,
+        block: BLOCK,
+        oracle: issuer.oracle(),
+        session_key: k.public(),
+    };
+    let nonce = puzzle::solve(&ch, difficulty, 0, u64::MAX)
+        .unwrap()
+        .unwrap();
+    let solution = Solution {
+        block: BLOCK,
+        session_key: k.public(),
+        nonce,
+    };
+    issuer.issue(NOW, &solution).unwrap()
+}
 
 fn key(tag: u8, i: u32) -> Sr25519Keypair {
     let mut seed = [tag; 32];
@@ -124,23 +145,7 @@ fn tickets(c: &mut Criterion) {
     let admissions: Vec<Admission> = (0..2_000u32)
         .map(|i| {
             let k = key(0x5e, i);
-            let ch = Challenge {
-                genesis: GENESIS,
-                block: BLOCK,
-                oracle: issuer.oracle(),
-                session_key: k.public(),
-            };
-            let nonce = puzzle::solve(&ch, 8, 0, u64::MAX).unwrap().unwrap();
-            let ticket = issuer
-                .issue(
-                    NOW,
-                    &Solution {
-                        block: BLOCK,
-                        session_key: k.public(),
-                        nonce,
-                    },
-                )
-                .unwrap();
+            let ticket = solved_ticket(&mut issuer, &k, 8);
             Admission::new(ticket, &k, &NodeId(relay.public()), &STREAM, &[7; 32])
         })
         .collect();
@@ -232,23 +237,7 @@ fn halves(n: u32) -> (Vec<Vec<u8>>, EpochInfo) {
     let mut out = Vec::new();
     for i in 0..n {
         let k = key(0x5e, i);
-        let ch = Challenge {
-            genesis: GENESIS,
-            block: BLOCK,
-            oracle: issuer.oracle(),
-            session_key: k.public(),
-        };
-        let nonce = puzzle::solve(&ch, 4, 0, u64::MAX).unwrap().unwrap();
-        let ticket = issuer
-            .issue(
-                NOW,
-                &Solution {
-                    block: BLOCK,
-                    session_key: k.public(),
-                    nonce,
-                },
-            )
-            .unwrap();
+        let ticket = solved_ticket(&mut issuer, &k, 4);
         let a = Admission::new(ticket, &k, &NodeId(relay.public()), &STREAM, &[7; 32]);
         let admitted = gate.admit(NOW, &STREAM, &[7; 32], &a).unwrap();
         meter.admit(&admitted).unwrap();
