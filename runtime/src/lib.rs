@@ -67,7 +67,7 @@ pub const VERSION: RuntimeVersion = RuntimeVersion {
     spec_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
     impl_name: alloc::borrow::Cow::Borrowed("psp-runtime"),
     authoring_version: 1,
-    spec_version: 103,
+    spec_version: 104,
     impl_version: 1,
     apis: apis::RUNTIME_API_VERSIONS,
     transaction_version: 1,
@@ -107,6 +107,32 @@ pub const REWARD_PER_EPOCH: Balance = UNIT;
 /// The price of one epoch of the standard stream plan (a public network with hour-long
 /// epochs would charge more per epoch).
 pub const STREAM_PLAN_PRICE: Balance = MILLI_UNIT;
+/// The most bytes per second one session is credited for: 32 Mbit/s, the highest bitrate
+/// class (25 Mbit/s, 4K) with headroom for packet overhead.
+pub const MAX_SESSION_BYTES_PER_SECOND: u64 = 4_000_000;
+/// The most bytes one session is credited in one epoch, however long the epoch runs: the rate
+/// cap over an epoch at the target block time (120 MB).
+pub const MAX_SESSION_BYTES: u64 =
+    MAX_SESSION_BYTES_PER_SECOND * EPOCH_LENGTH as u64 * MILLI_SECS_PER_BLOCK / 1_000;
+/// Consumer tokens one subscription may draw per epoch, over all oracles (the oracles'
+/// `psp_usage::token::DEFAULT_TOKENS_PER_SUBSCRIPTION`; a node test checks they agree).
+pub const CONSUMER_TOKENS_PER_EPOCH: u32 = 16;
+/// The most an epoch pays per gigabyte of credited traffic: 0.5 milli-UNIT.
+pub const MAX_REWARD_PER_GIGABYTE: Balance = MILLI_UNIT / 2;
+
+/// Fabricated consumers cost more than they earn (issue 14, point 2; derivation in
+/// `psp-net/usage/README.md`): each token backs one session credited at most
+/// `MAX_SESSION_BYTES`, the pallet pays at most `MAX_REWARD_PER_GIGABYTE` per byte of credit
+/// (plus two units of rounding per relay and epoch), so a subscription's tokens can earn a
+/// fabricating relay at most `r·T·c + 2`, which must stay below the cheapest plan's price.
+const _: () = assert!(
+    (MAX_REWARD_PER_GIGABYTE * CONSUMER_TOKENS_PER_EPOCH as Balance * MAX_SESSION_BYTES as Balance)
+        .div_ceil(1_000_000_000)
+        + 2
+        <= STREAM_PLAN_PRICE,
+    "a subscription's consumer tokens could earn more than the cheapest plan costs"
+);
+
 /// What the dev and local genesis put in the rewards pot.
 pub const REWARDS_POT_ENDOWMENT: Balance = 100_000 * UNIT;
 

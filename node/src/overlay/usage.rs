@@ -335,3 +335,15 @@ impl Settler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The runtime's fabrication bound counts the tokens the oracles actually issue.
+    #[test]
+    fn oracles_issue_the_tokens_per_subscription_the_runtime_bounds() {
+        assert_eq!(
+            psp_net::usage::token::DEFAULT_TOKENS_PER_SUBSCRIPTION,
+            psp_runtime::CONSUMER_TOKENS_PER_EPOCH
+        );
+    }
+}

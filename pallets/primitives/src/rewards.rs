@@ -297,6 +297,10 @@ pub struct Normalization {
     pub tolerance: Perbill,
     /// The most bytes per second a session is credited for.
     pub max_bytes_per_second: u64,
+    /// The most bytes one session is credited in one epoch, however long the epoch ran (a
+    /// stalled chain makes an epoch longer in time): what bounds fabricated credit per
+    /// consumer token.
+    pub max_session_bytes: u64,
 }
 
 impl Normalization {
@@ -308,11 +312,14 @@ impl Normalization {
             <= u128::from(self.tolerance.deconstruct()) * u128::from(high)
     }
 
-    /// The most bytes credited for traffic over `interval`: the rate cap times its length.
+    /// The most bytes credited for traffic over `interval`: the rate cap times its length,
+    /// and never more than `max_session_bytes`.
     pub fn cap(&self, interval: Interval) -> u64 {
         let bytes =
             u128::from(self.max_bytes_per_second) * u128::from(interval.duration_ms()) / 1_000;
-        u64::try_from(bytes).unwrap_or(u64::MAX)
+        u64::try_from(bytes)
+            .unwrap_or(u64::MAX)
+            .min(self.max_session_bytes)
     }
 
     /// Normalizes one session of an epoch whose span is `epoch`: when the byte counts agree
@@ -370,6 +377,17 @@ pub fn pro_rata(pool: u128, credit: u128, total: u128) -> u128 {
         return 0;
     }
     multiply_by_rational_with_rounding(pool, credit.min(total), total, Rounding::Down).unwrap_or(0)
+}
+
+/// Bytes in a gigabyte, the unit of the reward rate cap.
+pub const GIGABYTE: u128 = 1_000_000_000;
+
+/// The most an epoch pays for `credit` bytes at `rate_per_gigabyte`: `rate × credit / 10⁹`,
+/// rounded down, saturating. The pallet's pool is never more than this, so no relay earns
+/// more than the rate per byte of its credit.
+pub fn rate_limited_pool(rate_per_gigabyte: u128, credit: u128) -> u128 {
+    multiply_by_rational_with_rounding(rate_per_gigabyte, credit, GIGABYTE, Rounding::Down)
+        .unwrap_or(u128::MAX)
 }
 
 /// The oracle nodes elected for each epoch, as the rewards pallet needs them; implemented by
@@ -459,6 +477,9 @@ pub struct RewardsStatus<AccountId, Balance> {
     pub committed: Balance,
     /// The pool of each epoch, if the pot can cover it.
     pub reward_per_epoch: Balance,
+    /// The most an epoch pays per gigabyte of credit (the pool is at most this rate times
+    /// the epoch's total credit).
+    pub max_reward_per_gigabyte: Balance,
 }
 
 #[cfg(test)]
@@ -473,10 +494,11 @@ mod tests {
         }
     }
 
-    /// 5% tolerance, 1 000 bytes per second.
+    /// 5% tolerance, 1 000 bytes per second, at most 10 MB per session.
     const RULE: Normalization = Normalization {
         tolerance: Perbill::from_percent(5),
         max_bytes_per_second: 1_000,
+        max_session_bytes: 10_000_000,
     };
     const EPOCH: Interval = Interval {
         start_ms: 0,
@@ -562,6 +584,7 @@ mod tests {
     fn cap_saturates() {
         let rule = Normalization {
             max_bytes_per_second: u64::MAX,
+            max_session_bytes: u64::MAX,
             ..RULE
         };
         let all = Interval {
@@ -569,6 +592,30 @@ mod tests {
             end_ms: u64::MAX,
         };
         assert_eq!(rule.cap(all), u64::MAX);
+    }
+
+    #[test]
+    fn a_session_is_credited_at_most_its_per_epoch_cap_however_long_the_epoch() {
+        // 20 000 s at 1 000 B/s would be 20 MB; the session cap is 10 MB.
+        let long = Interval {
+            start_ms: 0,
+            end_ms: 20_000_000,
+        };
+        let verdict = RULE.normalize(
+            &usage(u64::MAX / 2, 0, 20_000_000),
+            &usage(u64::MAX / 2, 0, 20_000_000),
+            long,
+        );
+        assert_eq!(verdict, Verdict::Credit(10_000_000));
+    }
+
+    #[test]
+    fn the_rate_limited_pool_is_the_rate_per_gigabyte_rounded_down() {
+        assert_eq!(rate_limited_pool(500, GIGABYTE), 500);
+        assert_eq!(rate_limited_pool(500, 2 * GIGABYTE + 1), 1_000);
+        assert_eq!(rate_limited_pool(500, GIGABYTE / 500 - 1), 0);
+        assert_eq!(rate_limited_pool(0, u128::MAX), 0);
+        assert_eq!(rate_limited_pool(u128::MAX, u128::MAX), u128::MAX);
     }
 
     #[test]

@@ -445,6 +445,8 @@ pub struct RewardsStatusView {
     pub committed: String,
     /// Each epoch's pool, in the smallest unit.
     pub reward_per_epoch: String,
+    /// The most an epoch pays per gigabyte of credit, in the smallest unit.
+    pub max_reward_per_gigabyte: String,
 }
 
 impl RewardsStatusView {
@@ -460,6 +462,7 @@ impl RewardsStatusView {
             pot_balance: info.pot_balance.to_string(),
             committed: info.committed.to_string(),
             reward_per_epoch: info.reward_per_epoch.to_string(),
+            max_reward_per_gigabyte: info.max_reward_per_gigabyte.to_string(),
         }
     }
 }

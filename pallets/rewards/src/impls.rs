@@ -21,9 +21,9 @@ use frame_support::{
 use psp_primitives::{
     api::MAX_PENDING_EPOCHS,
     rewards::{
-        node_batch_message, pro_rata, quorum, relay_credit, EpochRewards, NodeUsageBatch,
-        Normalization, OracleSet, PendingReward, RecordError, RelayEpochInfo, RelayRewards,
-        RewardsStatus, SessionId, UsageRecord, Verdict,
+        node_batch_message, pro_rata, quorum, rate_limited_pool, relay_credit, EpochRewards,
+        NodeUsageBatch, Normalization, OracleSet, PendingReward, RecordError, RelayEpochInfo,
+        RelayRewards, RewardsStatus, SessionId, UsageRecord, Verdict,
     },
     staking::{EpochIndex, NodeRegistry},
     IdentityKey, IdentitySignature,
@@ -69,6 +69,7 @@ impl<T: Config> Pallet<T> {
         Normalization {
             tolerance: T::Tolerance::get(),
             max_bytes_per_second: T::MaxBytesPerSecond::get(),
+            max_session_bytes: T::MaxSessionBytes::get(),
         }
     }
 
@@ -367,14 +368,20 @@ impl<T: Config> Pallet<T> {
     }
 
     /// Ends `epoch`'s report window: sets its pool aside (what the pot can cover on top of
-    /// what it owes, at most `RewardPerEpoch`) if any relay was credited.
+    /// what it owes, at most `RewardPerEpoch` and at most `MaxRewardPerGigabyte` times the
+    /// epoch's credit) if any relay was credited.
     pub(crate) fn close_epoch(epoch: EpochIndex) {
         let totals = Totals::<T>::take(epoch).unwrap_or_default();
         let mut pool = BalanceOf::<T>::zero();
         if totals.credited > 0 {
             let committed = Committed::<T>::get();
             let available = Self::pot_balance().saturating_sub(committed);
-            pool = T::RewardPerEpoch::get().min(available);
+            let rate_limit: BalanceOf<T> = rate_limited_pool(
+                T::MaxRewardPerGigabyte::get().saturated_into(),
+                totals.credit,
+            )
+            .saturated_into();
+            pool = T::RewardPerEpoch::get().min(available).min(rate_limit);
             Payouts::<T>::insert(
                 epoch,
                 Payout {
@@ -460,6 +467,7 @@ impl<T: Config> Pallet<T> {
             pot_balance: Self::pot_balance(),
             committed: Committed::<T>::get(),
             reward_per_epoch: T::RewardPerEpoch::get(),
+            max_reward_per_gigabyte: T::MaxRewardPerGigabyte::get(),
         }
     }
 

@@ -18,7 +18,8 @@
 //!
 //! When the epoch after next starts, the epoch *closes*: its pool —
 //! [`Config::RewardPerEpoch`], or less if the pot cannot cover it on top of what it already
-//! owes — is set aside, and every credited relay's owner may claim its share, pro rata to
+//! owes or if the epoch's credit at [`Config::MaxRewardPerGigabyte`] is worth less — is set
+//! aside, and every credited relay's owner may claim its share, pro rata to
 //! credited bytes and rounded down, whenever it likes ([`Pallet::claim`], several epochs in one
 //! call). Rounding dust stays in the pot once everyone has claimed.
 //!
@@ -116,6 +117,11 @@ pub mod pallet {
         /// The pool of each epoch, if the pot can cover it.
         #[pallet::constant]
         type RewardPerEpoch: Get<BalanceOf<Self>>;
+        /// The most an epoch pays per gigabyte (10⁹ bytes) of credit: the pool is at most this
+        /// rate times the epoch's total credit, so no relay earns more than the rate per byte
+        /// and fabricated credit gains at most the rate times itself (see the README's bound).
+        #[pallet::constant]
+        type MaxRewardPerGigabyte: Get<BalanceOf<Self>>;
         /// The epochs and their elected oracles (the staking pallet).
         type Oracles: OracleSet<Self::AccountId>;
         /// The identity registry: which relays are active nodes, who owns them, and the
@@ -129,6 +135,9 @@ pub mod pallet {
         /// The most bytes per second a session is credited for.
         #[pallet::constant]
         type MaxBytesPerSecond: Get<u64>;
+        /// The most bytes one session is credited in one epoch, however long the epoch ran.
+        #[pallet::constant]
+        type MaxSessionBytes: Get<u64>;
         /// Most records in one batch.
         #[pallet::constant]
         type MaxBatchSize: Get<u32>;

@@ -76,6 +76,11 @@ pub const REWARD: u64 = 1_000;
 pub const POT_FUNDS: u64 = 10 * REWARD + 1;
 /// The rate cap: 1 000 bytes per second, so 15 000 bytes per session over a whole epoch.
 pub const MAX_BPS: u64 = 1_000;
+/// The most one session is credited in an epoch: the rate cap over a whole epoch.
+pub const MAX_SESSION_BYTES: u64 = MAX_BPS * EPOCH_BLOCKS * BLOCK_MS / 1_000;
+/// The default rate cap of payouts: 100 per byte, so only epochs of under 10 bytes of credit
+/// pay less than the full pool.
+pub const RATE_PER_GIGABYTE: u64 = 100_000_000_000;
 /// Bounds.
 pub const MAX_BATCH: u32 = 8;
 pub const MAX_ORACLES: u32 = 8;
@@ -87,6 +92,8 @@ parameter_types! {
     pub const RewardsPalletId: PalletId = PalletId(*b"psp/rwrd");
     pub const Tolerance: Perbill = Perbill::from_percent(5);
     /// The elected oracles, by the epoch they are elected from (until the next entry).
+    /// The rate cap of payouts; a test may lower it.
+    pub storage MaxRewardPerGigabyte: u64 = RATE_PER_GIGABYTE;
     pub storage ElectedOracles: BTreeMap<EpochIndex, Vec<(IdentityKey, u64)>> = BTreeMap::new();
 }
 
@@ -116,11 +123,13 @@ impl pallet_psp_rewards::Config for Test {
     type Currency = Balances;
     type PalletId = RewardsPalletId;
     type RewardPerEpoch = ConstU64<REWARD>;
+    type MaxRewardPerGigabyte = MaxRewardPerGigabyte;
     type Oracles = MockOracles;
     type Nodes = Identity;
     type Time = Timestamp;
     type Tolerance = Tolerance;
     type MaxBytesPerSecond = ConstU64<MAX_BPS>;
+    type MaxSessionBytes = ConstU64<MAX_SESSION_BYTES>;
     type MaxBatchSize = ConstU32<MAX_BATCH>;
     type MaxOracles = ConstU32<MAX_ORACLES>;
     type MaxSessionsPerOracle = ConstU32<MAX_SESSIONS_PER_ORACLE>;

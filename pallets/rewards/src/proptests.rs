@@ -17,6 +17,10 @@
 //! - a relay and client that collude earn at most the rate cap for each session the oracles
 //!   report: `MaxBytesPerSecond` × the session's time within the epoch, so at most
 //!   1 000 B/s × 15 s = 15 000 bytes per fabricated session per epoch in the mock;
+//! - at any payout rate cap, fabricated credit `F` raises the colluding relay's payout by at
+//!   most `rate × F + 2` (the rate cap bounds every relay's payout per byte; see
+//!   `psp-net/usage/README.md` for why this makes fabricated consumers cost more than they
+//!   earn);
 //! - in every run, the epoch pays at most its pool.
 //!
 //! Signatures make debug-build cases slow, so each property runs [`CASES`] cases unless
@@ -26,7 +30,7 @@ use crate::{mock::*, Accrued, Error, Tallies};
 use frame_support::{assert_noop, assert_ok, traits::fungible::Inspect};
 use proptest::prelude::*;
 use psp_primitives::{
-    rewards::{Interval, Normalization, UsageRecord},
+    rewards::{rate_limited_pool, Interval, Normalization, UsageRecord},
     staking::EpochIndex,
 };
 use sp_runtime::Perbill;
@@ -47,7 +51,7 @@ const RELAYS: u8 = 3;
 const EPOCH: EpochIndex = 1;
 /// The most bytes one session can be credited in an epoch: the rate cap over the epoch's
 /// 15 s. The collusion bound, per fabricated session.
-const SESSION_CAP: u64 = MAX_BPS * EPOCH_BLOCKS * BLOCK_MS / 1_000;
+const SESSION_CAP: u64 = MAX_SESSION_BYTES;
 
 /// One real session: its relay, its size and its time relative to the epoch's start (it may
 /// begin up to 2.5 s before the epoch and end after it).
@@ -119,6 +123,7 @@ impl Fake {
         let rule = Normalization {
             tolerance: Perbill::from_percent(5),
             max_bytes_per_second: MAX_BPS,
+            max_session_bytes: MAX_SESSION_BYTES,
         };
         rule.cap(self.usage().interval().intersect(epoch_span(EPOCH)))
     }
@@ -223,7 +228,13 @@ fn finish() -> Outcome {
 
 /// One epoch in which oracle `i` submits `batches[i]`.
 fn run(batches: &[Vec<UsageRecord>]) -> Outcome {
+    run_at(RATE_PER_GIGABYTE, batches)
+}
+
+/// [`run`] with the payout rate capped at `rate` per gigabyte.
+fn run_at(rate: u64, batches: &[Vec<UsageRecord>]) -> Outcome {
     new_test_ext().execute_with(|| {
+        MaxRewardPerGigabyte::set(&rate);
         start(batches.len());
         for (index, records) in batches.iter().enumerate() {
             submit_all(index, records);
@@ -409,5 +420,34 @@ proptest! {
         for relay in (0..RELAYS).filter(|r| *r != colluder) {
             prop_assert_eq!(colluded.credit[relay as usize], fair.credit[relay as usize]);
         }
+    }
+
+    /// Fabricated credit `F` raises the colluding relay's payout by at most the payout rate
+    /// cap times `F`, plus two units of rounding, at any rate: rates from 10⁶ to 10⁸ per
+    /// gigabyte make the epoch's pool rate-limited in some cases and the full `REWARD` in
+    /// others (the mock's epochs carry tens of kilobytes).
+    #[test]
+    fn fabricated_credit_earns_at_most_the_rate_cap_per_byte(
+        traffic in traffic(),
+        colluder in 0..RELAYS,
+        fakes in prop::collection::vec(fake(), 1..=4),
+        rate in 1_000_000u64..=100_000_000,
+    ) {
+        let honest = honest_records(&traffic);
+        let mut all = honest.clone();
+        all.extend(fake_records(colluder, &fakes));
+        let fair = run_at(rate, &everyone(3, &honest));
+        let colluded = run_at(rate, &everyone(3, &all));
+        let colluder = colluder as usize;
+        let fabricated = colluded.credit[colluder] - fair.credit[colluder];
+        let gain = colluded.paid[colluder].saturating_sub(fair.paid[colluder]);
+        let bound = rate_limited_pool(u128::from(rate), u128::from(fabricated)) + 2;
+        prop_assert!(
+            u128::from(gain) <= bound,
+            "gained {} for {} fabricated bytes at {}/GB, bound {}", gain, fabricated, rate, bound
+        );
+        let total: u64 = colluded.paid.iter().sum();
+        let total_credit: u64 = colluded.credit.iter().sum();
+        prop_assert!(u128::from(total) <= rate_limited_pool(u128::from(rate), u128::from(total_credit)));
     }
 }

@@ -526,6 +526,34 @@ fn a_closed_epoch_pays_pro_rata_and_the_dust_stays_in_the_pot() {
 }
 
 #[test]
+fn an_epoch_pays_at_most_the_rate_cap_per_byte_and_the_rest_stays_uncommitted() {
+    test(|| {
+        // 0.2 per byte: the epoch's 3 000 bytes may take 600 of the 1 000 pool.
+        MaxRewardPerGigabyte::set(&200_000_000);
+        register_relay(0);
+        register_relay(1);
+        run_to_epoch(1);
+        credit_two_relays(0);
+        run_to_epoch(2);
+        assert!(events().contains(&Event::EpochClosed {
+            epoch: 0,
+            pool: 600,
+            total_credit: 3_000,
+            credited_relays: 2
+        }));
+        assert_eq!(Committed::<Test>::get(), 600);
+        let before = balance(relay_owner(0));
+        assert_ok!(claim(relay_owner(0), 0, vec![0]));
+        // 1 000 bytes at 200 per byte, exactly the rate.
+        assert_eq!(balance(relay_owner(0)), before + 200);
+        assert_ok!(claim(relay_owner(1), 1, vec![0]));
+        assert_eq!(Committed::<Test>::get(), 0);
+        // The 400 the rate held back were never committed: the next epoch's pool is whole.
+        assert_eq!(balance(pot()), POT_FUNDS - 600);
+    });
+}
+
+#[test]
 fn one_claim_covers_several_epochs_and_unclaimed_rewards_wait() {
     test(|| {
         register_relay(0);
@@ -766,6 +794,7 @@ fn the_runtime_api_shows_status_credits_and_pools() {
         assert_eq!(status.pot_balance, POT_FUNDS - 1);
         assert_eq!(status.committed, 0);
         assert_eq!(status.reward_per_epoch, REWARD);
+        assert_eq!(status.max_reward_per_gigabyte, RATE_PER_GIGABYTE);
 
         assert_eq!(Rewards::epoch_rewards(0), None);
         assert_ok!(submit(11, 0, vec![honest(0, 0, 5, 1_000)]));

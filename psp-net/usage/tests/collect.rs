@@ -68,6 +68,7 @@ fn an_inflated_relay_report_pairs_and_the_chain_credits_no_more_than_the_honest_
     let rule = Normalization {
         tolerance: Perbill::from_percent(5),
         max_bytes_per_second: 12_500_000,
+        max_session_bytes: u64::MAX,
     };
     let epoch = Interval {
         start_ms: NOW * 1000 - 60_000,

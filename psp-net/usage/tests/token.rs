@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use psp_primitives::rewards::session_id_of;
 use psp_receipts::{KeySize, ReceiptError, SigningKey, SubscriptionId};
 use psp_usage::token::bound::{
-    fabricated_credit, fabrication_gain, gain_bound, honest_threshold, min_price, session_cap_bytes,
+    fabricated_credit, fabrication_gain, gain_bound, min_price, session_cap_bytes,
 };
 use psp_usage::token::{ConsumerToken, TokenKey, TokenKeys, TokenRequest, MAX_TOKEN_LEN};
 use psp_usage::UsageError;
@@ -148,68 +148,81 @@ fn tokens_round_trip_and_decode_strictly() {
 
 // --- the fabrication bound (see `token::bound` and the README)
 
-/// The runtime today: 30-second epochs (10 blocks of 3 s), 12.5 MB/s per session, 16 tokens.
+/// The runtime: 30-second epochs (10 blocks of 3 s), 4 MB/s and 120 MB per session and
+/// epoch, 16 tokens per subscription, 0.5 milli-UNIT per gigabyte, a 1-UNIT pool and a
+/// 1-milli-UNIT standard plan (`runtime/src/lib.rs`, which asserts the bound at compile time).
 const EPOCH_MS: u64 = 30_000;
-const MAX_BYTES_PER_SECOND: u64 = 12_500_000;
+const MAX_BYTES_PER_SECOND: u64 = 4_000_000;
+const MAX_SESSION_BYTES: u64 = 120_000_000;
 const T: u32 = 16;
+const RATE: u128 = 500_000_000;
+const POOL: u128 = 1_000_000_000_000;
+const PLAN_PRICE: u128 = 1_000_000_000;
 
 #[test]
-fn worked_example_fabrication_costs_more_than_it_earns_at_the_minimum_price() {
-    // c = 12.5 MB/s × 30 s = 375 MB per session and epoch; T·c = 6 GB per subscription.
-    let c = session_cap_bytes(MAX_BYTES_PER_SECOND, EPOCH_MS);
-    assert_eq!(c, 375_000_000);
-    assert_eq!(fabricated_credit(1, T, c), 6_000_000_000);
-    // A pool of 1,000,000 units; honest traffic of 594 GB in the epoch, of which the
-    // fabricating relay carried 50 GB itself.
-    let pool = 1_000_000u128;
-    let honest = 594_000_000_000u128;
-    let own = 50_000_000_000u128;
-    // P ≥ Π·T·c/(T·c+H) = 1e6 · 6e9 / 600e9 = 10,000 (+1 for the pallet's rounding).
-    let price = min_price(pool, T, c, honest);
-    assert_eq!(price, 10_001);
-    for s in [1u64, 2, 10, 100, 1_000, 100_000] {
-        let fabricated = fabricated_credit(s, T, c);
-        let gain = fabrication_gain(pool, own, honest - own, fabricated);
-        let cost = u128::from(s) * price;
-        assert!(gain <= cost, "S = {s}: gain {gain} > cost {cost}");
-        assert!(gain <= gain_bound(pool, honest, fabricated));
-        assert!(gain < pool);
+fn with_the_runtimes_constants_fabricated_consumers_cost_more_than_they_earn() {
+    // c = 4 MB/s × 30 s = 120 MB per session and epoch; T·c = 1.92 GB per subscription.
+    let c = session_cap_bytes(MAX_BYTES_PER_SECOND, MAX_SESSION_BYTES, EPOCH_MS);
+    assert_eq!(c, 120_000_000);
+    // A stalled chain's longer epoch credits no more.
+    assert_eq!(
+        session_cap_bytes(MAX_BYTES_PER_SECOND, MAX_SESSION_BYTES, 10 * EPOCH_MS),
+        c
+    );
+    assert_eq!(fabricated_credit(1, T, c), 1_920_000_000);
+    // r·T·c = 0.5 mUNIT/GB × 1.92 GB = 0.96 mUNIT: the plan's 1 mUNIT is enough.
+    let price = min_price(RATE, T, c);
+    assert_eq!(price, 960_000_003);
+    assert!(price <= PLAN_PRICE);
+    // Whatever the honest traffic — none, 10 GB, 10 TB (the pool then full) — and however
+    // much of it is the relay's own, S subscriptions earn less than they cost.
+    for honest in [0u128, 10_000_000_000, 10_000_000_000_000] {
+        for own in [0, honest / 10, honest] {
+            for s in [1u64, 10, 1_000, 100_000] {
+                let fabricated = fabricated_credit(s, T, c);
+                let gain = fabrication_gain(POOL, RATE, own, honest - own, fabricated);
+                let cost = u128::from(s) * PLAN_PRICE;
+                assert!(
+                    gain < cost,
+                    "H {honest}, h {own}, S {s}: gain {gain} ≥ cost {cost}"
+                );
+                assert!(gain <= gain_bound(RATE, fabricated));
+            }
+        }
     }
-    // One subscription: the relay's share rises from 84,175 to 93,333, a gain of 9,158 for a
-    // price of 10,001.
-    let one = fabrication_gain(pool, own, honest - own, fabricated_credit(1, T, c));
-    assert_eq!(one, 93_333 - 84_175);
-    // The honest threshold agrees: at this price fabrication cannot pay from 594 GB up.
-    assert!(honest_threshold(pool, price, T, c).unwrap() <= honest);
+    // With no honest traffic, one subscription's 16 fabricated sessions earn exactly r·T·c.
+    let one = fabrication_gain(POOL, RATE, 0, 0, fabricated_credit(1, T, c));
+    assert_eq!(one, 960_000_000);
 }
 
 #[test]
-fn with_the_runtimes_constants_fabrication_pays_unless_honest_traffic_is_huge() {
-    // RewardPerEpoch = 1 UNIT (1e12), the standard plan 1 milli-UNIT (1e9) per epoch.
-    let pool = 1_000_000_000_000u128;
-    let price = 1_000_000_000u128;
-    let c = session_cap_bytes(MAX_BYTES_PER_SECOND, EPOCH_MS);
-    // Fabrication cannot pay only from T·c·(Π/P − 1) = 6e9 × 999 ≈ 6.0 TB per 30-s epoch.
-    let threshold = honest_threshold(pool, price, T, c).unwrap();
-    assert_eq!(threshold, 5_994_000_000_000);
-    // With 10 GB of honest traffic, one subscription earns about 375 times its price.
-    let gain = fabrication_gain(pool, 0, 10_000_000_000, fabricated_credit(1, T, c));
-    assert_eq!(gain, 375_000_000_000);
-    assert!(gain > 300 * price);
-    // Well above the threshold it does not pay.
-    let gain = fabrication_gain(pool, 0, 2 * threshold, fabricated_credit(1, T, c));
-    assert!(gain <= price);
+fn without_the_rate_cap_fabrication_would_pay_with_the_same_prices() {
+    // The rule before the rate cap (pool always Π): with 10 GB of honest traffic, one
+    // subscription would earn about 160 times its price.
+    let c = session_cap_bytes(MAX_BYTES_PER_SECOND, MAX_SESSION_BYTES, EPOCH_MS);
+    let unlimited = u128::MAX;
+    let gain = fabrication_gain(
+        POOL,
+        unlimited,
+        0,
+        10_000_000_000,
+        fabricated_credit(1, T, c),
+    );
+    assert!(gain > 150 * PLAN_PRICE, "gain {gain}");
+    assert!(gain > gain_bound(RATE, fabricated_credit(1, T, c)));
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
 
-    /// For any pool, tokens, cap, honest traffic (the relay's own share of it included) and
-    /// number of subscriptions: at the minimum price, what fabricated consumers earn under the
-    /// pallet's pro_rata is at most what they cost, and never more than the bound.
+    /// For any pool, rate, tokens, cap, honest traffic (the relay's own share of it included)
+    /// and number of subscriptions: at the minimum price, what fabricated consumers earn under
+    /// the pallet's rate-limited pro rata is at most what they cost, and never more than the
+    /// bound.
     #[test]
     fn fabricated_consumers_cost_at_least_what_they_earn(
         pool in 1u128..=1_000_000_000_000_000_000,
+        rate in 1u128..=1_000_000_000_000_000,
         tokens in 1u32..=64,
         cap in 1u64..=10_000_000_000,
         honest in 0u128..=100_000_000_000_000,
@@ -217,14 +230,14 @@ proptest! {
         subscriptions in 1u64..=10_000,
     ) {
         let own = honest * u128::from(own_part) / 1_000;
-        let price = min_price(pool, tokens, cap, honest);
+        let price = min_price(rate, tokens, cap);
         let fabricated = fabricated_credit(subscriptions, tokens, cap);
-        let gain = fabrication_gain(pool, own, honest - own, fabricated);
+        let gain = fabrication_gain(pool, rate, own, honest - own, fabricated);
         prop_assert!(gain <= u128::from(subscriptions) * price);
-        prop_assert!(gain <= gain_bound(pool, honest, fabricated));
+        prop_assert!(gain <= gain_bound(rate, fabricated));
         prop_assert!(gain <= pool);
         // Using fewer tokens than allowed earns no more.
-        let partial = fabrication_gain(pool, own, honest - own, fabricated / 2);
+        let partial = fabrication_gain(pool, rate, own, honest - own, fabricated / 2);
         prop_assert!(partial <= gain);
     }
 }

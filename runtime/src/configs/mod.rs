@@ -29,8 +29,9 @@ use super::{
     AccountId, Aura, Balance, Balances, Block, BlockNumber, Hash, Nonce, PalletInfo, PspIdentity,
     PspStaking, Runtime, RuntimeCall, RuntimeEvent, RuntimeFreezeReason, RuntimeHoldReason,
     RuntimeOrigin, RuntimeTask, SessionKeys, System, Timestamp, EPOCH_LENGTH, EXISTENTIAL_DEPOSIT,
-    IDENTITY_DEPOSIT, MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, REWARD_PER_EPOCH,
-    SLOT_DURATION, STREAM_PLAN_PRICE, UNBONDING_PERIOD, VERSION,
+    IDENTITY_DEPOSIT, MAX_REWARD_PER_GIGABYTE, MAX_SESSION_BYTES, MAX_SESSION_BYTES_PER_SECOND,
+    MIN_AUTHORITY_STAKE, MIN_DISCOVERY_STAKE, MIN_ORACLE_STAKE, REWARD_PER_EPOCH, SLOT_DURATION,
+    STREAM_PLAN_PRICE, UNBONDING_PERIOD, VERSION,
 };
 
 const NORMAL_DISPATCH_RATIO: Perbill = Perbill::from_percent(75);
@@ -204,12 +205,14 @@ impl pallet_psp_rewards::Config for Runtime {
     type Currency = Balances;
     type PalletId = RewardsPalletId;
     type RewardPerEpoch = ConstU128<REWARD_PER_EPOCH>;
+    type MaxRewardPerGigabyte = ConstU128<MAX_REWARD_PER_GIGABYTE>;
     type Oracles = PspStaking;
     type Nodes = PspIdentity;
     type Time = Timestamp;
     type Tolerance = RewardsTolerance;
-    /// 100 Mbit/s per session at most: the rate cap of a colluding relay and client.
-    type MaxBytesPerSecond = ConstU64<12_500_000>;
+    /// 32 Mbit/s per session at most: the rate cap of a colluding relay and client.
+    type MaxBytesPerSecond = ConstU64<MAX_SESSION_BYTES_PER_SECOND>;
+    type MaxSessionBytes = ConstU64<MAX_SESSION_BYTES>;
     type MaxBatchSize = ConstU32<128>;
     type MaxOracles = ConstU32<MAX_ORACLES>;
     type MaxSessionsPerOracle = ConstU32<2048>;
@@ -221,7 +224,8 @@ impl pallet_psp_rewards::Config for Runtime {
 parameter_types! {
     /// The stream plans (§8.2): a standard plan (SD video, an hour per stream, four
     /// distribution nodes) and a high plan (HD video, four hours, eight nodes) at four times
-    /// the price. Bitrate classes are psp-receipts' codes.
+    /// the price. Bitrate classes are psp-receipts' codes. No plan may cost less than
+    /// `STREAM_PLAN_PRICE`, which the fabrication bound in `lib.rs` is checked against.
     pub StreamPlans: BoundedVec<Plan<Balance>, ConstU32<MAX_PLANS>> = BoundedVec::truncate_from(alloc::vec![
         Plan {
             tier: Tier { lifetime_secs: 3_600, bitrate_class: 2, distribution_nodes: 4 },
