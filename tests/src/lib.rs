@@ -642,6 +642,31 @@ impl PspNode {
         self.kill();
     }
 
+    /// Stops the node as an operator would: SIGTERM, then up to `grace` for it to exit (it
+    /// is killed after that). Returns its exit code, `None` if it had to be killed or died of
+    /// a signal.
+    pub fn terminate(&self, grace: Duration) -> Option<i32> {
+        let mut child = self.child();
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = Instant::now() + grace;
+        while signalled && Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.code(),
+                Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child().try_wait(), Ok(None))
