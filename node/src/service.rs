@@ -234,6 +234,13 @@ pub fn new_full<
             &task_manager.spawn_handle(),
             test_network,
             observer,
+            // The port the RPC server listens on (`--rpc-port` fills the endpoints).
+            config
+                .rpc
+                .addr
+                .as_ref()
+                .and_then(|endpoints| endpoints.first())
+                .map_or(config.rpc.port, |endpoint| endpoint.listen_addr.port()),
         );
     }
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -45,6 +45,49 @@ pub fn chromium_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The switches every headless Chromium here runs with.
+const HEADLESS: [&str; 10] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    // Keep the page's timers running at full speed while nobody looks at it.
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+];
+
+/// Loads `url` in a one-shot headless Chromium and returns the DOM after `budget` of virtual
+/// time (Chromium does not advance it while fetches are pending, so the page's requests
+/// complete), with `extra` switches (e.g. `--screenshot=<file>` and `--window-size=W,H`).
+pub async fn dump_dom(url: &str, budget: Duration, extra: &[&str]) -> Result<String> {
+    let binary = chromium_binary()?;
+    let profile = tempfile::tempdir().context("creating a Chromium profile directory")?;
+    let output = tokio::process::Command::new(&binary)
+        .args(HEADLESS)
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--virtual-time-budget={}", budget.as_millis()))
+        .arg("--dump-dom")
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(budget + Duration::from_secs(60), output)
+        .await
+        .context("Chromium did not finish loading the page")?
+        .with_context(|| format!("running {}", binary.display()))?;
+    ensure!(
+        output.status.success(),
+        "Chromium failed on {url}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// A headless Chromium showing one page; killed on drop.
 pub struct Browser {
     child: Child,
@@ -66,19 +109,7 @@ impl Browser {
         let log = std::fs::File::create(profile.path().join("chromium.log"))
             .context("creating the Chromium log")?;
         let child = Command::new(&binary)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                // Keep the page's timers running at full speed while nobody looks at it.
-                "--disable-background-timer-throttling",
-                "--disable-renderer-backgrounding",
-            ])
+            .args(HEADLESS)
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(extra)
             .arg(url)

@@ -17,8 +17,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, hex0x, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    overlay_key_seed, run_psp, start_local_network, wait_finalized, wait_for, OverlayOptions,
-    PspNode, PSP_TIMEOUT,
+    browser::dump_dom, free_port, overlay_key_seed, run_psp, start_local_network_with,
+    wait_finalized, wait_for, OverlayOptions, PspNode, PSP_TIMEOUT,
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::directory::SignedDirectory;
@@ -94,7 +94,76 @@ async fn show(url: &str) -> Result<Option<serde_json::Value>, String> {
         .map_err(|e| e.to_string())
 }
 
-async fn scenario(nodes: &mut [PspNode]) -> Result<()> {
+/// The text of the element with `id` in a dumped DOM (`None` if absent).
+fn element_text<'a>(dom: &'a str, id: &str) -> Option<&'a str> {
+    let start = dom.find(&format!("id=\"{id}\""))?;
+    let open = start + dom[start..].find('>')? + 1;
+    let close = open + dom[open..].find('<')?;
+    Some(&dom[open..close])
+}
+
+/// Alice's status page in headless Chromium shows what the chain and the overlay say: her
+/// node, elected for discovery, Alice's bond of 5,000 PSP, and the directory with its six
+/// nodes and five signatures; no errors; the chart has its two series. With
+/// `PSP_STATUS_SCREENSHOT=<file.png>` it also saves a screenshot (the README's).
+async fn status_page_shows_the_node(alice: &PspNode, status_port: u16) -> Result<()> {
+    let url = format!("http://127.0.0.1:{status_port}/");
+    let node = NodeRpc::connect(&alice.url())
+        .await?
+        .overlay_info()
+        .await?
+        .node_id;
+    let mut extra = vec!["--window-size=1200,900".to_string()];
+    if let Some(file) = std::env::var_os("PSP_STATUS_SCREENSHOT") {
+        extra.push(format!("--screenshot={}", file.to_string_lossy()));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let dom = dump_dom(&url, Duration::from_secs(12), &extra).await?;
+    let field = |id: &str| element_text(&dom, id).unwrap_or("<missing>").to_string();
+    ensure!(
+        field("node-id") == node,
+        "node {} in\n{dom}",
+        field("node-id")
+    );
+    ensure!(
+        field("roles").contains("discovery"),
+        "roles {}",
+        field("roles")
+    );
+    ensure!(
+        field("owner") == "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+        "owner {}",
+        field("owner")
+    );
+    ensure!(field("stake") == "5,000 PSP", "stake {}", field("stake"));
+    ensure!(
+        field("directory-period").parse::<u64>().is_ok(),
+        "period {}",
+        field("directory-period")
+    );
+    ensure!(
+        field("directory-signatures") == "5 of 5 (threshold 3)",
+        "signatures {}",
+        field("directory-signatures")
+    );
+    ensure!(
+        dom.matches("class=\"directory-entry\"").count() == 6,
+        "entries in\n{dom}"
+    );
+    ensure!(
+        field("error").is_empty(),
+        "the page shows errors: {}",
+        field("error")
+    );
+    ensure!(
+        dom.contains("data-series=\"circuits\"") && dom.contains("data-series=\"refusals\""),
+        "no chart in\n{dom}"
+    );
+    eprintln!("alice's status page shows her node, role, bond and the signed directory");
+    Ok(())
+}
+
+async fn scenario(nodes: &mut [PspNode], status_port: u16) -> Result<()> {
     ensure!(nodes.len() == 6, "expected six nodes");
     let url = nodes[0].url();
     let chain = Chain::connect(&url).await?;
@@ -160,6 +229,7 @@ async fn scenario(nodes: &mut [PspNode]) -> Result<()> {
         .count();
     ensure!(discovery_entries == 5, "flags in {full:#}");
     eprintln!("directory of period {period}: 6 nodes, 5 signatures");
+    status_page_shows_the_node(&nodes[0], status_port).await?;
     // Ferdie is no discovery node: he proxies a directory he fetched and checked.
     let proxied = wait_for(
         "ferdie proxying the directory",
@@ -301,12 +371,20 @@ async fn the_directory_forms_survives_two_down_and_equivocation_is_slashed() -> 
         directory_timing: Some((8, 3)),
         ..OverlayOptions::default()
     };
-    let mut nodes = start_local_network(
+    let status_port = free_port()?;
+    let mut nodes = start_local_network_with(
         &["alice", "bob", "charlie", "dave", "eve", "ferdie"],
         Some(overlay),
+        |options| {
+            if options.name == "alice" {
+                options
+                    .extra_args
+                    .extend(["--status-port".to_string(), status_port.to_string()]);
+            }
+        },
     )
     .await?;
-    let outcome = tokio::time::timeout(TEST_TIMEOUT, scenario(&mut nodes)).await;
+    let outcome = tokio::time::timeout(TEST_TIMEOUT, scenario(&mut nodes, status_port)).await;
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => bail!("{e:#}\n{}", tails(&nodes)),

@@ -11,6 +11,7 @@
 //!   this node's own receipt keys while it is an elected oracle;
 //! - [`usage`]: bandwidth rewards: the chain facts the media service meters by, and the
 //!   oracle's settlement of its collected usage on chain;
+//! - [`status`]: the operator's read-only status page (`--status-port`);
 //! - [`media`]: the media service (WHIP/WHEP signalling and WebRTC on `--media-port`): a
 //!   landing node's producers publish into it and it fans their frames out to the streams'
 //!   distribution nodes, whose consumers watch from it;
@@ -27,6 +28,7 @@ mod metrics;
 pub mod observe;
 mod params;
 pub mod slashing;
+pub mod status;
 mod streams;
 pub mod usage;
 
@@ -121,6 +123,7 @@ pub fn start(
     spawn: &sc_service::SpawnTaskHandle,
     test_network: bool,
     observer: Option<Arc<Observer>>,
+    rpc_port: u16,
 ) {
     let mut config = NodeConfig {
         listen: params.listen(),
@@ -230,6 +233,7 @@ pub fn start(
     let media_addrs = params.media_bind().zip(params.media_public());
     let media_limits = params.media_limits();
     let media_inflate = params.test_inflate_usage;
+    let status_port = params.status_port;
     spawn.spawn("psp-overlay", Some("overlay"), async move {
         let services = Box::new(psp_net::circuit::Services::default());
         let node = match Node::with_node_services(
@@ -326,6 +330,20 @@ pub fn start(
                 metrics.clone().refresh(handle.clone()),
             );
         }
+        let status_page = status_port.map(|port| {
+            let page = Arc::new(status::StatusPage::default());
+            spawn_inner.spawn(
+                "psp-status-sample",
+                Some("overlay"),
+                page.clone().sample(handle.clone()),
+            );
+            spawn_inner.spawn(
+                "psp-status-page",
+                Some("overlay"),
+                page.clone().serve(port, rpc_port),
+            );
+            page
+        });
         if let Some(observer) = &observer {
             spawn_inner.spawn(
                 "psp-overlay-observe",
@@ -336,6 +354,9 @@ pub fn start(
         while let Some(event) = events.recv().await {
             if let Some(metrics) = &metrics {
                 metrics.record(&event);
+            }
+            if let Some(page) = &status_page {
+                page.record(&event);
             }
             match event {
                 NodeEvent::LinkRefused { .. } | NodeEvent::DialFailed { .. } => {

@@ -69,6 +69,11 @@ pub struct OverlayParams {
     #[arg(long, value_name = "PORT", default_value_t = 30445)]
     pub media_port: u16,
 
+    /// Serve the operator's read-only status page on 127.0.0.1:PORT (identity, roles, stake,
+    /// rewards, the directory, circuits and refusals over time). Off unless given.
+    #[arg(long, value_name = "PORT")]
+    pub status_port: Option<u16>,
+
     /// IP address the media service binds (TCP and UDP).
     #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub media_ip: IpAddr,
