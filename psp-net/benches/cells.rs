@@ -1,6 +1,8 @@
 //! Cell crypto, handshake and relay throughput benchmarks, plus the memory of an idle circuit.
 //!
-//! `cargo bench -p psp-net` (short measurement times; see the README for the figures).
+//! `cargo bench -p psp-net --bench cells` (short measurement times; see the README for the
+//! figures). The layer benchmarks and their ratios to ring's raw AEAD seals are shared with
+//! `psp-onion`'s `layer` bench (`onion/benches/shared/layers.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -12,10 +14,7 @@ use psp_net::cell::{max_forward_data, Cell, ChanMsg, CircId};
 use psp_net::circuit::{
     Config, NodeRecord, Peer, Rate, Relay, Services, StaticDirectory, Timestamp,
 };
-use psp_net::crypto::{
-    client_unwrap_backward, client_wrap_forward, ntor_client_start, ntor_server, HopCrypto,
-    HopKeys, NodeId, OnionSecret, PaddingStream, RawAead, LAYER_LEN,
-};
+use psp_net::crypto::{ntor_client_start, ntor_server, NodeId, OnionSecret};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -37,141 +36,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn hop(seed: u8) -> HopCrypto {
-    HopCrypto::new(HopKeys {
-        forward: [seed; 32],
-        backward: [seed ^ 0xff; 32],
-    })
-}
-
-const CHUNK: u64 = 4_096;
-
-fn layer(c: &mut Criterion) {
-    let mut g = c.benchmark_group("layer");
-    g.throughput(Throughput::Elements(1));
-    let raw = RawAead::new(&[7; 32]);
-    let mut buf = [0u8; 512];
-    let mut ctr = 0u64;
-    g.bench_function("raw_chacha20poly1305_seal_512B", |b| {
-        b.iter(|| {
-            ctr += 1;
-            black_box(raw.seal(ctr, black_box(&mut buf)))
-        })
-    });
-    // The same seal over a 2 MiB working set of distinct cells, as the layer benches below
-    // walk: the fair baseline for them (same cache behaviour, same loop).
-    g.bench_function("raw_chacha20poly1305_seal_512B_same_loop", |b| {
-        b.iter_custom(|iters| {
-            let raw = RawAead::new(&[8; 32]);
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            let mut ctr = 0u64;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let mut cells: Vec<[u8; 512]> = (0..n).map(|i| [i as u8; 512]).collect();
-                let t = Instant::now();
-                for cell in cells.iter_mut() {
-                    ctr += 1;
-                    black_box(raw.seal(ctr, black_box(cell)));
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
-        })
-    });
-    // The same over the 491 bytes a layer encrypts (not a multiple of 64): what one layer cost
-    // through the `chacha20poly1305` crate, before `crypto` composed the AEAD itself.
-    g.bench_function("raw_chacha20poly1305_seal_491B_same_loop", |b| {
-        b.iter_custom(|iters| {
-            let raw = RawAead::new(&[8; 32]);
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            let mut ctr = 0u64;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let mut cells: Vec<[u8; 512]> = (0..n).map(|i| [i as u8; 512]).collect();
-                let t = Instant::now();
-                for cell in cells.iter_mut() {
-                    ctr += 1;
-                    black_box(raw.seal(ctr, black_box(&mut cell[..491])));
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
-        })
-    });
-    // Forward, at any hop: verify the tag, decrypt 491 bytes, shift, zero-fill.
-    g.bench_function("relay_forward_open_per_hop", |b| {
-        b.iter_custom(|iters| {
-            let mut client = [hop(1)];
-            let mut relay = hop(1);
-            let mut pad = PaddingStream::new([3; 32]);
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let mut cells: Vec<[u8; LAYER_LEN]> = (0..n)
-                    .map(|_| client_wrap_forward(&mut client, &[9; 400], &mut pad).unwrap())
-                    .collect();
-                let t = Instant::now();
-                for cell in cells.iter_mut() {
-                    relay.relay_open_forward(black_box(cell)).unwrap();
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
-        })
-    });
-    let mut relay = hop(2);
-    let mut body = [5u8; LAYER_LEN];
-    g.bench_function("relay_backward_seal_last_hop", |b| {
-        b.iter(|| relay.relay_seal_backward(black_box(&mut body)).unwrap())
-    });
-    g.bench_function("relay_backward_mask_middle_hop", |b| {
-        b.iter(|| relay.mask_backward(black_box(&mut body)).unwrap())
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("client");
-    g.throughput(Throughput::Elements(1));
-    let mut hops = [hop(1), hop(2), hop(3)];
-    let mut pad = PaddingStream::new([3; 32]);
-    let msg = [1u8; 454];
-    g.bench_function("wrap_forward_3_hops", |b| {
-        b.iter(|| client_wrap_forward(&mut hops, black_box(&msg), &mut pad).unwrap())
-    });
-    g.bench_function("unwrap_backward_3_hops", |b| {
-        b.iter_custom(|iters| {
-            let mut relays = [hop(1), hop(2), hop(3)];
-            let mut client = [hop(1), hop(2), hop(3)];
-            let mut total = Duration::ZERO;
-            let mut left = iters;
-            while left > 0 {
-                let n = left.min(CHUNK);
-                let mut cells: Vec<[u8; LAYER_LEN]> = (0..n)
-                    .map(|_| {
-                        let mut b = [4u8; LAYER_LEN];
-                        relays[2].relay_seal_backward(&mut b).unwrap();
-                        relays[1].mask_backward(&mut b).unwrap();
-                        relays[0].mask_backward(&mut b).unwrap();
-                        b
-                    })
-                    .collect();
-                let t = Instant::now();
-                for cell in cells.iter_mut() {
-                    black_box(client_unwrap_backward(&mut client, cell).unwrap());
-                }
-                total += t.elapsed();
-                left -= n;
-            }
-            total
-        })
-    });
-    g.finish();
-}
+#[path = "../onion/benches/shared/layers.rs"]
+mod layers;
 
 fn handshake(c: &mut Criterion) {
     let mut g = c.benchmark_group("handshake");
@@ -270,23 +136,31 @@ fn through_one_relay(c: &mut Criterion) {
     let data = vec![0x42u8; max_forward_data(2)];
     let mut g = c.benchmark_group("relay");
     g.throughput(Throughput::Elements(1));
+    // The client may have only a circuit window of DATA cells in flight: each round sends what
+    // the window lets out, times r1 on them, then (untimed) hands r1's output to r2 and lets the
+    // network settle, so r2's SENDMEs reopen the window.
     g.bench_function("forward_one_cell_middle_hop", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             let mut left = iters;
             while left > 0 {
-                let n = left.min(CHUNK);
-                for _ in 0..n {
+                let mut cells = Vec::new();
+                while (cells.len() as u64) < left && client.backlog(h) == 0 {
                     client.send(h, s, &data).unwrap();
+                    cells.extend(std::iter::from_fn(|| client.poll_transmit()));
                 }
-                let cells: Vec<_> = std::iter::from_fn(|| client.poll_transmit()).collect();
+                let mut out = Vec::with_capacity(cells.len());
                 let t = Instant::now();
-                for cell in cells {
+                for cell in &cells {
                     r1.handle_cell(now, client_peer, &cell.cell[..]);
-                    black_box(r1.poll_transmit(now));
+                    out.extend(black_box(r1.poll_transmit(now)));
                 }
                 total += t.elapsed();
-                left -= n;
+                left = left.saturating_sub(cells.len() as u64);
+                for t in out {
+                    r2.handle_cell(now, Peer::Node(NodeId([1; 32])), &t.cell[..]);
+                }
+                pump(&mut client, &mut r1, &mut r2);
             }
             total
         })
@@ -340,6 +214,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = layer, handshake, through_one_relay, memory
+    targets = layers::layer, layers::ratios, handshake, through_one_relay, memory
 }
 criterion_main!(benches);
