@@ -118,7 +118,27 @@ async fn status_page_shows_the_node(alice: &PspNode, status_port: u16) -> Result
         extra.push(format!("--screenshot={}", file.to_string_lossy()));
     }
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let dom = dump_dom(&url, Duration::from_secs(12), &extra).await?;
+    // Chromium under load may hand back an empty or half-filled DOM: load the page again until
+    // its script has filled in the node (each load is a fresh browser).
+    let dom = wait_for(
+        "alice's status page filled in",
+        DIRECTORY_TIMEOUT,
+        || async {
+            let dom = dump_dom(&url, Duration::from_secs(12), &extra)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let filled = element_text(&dom, "node-id").is_some_and(|n| n.starts_with("0x"));
+            if filled {
+                Ok(Some(dom))
+            } else {
+                Err(format!(
+                    "page not filled in yet ({} bytes of DOM)",
+                    dom.len()
+                ))
+            }
+        },
+    )
+    .await?;
     let field = |id: &str| element_text(&dom, id).unwrap_or("<missing>").to_string();
     ensure!(
         field("node-id") == node,
