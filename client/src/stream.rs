@@ -462,12 +462,7 @@ pub fn published_key(
         }
         .into());
     }
-    let oracle = crate::parse_hex::<32>(&view.oracle, "psp_receiptKeys oracle")?;
-    let der = parse_hex_vec(&view.public_key, "psp_receiptKeys publicKey")?;
-    let public = PublicKey::from_der(&der).map_err(|e| Error::InvalidInput {
-        what: "psp_receiptKeys publicKey",
-        reason: e.to_string(),
-    })?;
+    let (oracle, public) = oracle_and_public_key(view)?;
     Ok((
         oracle,
         PublishedKey {
@@ -477,6 +472,17 @@ pub fn published_key(
             expires_at: view.expires_at,
         },
     ))
+}
+
+/// The oracle and the RSA public key of a `psp_receiptKeys` entry, parsed.
+fn oracle_and_public_key(view: &ReceiptKeyView) -> Result<([u8; 32], PublicKey), Error> {
+    let oracle = crate::parse_hex::<32>(&view.oracle, "psp_receiptKeys oracle")?;
+    let der = parse_hex_vec(&view.public_key, "psp_receiptKeys publicKey")?;
+    let public = PublicKey::from_der(&der).map_err(|e| Error::InvalidInput {
+        what: "psp_receiptKeys publicKey",
+        reason: e.to_string(),
+    })?;
+    Ok((oracle, public))
 }
 
 /// A receipt drawn from an oracle.
@@ -690,6 +696,29 @@ const PATH_ATTEMPTS: usize = 3;
 /// possible) and opens `service` at it. A failed build is tried again, up to
 /// [`PATH_ATTEMPTS`] paths, each also avoiding the relays of the paths that failed. Returns
 /// the path that worked, the circuit and the stream.
+/// Opens a fresh circuit to `oracle`'s oracle service, runs `machine` over it from `request`
+/// until its first event, and closes the circuit; returns the path and the event (`None`:
+/// the stream ended without one).
+async fn ask_oracle<M: Machine>(
+    overlay: &OverlayClient,
+    nodes: &[RelayNode],
+    oracle: &RelayNode,
+    machine: &mut M,
+    request: &[u8],
+    progress: &mut impl FnMut(StreamProgress),
+) -> Result<(Vec<RelayNode>, Option<M::Event>), StreamClientError> {
+    let (path, circuit, mut stream) =
+        open(overlay, nodes, oracle, &[], ORACLE_SERVICE, progress).await?;
+    progress(StreamProgress::Asked {
+        service: ORACLE_SERVICE,
+        node: hex0x(&oracle.key()),
+    });
+    let event = exchange(&mut stream, machine, request).await;
+    drop(stream);
+    let _ = circuit.destroy().await;
+    Ok((path, event))
+}
+
 async fn open(
     overlay: &OverlayClient,
     nodes: &[RelayNode],
@@ -817,15 +846,15 @@ pub async fn draw_receipt_at(
         timeout.as_secs().max(1),
     )
     .map_err(|e| failure(ORACLE_SERVICE, &oracle_key, timeout, e))?;
-    let (path, circuit, mut stream) =
-        open(overlay, nodes, oracle, &[], ORACLE_SERVICE, &mut progress).await?;
-    progress(StreamProgress::Asked {
-        service: ORACLE_SERVICE,
-        node: hex0x(&oracle_key),
-    });
-    let event = exchange(&mut stream, &mut machine, &request.bytes).await;
-    drop(stream);
-    let _ = circuit.destroy().await;
+    let (path, event) = ask_oracle(
+        overlay,
+        nodes,
+        oracle,
+        &mut machine,
+        &request.bytes,
+        &mut progress,
+    )
+    .await?;
     match event {
         Some(ReceiptEvent::Issued(receipt)) => {
             progress(StreamProgress::ReceiptIssued {

@@ -14,7 +14,7 @@ use psp_net::cell::{max_forward_data, Cell, ChanMsg, CircId};
 use psp_net::circuit::{
     Config, NodeRecord, Peer, Rate, Relay, Services, StaticDirectory, Timestamp,
 };
-use psp_net::crypto::{ntor_client_start, ntor_server, NodeId, OnionSecret};
+use psp_net::crypto::{ntor_client_start, NodeId, OnionSecret};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
@@ -42,18 +42,9 @@ mod layers;
 fn handshake(c: &mut Criterion) {
     let mut g = c.benchmark_group("handshake");
     g.throughput(Throughput::Elements(1));
+    layers::server_ntor(&mut g);
     let id = NodeId([1; 32]);
     let b = OnionSecret::from_bytes([2; 32]);
-    let (_, msg) = ntor_client_start(id, b.public(), [3; 32]);
-    let mut y = 0u64;
-    g.bench_function("server_ntor", |bn| {
-        bn.iter(|| {
-            y += 1;
-            let mut e = [4u8; 32];
-            e[..8].copy_from_slice(&y.to_le_bytes());
-            black_box(ntor_server(&id, &b, black_box(&msg), e).unwrap())
-        })
-    });
     g.bench_function("client_start", |bn| {
         bn.iter(|| black_box(ntor_client_start(id, b.public(), [5; 32])))
     });

@@ -358,6 +358,13 @@ impl NodeOptions {
     }
 }
 
+/// The dev account named after node `name`: `//Alice` for alice.
+pub fn dev_account(name: &str) -> String {
+    let mut chars = name.chars();
+    let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or('X');
+    format!("//{first}{}", chars.as_str())
+}
+
 /// The sr25519 seed of the overlay node key psp-node derives from `--overlay-seed <seed>`
 /// (`node/src/overlay.rs`: `blake2_256("psp/overlay/seed/" ‖ seed)` is the master secret, the
 /// node key's seed is `blake2_256("psp/overlay/id" ‖ master)`). Tests sign with it to play a

@@ -17,7 +17,7 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, hex0x, overlay::NodeRpc, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    browser::dump_dom, free_port, overlay_key_seed, run_psp, start_local_network_with,
+    browser::dump_dom, dev_account, free_port, overlay_key_seed, run_psp, start_local_network_with,
     wait_finalized, wait_for, OverlayOptions, PspNode, PSP_TIMEOUT,
 };
 use psp_net::crypto::Sr25519Keypair;
@@ -31,12 +31,6 @@ const ELECTION_TIMEOUT: Duration = Duration::from_secs(150);
 /// A few 8-second directory periods.
 const DIRECTORY_TIMEOUT: Duration = Duration::from_secs(120);
 const DISCOVERY: [&str; 5] = ["alice", "bob", "charlie", "dave", "eve"];
-
-fn account(name: &str) -> String {
-    let mut c = name.chars();
-    let first = c.next().map(|f| f.to_ascii_uppercase()).unwrap_or('X');
-    format!("//{first}{}", c.as_str())
-}
 
 async fn psp_ok(args: Vec<String>) -> Result<String> {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -192,7 +186,11 @@ async fn scenario(nodes: &mut [PspNode], status_port: u16) -> Result<()> {
     // Five discovery candidates, in parallel (each its own account).
     let mut stands = tokio::task::JoinSet::new();
     for (name, node) in DISCOVERY.iter().zip(nodes.iter()) {
-        stands.spawn(stand_for_discovery(node.url(), url.clone(), account(name)));
+        stands.spawn(stand_for_discovery(
+            node.url(),
+            url.clone(),
+            dev_account(name),
+        ));
     }
     while let Some(done) = stands.join_next().await {
         done.context("stand task")??;

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use psp_net::crypto::{NodeId, Sr25519Keypair};
 use psp_net::driver::unix_now;
-use psp_net::receipts::PublicKey;
 use psp_net::rendezvous::client::Output;
 use psp_net::rendezvous::StreamHandle;
 use psp_net::stream::client::{TokenClient, TokenEvent};
@@ -24,13 +23,13 @@ use psp_primitives::rpc::ReceiptKeyView;
 use psp_primitives::subscriptions::Tier;
 
 use super::{
-    ask_in_turn, exchange, failure, open, oracle_hint, Machine, OracleRefusal, StreamClientError,
-    StreamProgress, ORACLE_SERVICE,
+    ask_in_turn, ask_oracle, failure, oracle_and_public_key, oracle_hint, Machine, OracleRefusal,
+    StreamClientError, StreamProgress, ORACLE_SERVICE,
 };
 use crate::chain::Chain;
 use crate::keystore::Keys;
 use crate::overlay::{OverlayClient, RelayNode};
-use crate::{hex0x, parse_hex_vec, Error};
+use crate::{hex0x, Error};
 
 super::impl_machine!(TokenClient, TokenEvent);
 
@@ -45,12 +44,7 @@ pub fn token_key(view: &ReceiptKeyView, epoch: u64) -> Result<TokenKey, StreamCl
         }
         .into());
     }
-    let oracle = crate::parse_hex::<32>(&view.oracle, "psp_receiptKeys oracle")?;
-    let der = parse_hex_vec(&view.public_key, "psp_receiptKeys publicKey")?;
-    let public = PublicKey::from_der(&der).map_err(|e| Error::InvalidInput {
-        what: "psp_receiptKeys publicKey",
-        reason: e.to_string(),
-    })?;
+    let (oracle, public) = oracle_and_public_key(view)?;
     Ok(TokenKey {
         public,
         epoch,
@@ -131,15 +125,15 @@ pub async fn draw_token_at(
         timeout.as_secs().max(1),
     )
     .map_err(|e| token_failure(&oracle_key, timeout, e))?;
-    let (_, circuit, mut stream) =
-        open(overlay, nodes, oracle, &[], ORACLE_SERVICE, &mut progress).await?;
-    progress(StreamProgress::Asked {
-        service: ORACLE_SERVICE,
-        node: hex0x(&oracle_key),
-    });
-    let event = exchange(&mut stream, &mut machine, &request.bytes).await;
-    drop(stream);
-    let _ = circuit.destroy().await;
+    let (_, event) = ask_oracle(
+        overlay,
+        nodes,
+        oracle,
+        &mut machine,
+        &request.bytes,
+        &mut progress,
+    )
+    .await?;
     match event {
         Some(TokenEvent::Issued(token)) => {
             progress(StreamProgress::TokenIssued {

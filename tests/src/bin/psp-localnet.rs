@@ -17,8 +17,8 @@
 use anyhow::{bail, ensure, Context, Result};
 use psp_client::{chain::Chain, psp_primitives::staking::Role};
 use psp_e2e_tests::{
-    psp_ok, run_psp, start_local_network, wait_finalized, wait_for, OverlayOptions, PspNode,
-    PSP_TIMEOUT,
+    dev_account, psp_ok, run_psp, start_local_network, wait_finalized, wait_for, OverlayOptions,
+    PspNode, PSP_TIMEOUT,
 };
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -98,21 +98,13 @@ impl Plan {
     }
 }
 
-/// The dev account that owns node `name`: `//Alice` for alice.
-fn account(name: &str) -> String {
-    let mut chars = name.chars();
-    let first = chars.next().map(|c| c.to_ascii_uppercase()).unwrap_or('X');
-    format!("//{first}{}", chars.as_str())
-}
-
 /// Registers `node`, bonds and stands for `roles`, as its owner.
 async fn stand(node_url: String, chain_url: String, owner: String, roles: Vec<Role>) -> Result<()> {
     let common = ["--payer", owner.as_str(), "--url", chain_url.as_str()];
     let run = |parts: &[&str]| {
-        let all: Vec<&str> = parts.iter().chain(common.iter()).copied().collect();
-        let owned: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let args: Vec<String> = parts.iter().chain(&common).map(|s| s.to_string()).collect();
         async move {
-            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             psp_ok(&refs).await
         }
     };
@@ -181,7 +173,7 @@ async fn bring_up(plan: Plan) -> Result<Vec<PspNode>> {
         stands.spawn(stand(
             node.url(),
             url.clone(),
-            account(name),
+            dev_account(name),
             plan.roles(index),
         ));
     }
@@ -237,7 +229,7 @@ fn ready_line(plan: Plan, nodes: &[PspNode]) -> Value {
         .map(|(index, node)| {
             json!({
                 "name": node.name(),
-                "owner": account(node.name()),
+                "owner": dev_account(node.name()),
                 "rpc": node.url(),
                 "overlayPort": node.overlay_port(),
                 "mediaUrl": node.media_url(),

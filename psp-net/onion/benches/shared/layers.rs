@@ -6,16 +6,33 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput};
+use criterion::{measurement::WallTime, BenchmarkGroup, Criterion, Throughput};
 use psp_onion::crypto::{
-    client_unwrap_backward, client_wrap_forward, forward_capacity, HopCrypto, HopKeys,
-    PaddingStream, RawAead, LAYER_LEN,
+    client_unwrap_backward, client_wrap_forward, forward_capacity, ntor_client_start, ntor_server,
+    HopCrypto, HopKeys, NodeId, OnionSecret, PaddingStream, RawAead, LAYER_LEN,
 };
 
 const ROUNDS: usize = 20;
 const CALLS: u64 = 10_000;
 /// Inputs prepared at a time for the operations that consume theirs (opens, unwraps).
 const CHUNK: u64 = 4_096;
+
+/// The server side of the ntor handshake, a fresh ephemeral key per call, as `server_ntor` in
+/// group `g`.
+pub fn server_ntor(g: &mut BenchmarkGroup<'_, WallTime>) {
+    let id = NodeId([1; 32]);
+    let b = OnionSecret::from_bytes([2; 32]);
+    let (_, msg) = ntor_client_start(id, b.public(), [3; 32]);
+    let mut y = 0u64;
+    g.bench_function("server_ntor", |bn| {
+        bn.iter(|| {
+            y += 1;
+            let mut e = [4u8; 32];
+            e[..8].copy_from_slice(&y.to_le_bytes());
+            black_box(ntor_server(&id, &b, black_box(&msg), e).unwrap())
+        })
+    });
+}
 
 fn hop(seed: u8) -> HopCrypto {
     HopCrypto::new(HopKeys {

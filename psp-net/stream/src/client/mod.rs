@@ -233,6 +233,19 @@ impl<S> Exchange<S> {
         }
     }
 
+    /// [`Self::receive`] for a blind-signature exchange: once the oracle's answer is whole,
+    /// the request kept for it and the blind signature it carries.
+    fn receive_blind<E: Event>(
+        &mut self,
+        now: u64,
+        bytes: &[u8],
+    ) -> Result<(S, BlindSignature), Output<E>> {
+        let body = self.receive(now, bytes, "oracle frame")?;
+        let blind = blind_answer(&body).map_err(|e| self.fail(e))?;
+        let request = self.state.take().ok_or_else(Output::default)?;
+        Ok((request, blind))
+    }
+
     fn fail<E: Event>(&mut self, error: StreamError) -> Output<E> {
         self.end(E::failed(error))
     }

@@ -65,16 +65,9 @@ impl TokenClient {
 
     /// Bytes arrived from the oracle.
     pub fn handle_data(&mut self, now: u64, bytes: &[u8]) -> Output<TokenEvent> {
-        let body = match self.exchange.receive(now, bytes, "oracle frame") {
-            Ok(body) => body,
+        let (request, blind) = match self.exchange.receive_blind(now, bytes) {
+            Ok(answer) => answer,
             Err(output) => return output,
-        };
-        let blind = match super::blind_answer(&body) {
-            Ok(blind) => blind,
-            Err(e) => return self.exchange.fail(e),
-        };
-        let Some(request) = self.exchange.state.take() else {
-            return Output::default();
         };
         match request.finalize(&blind) {
             Ok(token) => self.exchange.end(TokenEvent::Issued(token)),
