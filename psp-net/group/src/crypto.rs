@@ -50,6 +50,10 @@ impl AgreementSecret {
         Self(random_key(rng))
     }
 
+    pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
     /// The public key the other members seal to.
     pub fn public(&self) -> AgreementKey {
         AgreementKey(PublicKey::from(&StaticSecret::from(*self.0)).to_bytes())

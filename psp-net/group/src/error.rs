@@ -250,6 +250,35 @@ pub enum Error {
     /// The same group message was already delivered.
     #[error("duplicate group message")]
     DuplicateMessage,
+
+    // --- snapshots
+    /// A snapshot ended before a field was complete.
+    #[error("malformed group snapshot: {what}: {source}")]
+    SnapshotTruncated {
+        /// The field being read.
+        what: &'static str,
+        /// Bytes needed and left.
+        source: psp_onion::bytes::BytesError,
+    },
+    /// The bytes are not a group snapshot, or a field breaks an invariant of the state.
+    #[error("invalid group snapshot: {0}")]
+    BadSnapshot(&'static str),
+    /// A snapshot version this build cannot read.
+    #[error("unsupported group snapshot version {found} (this build reads {expected})")]
+    SnapshotVersion {
+        /// The version in the snapshot.
+        found: u8,
+        /// The version read here.
+        expected: u8,
+    },
+    /// The keys given to restore a snapshot are not those of the member that took it.
+    #[error("the snapshot is member {snapshot}'s, but the keys given are {keys}'s")]
+    SnapshotWrongKeys {
+        /// The member the snapshot belongs to.
+        snapshot: MemberId,
+        /// The member of the keys given.
+        keys: MemberId,
+    },
 }
 
 /// Maps a byte-layer error to [`Error::Truncated`] naming the field.
@@ -260,5 +289,16 @@ pub(crate) trait Ctx<T> {
 impl<T> Ctx<T> for Result<T, psp_onion::bytes::BytesError> {
     fn ctx(self, what: &'static str) -> Result<T, Error> {
         self.map_err(|source| Error::Truncated { what, source })
+    }
+}
+
+/// Maps a byte-layer error to [`Error::SnapshotTruncated`] naming the field.
+pub(crate) trait SnapshotCtx<T> {
+    fn snap(self, what: &'static str) -> Result<T, Error>;
+}
+
+impl<T> SnapshotCtx<T> for Result<T, psp_onion::bytes::BytesError> {
+    fn snap(self, what: &'static str) -> Result<T, Error> {
+        self.map_err(|source| Error::SnapshotTruncated { what, source })
     }
 }

@@ -18,6 +18,8 @@
 //! refused only because this member does not yet see a removal as justified (its view
 //! lags by a heartbeat or a ballot) is kept and retried as time passes.
 //!
+//! [`Group::snapshot`] and [`Group::restore`] keep the state across restarts ([`snapshot`]).
+//!
 //! Only the last key epoch is kept: a message under an older key does not open, and a member
 //! that missed a rollout cannot open anything newer (it must be admitted again).
 
@@ -35,6 +37,7 @@ use crate::wire::{self, Action, Ballot, Body, GroupMessage, Heartbeat, Leave, Pa
 
 mod join;
 mod rollouts;
+pub mod snapshot;
 mod votes;
 pub use join::Joining;
 
@@ -450,7 +453,8 @@ impl Group {
     /// the group key here.
     pub fn leave(&mut self, now: u64) -> Result<(), Error> {
         self.active()?;
-        let (bytes, _) = wire::sign(self.id, &self.keys, &Body::Leave(Leave { sent_at: now }));
+        let sent_at = self.next_signed_time(now);
+        let (bytes, _) = wire::sign(self.id, &self.keys, &Body::Leave(Leave { sent_at }));
         self.broadcast(bytes);
         self.deactivate(Status::Left);
         Ok(())
@@ -538,12 +542,26 @@ impl Group {
         }
         if self.is_active() && now >= self.next_heartbeat {
             let hb = Heartbeat {
-                sent_at: now,
+                sent_at: self.next_signed_time(now),
                 key_epoch: self.epoch,
             };
             let (bytes, _) = wire::sign(self.id, &self.keys, &Body::Heartbeat(hb));
             self.broadcast(bytes);
             self.next_heartbeat = now.saturating_add(u64::from(self.rules.heartbeat_secs));
+        }
+    }
+
+    /// The time to sign into this member's next heartbeat or LEAVE: `now`, or one second
+    /// past the last one sent if that was this same second (members refuse a signed time
+    /// that is not newer than the last, as a replay).
+    fn next_signed_time(&mut self, now: u64) -> u64 {
+        let me = self.me;
+        match self.members.get_mut(&me) {
+            Some(m) => {
+                m.last_signed_time = now.max(m.last_signed_time.saturating_add(1));
+                m.last_signed_time
+            }
+            None => now,
         }
     }
 

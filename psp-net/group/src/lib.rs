@@ -19,7 +19,8 @@
 //! * [`message`]: group messages under `K_c`.
 //! * [`vote`]: open proposals, signed ballots, the recomputable [`Tally`].
 //! * [`rollout`]: the leader draw, the tie-break of competing rollouts, key sealing.
-//! * [`group`]: the membership state machine ([`Group`], [`Joining`]).
+//! * [`group`]: the membership state machine ([`Group`], [`Joining`]), and its snapshots
+//!   ([`group::snapshot`]) that keep a member's state across restarts.
 //! * [`error`]: the crate's one error type.
 
 #![forbid(unsafe_code)]

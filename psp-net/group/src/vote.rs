@@ -182,6 +182,15 @@ impl Poll {
         Ok(())
     }
 
+    /// Adds a ballot read back from a snapshot: the checks of [`Poll::add`] but the clock's,
+    /// which the ballot passed when it was received.
+    pub fn restore(&mut self, b: CastBallot) -> Result<(), Error> {
+        let voted: BTreeSet<MemberId> = self.ballots.keys().copied().collect();
+        check_ballot(&self.proposal, &self.eligible, &voted, &b)?;
+        self.ballots.insert(b.voter, b);
+        Ok(())
+    }
+
     /// The tally of the ballots in hand.
     pub fn tally(&self, group: GroupId) -> Tally {
         let accepts = self.ballots.values().filter(|b| b.ballot.accept).count();

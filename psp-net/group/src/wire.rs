@@ -449,6 +449,18 @@ pub struct Unchecked {
 }
 
 impl Unchecked {
+    /// Encodes the packet as it travels (snapshots keep checked proposals and ballots so).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + 32 + SIGNATURE_LEN + 64);
+        out.push(VERSION);
+        out.push(self.body.kind());
+        out.extend_from_slice(&self.group.0.to_be_bytes());
+        out.extend_from_slice(&self.sender.0);
+        self.body.encode(&mut out);
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
     /// Checks the signature against the sender's key.
     pub fn check(self) -> Result<Verified, Error> {
         let message = signing_bytes(self.group, &self.sender, &self.body);
@@ -485,14 +497,7 @@ impl Verified {
     }
     /// Encodes the packet again, byte for byte as received.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(HEADER_LEN + 32 + SIGNATURE_LEN + 64);
-        out.push(VERSION);
-        out.push(self.0.body.kind());
-        out.extend_from_slice(&self.0.group.0.to_be_bytes());
-        out.extend_from_slice(&self.0.sender.0);
-        self.0.body.encode(&mut out);
-        out.extend_from_slice(&self.0.signature);
-        out
+        self.0.encode()
     }
 }
 

@@ -324,6 +324,19 @@ fn a_member_that_leaves_is_dropped_by_a_rollout() {
 }
 
 #[test]
+fn a_leave_in_the_same_second_as_a_heartbeat_still_counts() {
+    let mut net = Net::with_members(3, Rules::default());
+    // At the heartbeat time every member heartbeats; member 2 leaves in that same second.
+    let heartbeat = net.group(2).poll_timeout().expect("a heartbeat is due");
+    net.advance(heartbeat - net.now);
+    let now = net.now;
+    net.group_mut(2).leave(now).expect("leave");
+    net.run();
+    net.assert_agree(&[0, 1]);
+    assert!(!net.group(0).members().contains_key(&id(2)));
+}
+
+#[test]
 fn a_rollout_from_a_member_that_does_not_lead_is_refused() {
     let mut net = Net::with_members(4, Rules::default());
     net.now += 1;
