@@ -54,6 +54,7 @@ pub mod contacts;
 pub mod dht;
 pub mod directory;
 pub mod error;
+pub mod groups;
 pub mod identity;
 pub mod keystore;
 pub mod messaging;

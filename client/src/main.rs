@@ -13,7 +13,7 @@ mod cli;
 use clap::{Parser, Subcommand};
 use cli::{
     cert::CertCommand, circuit::CircuitCommand, contact::ContactCommand, dht::DhtCommand,
-    directory::DirectoryCommand, identity::IdentityCommand, key::KeyCommand,
+    directory::DirectoryCommand, group::GroupCommand, identity::IdentityCommand, key::KeyCommand,
     messaging::MessagingCommand, rewards::RewardsCommand, stake::StakeCommand,
     stream::StreamCommand,
 };
@@ -67,6 +67,10 @@ enum Command {
     /// contact book, list and remove contacts, compare fingerprints.
     #[command(subcommand)]
     Contact(ContactCommand),
+    /// Groups hosted by the messaging agent: create, register and publish a group, join by
+    /// vote, vote, list members, send and read group messages, leave, expel.
+    #[command(subcommand)]
+    Group(GroupCommand),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +118,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Directory(cmd) => cli::directory::run(cmd).await,
         Command::Messaging(cmd) => cli::messaging::run(cmd).await,
         Command::Contact(cmd) => cli::contact::run(cmd).await,
+        Command::Group(cmd) => cli::group::run(cmd).await,
     }
 }
 

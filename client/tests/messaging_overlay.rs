@@ -247,6 +247,7 @@ async fn agent(net: &Network, seed: u8, core: CoreConfig) -> AgentHandle {
         socket: None,
         refresh: Duration::from_secs(30),
         status_max_age_secs: 60,
+        groups_dir: None,
     })
     .await
     .expect("agent starts")

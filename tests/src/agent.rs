@@ -80,7 +80,7 @@ pub struct Prepared {
 }
 
 /// Waits for finality, registers the six nodes' identities (each paid by its own account) and
-/// the client identities `names` (at most three, paid by Charlie, Eve and Ferdie), and has
+/// the client identities `names` (at most five, paid by Charlie, Eve, Ferdie, Alice and Bob), and has
 /// Dave's account make his node an authority; returns once Dave's node is elected.
 pub async fn prepare(nodes: &[PspNode], dir: &Path, names: &[&str]) -> Result<Prepared> {
     prepare_with_roles(nodes, dir, names, &[Role::Authority]).await
@@ -97,7 +97,7 @@ pub async fn prepare_with_roles(
     let [alice, _bob, _charlie, _eve, _ferdie, dave] = nodes else {
         bail!("expected six nodes");
     };
-    ensure!(names.len() <= 3, "at most three clients, one per payer");
+    ensure!(names.len() <= 5, "at most five clients, one per payer");
     let url = alice.url();
     let dave_url = dave.url();
     let chain = Chain::connect(&url).await?;
@@ -151,7 +151,14 @@ pub async fn prepare_with_roles(
         vec![node_reg(&nodes[3], "//Eve")],
         vec![node_reg(&nodes[4], "//Ferdie")],
     ];
-    let payers = [(3, "//Charlie"), (4, "//Eve"), (5, "//Ferdie")];
+    // Alice's and Bob's accounts pay after their nodes' registrations.
+    let payers = [
+        (3, "//Charlie"),
+        (4, "//Eve"),
+        (5, "//Ferdie"),
+        (1, "//Alice"),
+        (2, "//Bob"),
+    ];
     for (client, (chain, payer)) in clients.iter_mut().zip(payers) {
         client.payer = payer;
         chains[chain].push(register_client(client, payer, &url));

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use psp_client::contacts::book::Book;
+use psp_client::groups::protocol::GroupRequest;
 use psp_client::messaging::{
     control, Agent, AgentConfig, CoreConfig, MessagingError, Reply, Request, SocketChoice,
 };
@@ -110,6 +111,12 @@ pub struct SocketArgs {
 
 impl SocketArgs {
     async fn call(&self, request: Request) -> Result<()> {
+        let reply = self.request(request).await?;
+        print_json(&reply)
+    }
+
+    /// Sends one request to the agent and returns its answer.
+    pub async fn request(&self, request: Request) -> Result<Reply> {
         let socket = match (&self.socket, &self.keystore) {
             (Some(socket), _) => socket.clone(),
             (None, Some(keystore)) => control::default_socket(keystore),
@@ -121,11 +128,14 @@ impl SocketArgs {
             }
         };
         let mut timeout = Duration::from_secs(self.timeout.max(1));
-        if let Request::Inbox { wait_secs, .. } = &request {
-            timeout += Duration::from_secs(*wait_secs);
+        match &request {
+            Request::Inbox { wait_secs, .. }
+            | Request::Group {
+                request: GroupRequest::Read { wait_secs, .. },
+            } => timeout += Duration::from_secs(*wait_secs),
+            _ => {}
         }
-        let reply: Reply = control::call(&socket, &request, timeout).await?;
-        print_json(&reply)
+        Ok(control::call(&socket, &request, timeout).await?)
     }
 }
 
@@ -189,6 +199,13 @@ pub struct AgentArgs {
     /// most 300 s). A stopped agent's records lapse within it.
     #[arg(long, value_name = "SECS", default_value_t = AnnouncerConfig::default().record_lifetime_secs)]
     record_lifetime: u64,
+    /// Where the agent keeps its groups' state, sealed under the identity's key (default:
+    /// <KEYSTORE>.groups/ beside the keystore).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_groups")]
+    groups_dir: Option<PathBuf>,
+    /// Run without groups (group packets are dropped with a warning).
+    #[arg(long)]
+    no_groups: bool,
 }
 
 impl AgentArgs {
@@ -204,6 +221,11 @@ impl AgentArgs {
         };
         let mut config = AgentConfig::new(self.keystore, self.node.url);
         config.passphrase_file = self.pass.passphrase_file;
+        if self.no_groups {
+            config.groups_dir = None;
+        } else if let Some(dir) = self.groups_dir {
+            config.groups_dir = Some(dir);
+        }
         config.authority_urls = self.authority_urls;
         config.socket = self
             .socket

@@ -9,6 +9,7 @@ pub mod common;
 pub mod contact;
 pub mod dht;
 pub mod directory;
+pub mod group;
 pub mod identity;
 pub mod key;
 pub mod messaging;

@@ -17,10 +17,12 @@ use super::credentials;
 use super::driver::{AgentCommand, Driver, DriverTiming};
 use super::error::MessagingError;
 use super::events::AgentEvent;
+use super::groups::{GroupsTask, GROUP_INPUTS};
 use super::net::{Network, OverlayNetwork, DEFAULT_STREAM_QUEUE};
 use super::protocol::{Reply, Request};
 use super::source::{ChainSource, RpcChain};
 use crate::chain::Chain;
+use crate::groups::{host::Host, store::Store};
 use crate::hex0x;
 use crate::keystore::{self, Keys};
 use crate::overlay::CircuitOptions;
@@ -65,13 +67,20 @@ pub struct AgentConfig {
     /// A cached identity status is fetched again when older than this at a refresh (s).
     /// Default 60 s.
     pub status_max_age_secs: u64,
+    /// Where the agent keeps its groups' state (sealed); `None`: no groups. Default
+    /// `<keystore>.groups/` beside the keystore.
+    pub groups_dir: Option<PathBuf>,
 }
 
 impl AgentConfig {
     /// The defaults for this keystore and node.
     pub fn new(keystore: impl Into<PathBuf>, url: impl Into<String>) -> Self {
+        let keystore: PathBuf = keystore.into();
+        let mut groups = keystore.clone().into_os_string();
+        groups.push(".groups");
         Self {
-            keystore: keystore.into(),
+            groups_dir: Some(groups.into()),
+            keystore,
             passphrase_file: None,
             url: url.into(),
             authority_urls: Vec::new(),
@@ -112,6 +121,8 @@ pub struct AgentParts {
     pub refresh: Duration,
     /// Status age refetched at a refresh (s).
     pub status_max_age_secs: u64,
+    /// The groups' state directory; `None`: no groups.
+    pub groups_dir: Option<PathBuf>,
 }
 
 /// The messaging agent.
@@ -162,6 +173,7 @@ impl Agent {
             socket: config.socket_path(),
             refresh: config.refresh,
             status_max_age_secs: config.status_max_age_secs,
+            groups_dir: config.groups_dir.clone(),
         })
         .await
     }
@@ -215,6 +227,17 @@ impl Agent {
             refresh: parts.refresh,
             status_max_age: parts.status_max_age_secs,
         };
+        let groups = match &parts.groups_dir {
+            Some(dir) => {
+                let store = Store::open(dir, parts.keys.identity_seed())?;
+                let host = Host::new(*parts.keys.identity_seed());
+                let (tx, rx) = mpsc::channel(GROUP_INPUTS);
+                let task = GroupsTask::new(host, store, commands.clone(), events.clone());
+                Some((tx, tokio::spawn(task.run(rx))))
+            }
+            None => None,
+        };
+        let (groups_tx, groups_task) = groups.unzip();
         let driver = Driver::new(
             core,
             parts.source,
@@ -223,6 +246,7 @@ impl Agent {
             timing,
             events.clone(),
             (certificate.not_before, certificate.not_after),
+            groups_tx,
         );
         let task = tokio::spawn(driver.run(commands_rx, started));
         Ok(AgentHandle {
@@ -233,7 +257,10 @@ impl Agent {
             identity: parts.keys.identity_public(),
             id: parts.id,
             task: Some(task),
-            background: [server, Some(forwarder)].into_iter().flatten().collect(),
+            background: [server, Some(forwarder), groups_task]
+                .into_iter()
+                .flatten()
+                .collect(),
         })
     }
 }

@@ -24,9 +24,12 @@ use super::core::{Action, Command, Core, Ticket};
 use super::credentials;
 use super::error::MessagingError;
 use super::events::AgentEvent;
+use super::groups::GroupInput;
 use super::net::{NetEvent, Network};
 use super::protocol::{message_bytes, presence_node_key, Request, Response};
 use super::source::{ChainSource, IssuedCertificate, Peer, Snapshot, Statuses};
+use crate::groups::{protocol::GroupRequest, GroupError};
+use crate::hex0x;
 use crate::keystore::Keys;
 
 /// Stream events queued from the network tasks to the loop.
@@ -96,6 +99,8 @@ pub(super) struct Driver {
     internal_tx: mpsc::Sender<Internal>,
     internal_rx: mpsc::Receiver<Internal>,
     events: broadcast::Sender<AgentEvent>,
+    /// The groups task, if the agent keeps groups.
+    groups: Option<mpsc::Sender<GroupInput>>,
     refreshing: bool,
     next_refresh: u64,
     renewing: bool,
@@ -121,6 +126,7 @@ impl Driver {
         timing: DriverTiming,
         events: broadcast::Sender<AgentEvent>,
         certificate: (u64, u64),
+        groups: Option<mpsc::Sender<GroupInput>>,
     ) -> Self {
         let (net_tx, net_rx) = mpsc::channel(NET_EVENTS);
         let (internal_tx, internal_rx) = mpsc::channel(INTERNAL);
@@ -140,6 +146,7 @@ impl Driver {
             internal_tx,
             internal_rx,
             events,
+            groups,
             refreshing: false,
             next_refresh: now.saturating_add(timing.refresh.as_secs().max(1)),
             renewing: false,
@@ -165,7 +172,12 @@ impl Driver {
                 },
                 Some(event) = self.net_rx.recv() => self.net_event(event),
                 Some(internal) = self.internal_rx.recv() => self.internal(internal),
-                _ = sleep => self.timers(),
+                _ = sleep => {}
+            }
+            // Whatever woke the loop, what is due runs: a steady stream of events would
+            // otherwise keep re-arming the sleep and starve the timers.
+            if self.next_deadline() <= unix_now() {
+                self.timers();
             }
             self.run_actions();
         }
@@ -173,8 +185,9 @@ impl Driver {
         self.writers.clear();
     }
 
-    fn until_next_deadline(&self) -> Duration {
-        let next = [
+    /// The earliest of the core's timeout, the refresh and the renewal (unix seconds).
+    fn next_deadline(&self) -> u64 {
+        [
             self.core.poll_timeout(),
             (!self.refreshing).then_some(self.next_refresh),
             (!self.renewing).then_some(self.renew_at),
@@ -182,14 +195,11 @@ impl Driver {
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(u64::MAX);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        // Deadlines are whole seconds; never spin on one that is already due.
-        Duration::from_secs(next)
-            .saturating_sub(now)
-            .max(Duration::from_millis(20))
+        .unwrap_or(u64::MAX)
+    }
+
+    fn until_next_deadline(&self) -> Duration {
+        until(self.next_deadline(), Duration::from_millis(20))
     }
 
     fn timers(&mut self) {
@@ -230,6 +240,20 @@ impl Driver {
                 }
             }
             Action::Event(event) => self.publish(event),
+            Action::GroupPacket { from, bytes } => {
+                let dropped = match &self.groups {
+                    Some(groups) => groups
+                        .try_send(GroupInput::Packet { from, bytes })
+                        .err()
+                        .map(|_| "the groups task is backlogged"),
+                    None => Some("this agent runs without groups"),
+                };
+                if let Some(why) = dropped {
+                    self.publish(AgentEvent::Warning {
+                        message: format!("a group packet from {} dropped: {why}", hex0x(&from)),
+                    });
+                }
+            }
         }
     }
 
@@ -271,6 +295,12 @@ impl Driver {
             Request::Inbox { wait_secs, max } => Command::Inbox { wait_secs, max },
             Request::Close { channel } => Command::Close(channel),
             Request::Lookup { peer } => return self.resolve(ticket, peer, Then::Lookup),
+            Request::Group { request } => {
+                if let Some(reply) = self.tickets.remove(&ticket) {
+                    self.group_request(request, reply);
+                }
+                return;
+            }
             Request::Send {
                 to,
                 text,
@@ -291,6 +321,26 @@ impl Driver {
             }
         };
         self.core.command(now, ticket, command);
+    }
+
+    /// Hands a `group` request to the groups task, which answers it.
+    fn group_request(&mut self, request: GroupRequest, reply: oneshot::Sender<Response>) {
+        let Some(groups) = &self.groups else {
+            let _ = reply.send(Err(MessagingError::from(GroupError::Disabled)).into());
+            return;
+        };
+        if let Err(e) = groups.try_send(GroupInput::Request { request, reply }) {
+            let busy = MessagingError::TooMany {
+                what: "queued group requests",
+                max: super::groups::GROUP_INPUTS,
+            };
+            let reply = match e {
+                mpsc::error::TrySendError::Full(GroupInput::Request { reply, .. })
+                | mpsc::error::TrySendError::Closed(GroupInput::Request { reply, .. }) => reply,
+                _ => return,
+            };
+            let _ = reply.send(Err(busy).into());
+        }
     }
 
     fn answer(&mut self, ticket: Ticket, result: Result<super::protocol::Reply, MessagingError>) {
@@ -519,4 +569,13 @@ impl Driver {
             let _ = tx.send(Internal::Renewed(result)).await;
         });
     }
+}
+
+/// How long from now until `deadline` (unix seconds), at least `floor`: deadlines are whole
+/// seconds, and one already due must not make a loop spin.
+pub(super) fn until(deadline: u64, floor: Duration) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(deadline).saturating_sub(now).max(floor)
 }

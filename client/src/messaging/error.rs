@@ -57,6 +57,9 @@ pub enum MessagingError {
         /// Frames the message needs.
         needed: usize,
     },
+    /// The groups host refused or failed.
+    #[error(transparent)]
+    Group(#[from] crate::groups::GroupError),
     /// A bounded table is full.
     #[error("too many {what} (limit {max}); wait for some to finish")]
     TooMany {
@@ -203,6 +206,7 @@ impl MessagingError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Chain { .. } => "Chain",
+            Self::Group(e) => e.code(),
             Self::Certificate { .. } => "Certificate",
             Self::NotLive { .. } => "NotLive",
             Self::InvalidRequest { .. } => "InvalidRequest",

@@ -163,6 +163,17 @@ pub enum AgentEvent {
         /// Its end.
         not_after: u64,
     },
+    /// Something happened in a group (a proposal, a decision, a member added or dropped, a
+    /// rollout, a message, a refused packet, a member not reachable yet).
+    GroupNotice {
+        /// The group id.
+        group: String,
+        /// What, kebab-case: `proposal-opened`, `decided`, `member-added`, `rolled-out`,
+        /// `message`, `joined`, `join-refused`, `refused`, `redelivery-pending`, ...
+        what: String,
+        /// The details, for people.
+        detail: String,
+    },
     /// Something went wrong in the background (a chain refresh, a renewal); the agent goes on.
     Warning {
         /// What.

@@ -60,6 +60,7 @@ pub mod credentials;
 mod driver;
 pub mod error;
 pub mod events;
+mod groups;
 pub mod inbox;
 pub mod net;
 pub mod protocol;

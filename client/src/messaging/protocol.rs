@@ -11,13 +11,14 @@
 //!
 //! Requests (`op`): `status`, `lookup {peer}`, `send {to, text | hex, presenceNode?}`,
 //! `requests`, `accept {request}`, `decline {request}`, `inbox {waitSecs?, max?}`,
-//! `close {channel}`.
+//! `close {channel}`, `group {request}` (see [`crate::groups::protocol`]).
 //! A line is at most [`MAX_LINE_LEN`] bytes.
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::error::{ErrorView, MessagingError};
 use super::views::{InboxView, LookupView, RequestView, StatusView};
+use crate::groups::protocol::{GroupReply, GroupRequest};
 use crate::{hex0x, parse_hex};
 
 /// Longest line either way: 4 MiB, room for a 1 MiB message as hex (2 MiB) and its JSON.
@@ -80,6 +81,11 @@ pub enum Request {
     Close {
         /// Its number.
         channel: u64,
+    },
+    /// A group request, for the agent's groups host.
+    Group {
+        /// The request.
+        request: GroupRequest,
     },
 }
 
@@ -193,6 +199,11 @@ pub enum Reply {
     Closed {
         /// The channel.
         channel: u64,
+    },
+    /// For `group`.
+    Group {
+        /// The groups host's answer.
+        reply: GroupReply,
     },
 }
 

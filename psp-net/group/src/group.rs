@@ -449,6 +449,27 @@ impl Group {
         Ok(())
     }
 
+    /// Seals `content` under the current group key for one member only: the others never
+    /// receive it, and relays see only the channel's cells. The recipient opens it like any
+    /// group message (the sender's signature is inside).
+    pub fn send_to(
+        &mut self,
+        now: u64,
+        member: MemberId,
+        content: &[u8],
+        rng: &mut dyn rand_core::CryptoRngCore,
+    ) -> Result<(), Error> {
+        self.active()?;
+        if member == self.me || !self.members.contains_key(&member) {
+            return Err(Error::NotAMember { who: member });
+        }
+        let m = message::seal(
+            self.id, self.epoch, &self.key, &self.keys, now, content, rng,
+        )?;
+        self.push_transmit(vec![member], m.encode());
+        Ok(())
+    }
+
     /// Leaves the group: tells the members (they drop this member with a rollout) and erases
     /// the group key here.
     pub fn leave(&mut self, now: u64) -> Result<(), Error> {

@@ -677,3 +677,20 @@ fn heartbeats_keep_members_and_replays_are_refused() {
     );
     assert!(matches!(net.input(0, &old), Err(Error::StaleTime { .. })));
 }
+
+#[test]
+fn a_message_to_one_member_reaches_only_that_member() {
+    let mut net = Net::with_members(3, Rules::default());
+    let now = net.now;
+    net.group_mut(0)
+        .send_to(now, id(2), b"only for two", &mut rand_core::OsRng)
+        .expect("send_to");
+    net.run();
+    assert_eq!(net.messages(2), [(id(0), b"only for two".to_vec())]);
+    assert!(net.messages(1).is_empty(), "member 1 never received it");
+    let err = net
+        .group_mut(0)
+        .send_to(now, id(9), b"x", &mut rand_core::OsRng)
+        .expect_err("not a member");
+    assert!(matches!(err, Error::NotAMember { .. }), "{err}");
+}

@@ -189,6 +189,7 @@ async fn agent(shared: &Shared, seed: u8, points: u8, socket: Option<PathBuf>) -
         socket,
         refresh: Duration::from_secs(30),
         status_max_age_secs: 60,
+        groups_dir: None,
     })
     .await
     .expect("agent starts")

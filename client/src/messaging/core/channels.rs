@@ -3,7 +3,7 @@
 
 use psp_net::rendezvous::client::{Session, SessionEvent};
 
-use super::{Core, Owner, Ticket};
+use super::{Action, Core, Owner, Ticket};
 use crate::hex0x;
 use crate::messaging::error::MessagingError;
 use crate::messaging::events::AgentEvent;
@@ -124,6 +124,10 @@ impl Core {
                 };
                 c.received += 1;
                 let from = *c.session.peer_identity();
+                if crate::groups::envelope::is_envelope(&bytes) {
+                    self.actions.push_back(Action::GroupPacket { from, bytes });
+                    return;
+                }
                 let len = bytes.len();
                 let (seq, dropped) = self.inbox.push(channel, from, now, bytes);
                 self.emit(AgentEvent::MessageReceived {

@@ -225,6 +225,13 @@ pub enum Action {
     },
     /// Report an event.
     Event(AgentEvent),
+    /// A group envelope arrived on a channel: for the groups host, not the inbox.
+    GroupPacket {
+        /// The channel's proven peer.
+        from: [u8; 32],
+        /// The envelope.
+        bytes: Vec<u8>,
+    },
 }
 
 /// Which part of the core a stream belongs to.

@@ -22,6 +22,8 @@ struct Client {
     events: Vec<AgentEvent>,
     /// Keys the client had to fetch before feeding a presence stream.
     fetched: Vec<[u8; 32]>,
+    /// Group envelopes handed to the groups host: (peer, bytes).
+    group_packets: Vec<([u8; 32], Vec<u8>)>,
 }
 
 /// Clients on the world, and the test playing their driver.
@@ -71,6 +73,7 @@ impl Sim {
             replies: HashMap::new(),
             events: Vec::new(),
             fetched: Vec::new(),
+            group_packets: Vec::new(),
         });
         let index = self.clients.len() - 1;
         self.pump();
@@ -200,6 +203,9 @@ impl Sim {
                 self.clients[c].replies.insert(ticket, response);
             }
             Action::Event(event) => self.clients[c].events.push(event),
+            Action::GroupPacket { from, bytes } => {
+                self.clients[c].group_packets.push((from, bytes));
+            }
         }
     }
 
@@ -924,6 +930,28 @@ fn accept_all_opens_every_checked_introduction_at_once() {
     let t = sim.command(bob, Command::Decline(request));
     assert!(matches!(sim.ok(bob, t), Reply::Declined { .. }));
     assert_eq!(sim.err(carol, carol_send), "Declined");
+}
+
+#[test]
+fn group_envelopes_go_to_the_groups_host_and_not_the_inbox() {
+    let mut sim = Sim::new(6);
+    let bob = sim.client(
+        0x0b,
+        CoreConfig {
+            points: 1,
+            accept_all: true,
+            ..CoreConfig::default()
+        },
+    );
+    let alice = sim.client(0x0a, caller(false));
+    let (bob_key, alice_key) = (sim.clients[bob].key, sim.clients[alice].key);
+    let envelope = crate::groups::envelope::packet(psp_group::GroupId(7), b"a group packet");
+    let t = sim.send(alice, bob_key, b"plain", None);
+    sim.ok(alice, t);
+    let t = sim.send(alice, bob_key, &envelope, None);
+    sim.ok(alice, t);
+    assert_eq!(text_of(&sim.inbox(bob)), ["plain"]);
+    assert_eq!(sim.clients[bob].group_packets, [(alice_key, envelope)]);
 }
 
 #[test]
