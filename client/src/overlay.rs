@@ -684,10 +684,17 @@ impl OverlayClient {
     /// (by building the shorter prefixes of the path) and named in
     /// [`Error::ExtendRefused`]; with `chain`, the error also says why, from the chain's view
     /// of the refused node.
+    ///
+    /// A build that fails because a link on the path closed under it (a relay's idle link
+    /// timing out just as the EXTEND crossed it) is tried once more: the relays dial again.
     pub async fn build(&self, path: &[RelayNode], chain: Option<&Chain>) -> Result<BuiltCircuit> {
         let descriptors: Vec<NodeDescriptor> = path.iter().map(|n| n.descriptor.clone()).collect();
         let start = Instant::now();
-        match self.build_raw(&descriptors).await {
+        let first = match self.build_raw(&descriptors).await {
+            Err(e) if is_link_closed(&e) => self.build_raw(&descriptors).await,
+            other => other,
+        };
+        match first {
             Ok(circuit) => Ok(BuiltCircuit {
                 circuit,
                 path: path.to_vec(),
@@ -770,6 +777,10 @@ impl OverlayClient {
     pub async fn shutdown(&self) {
         self.handle.shutdown().await;
     }
+}
+
+fn is_link_closed(e: &DriverError) -> bool {
+    matches!(e, DriverError::CircuitClosed(c) if c.reason == DestroyReason::LinkClosed)
 }
 
 fn is_extend_refused(e: &DriverError) -> bool {
