@@ -1,23 +1,24 @@
 //! End to end: groups (issue 15) through real `psp-node`s, driven by the `psp` CLI only.
 //!
-//! The six-node `--chain local` network of the messaging test, and four client identities
-//! (Ann, Ben, Cat, Dan), each running `psp messaging agent` (one presence point,
+//! The six-node `--chain local` network of the messaging test, and five client identities
+//! (Ann, Ben, Cat, Dan, Eli), each running `psp messaging agent` (one presence point,
 //! `--accept-all`, the groups state under its keystore). Then:
-//! - Ann creates a group (member limit 3, heartbeat 5 s, timeout 30 s), registers its group
+//! - Ann creates a group (member limit 4, heartbeat 5 s, timeout 30 s), registers its group
 //!   identity on chain (kind group, `group-<id>`) and publishes its join record in the DHT;
 //! - Ben joins through the record (`psp group join <group id string>`) and Ann votes him in;
 //! - Dan asks to join and Ann and Ben vote him down: Dan's agent is told (`join-refused`);
 //! - Cat joins through Ben, voted in by Ann and Ben: all three hold one key fingerprint;
 //! - each member sends a group message: every other member reads it byte-exact; Ben sends one
 //!   to Cat only (`--to`): she reads it, Ann does not receive it;
-//! - Dan asks again: the group is full (limit 3) and refuses him;
+//! - Dan asks again and Ann, Ben and Cat vote him in; Cat shows the signed tally, verified;
+//!   the group is full (limit 4) and refuses Eli, a fifth;
 //! - Cat's agent is killed: after the timeout a rollout drops her; her agent restarts from
 //!   its sealed state, which does not hold the new key (the rollout gave her no copy), and a
-//!   message sent after the rollout reaches Ann and Ben but not her;
-//! - Dan joins (voted in), then Ann proposes to expel him and Ann and Ben vote for it: a
-//!   rollout drops Dan, whose agent reports it was removed;
-//! - fan-out latency: Ann sends messages and the test times each until Ben and Dan (or Cat)
-//!   have read it (figures printed, not asserted).
+//!   message sent after the rollout reaches Ben and Dan but not her;
+//! - fan-out latency: Ann sends messages and the test times each until Ben and Dan have read
+//!   it (figures printed, not asserted);
+//! - Ann proposes to expel Dan and Ann and Ben vote for it: a rollout drops Dan, whose agent
+//!   reports it was removed, and Ben reads on.
 
 use std::time::{Duration, Instant};
 
@@ -155,10 +156,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let prepared = prepare(nodes, dir.path(), &["ann", "ben", "cat", "dan"]).await?;
+    let prepared = prepare(nodes, dir.path(), &["ann", "ben", "cat", "dan", "eli"]).await?;
     let (url, dave_url) = (prepared.url.clone(), prepared.dave_url.clone());
-    let [ann_c, ben_c, cat_c, dan_c] = &prepared.clients[..] else {
-        bail!("four clients");
+    let [ann_c, ben_c, cat_c, dan_c, eli_c] = &prepared.clients[..] else {
+        bail!("five clients");
     };
     let extra = [&FAST_AGENT[..], &["--accept-all"]].concat();
     let spawn = |name: &'static str, client, node: usize| {
@@ -168,8 +169,9 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     let ben = spawn("ben", ben_c, 1)?;
     let mut cat = spawn("cat", cat_c, 2)?;
     let mut dan = spawn("dan", dan_c, 3)?;
+    let eli = spawn("eli", eli_c, 4)?;
     let t = Instant::now();
-    for agent in [&ann, &ben, &cat, &dan] {
+    for agent in [&ann, &ben, &cat, &dan, &eli] {
         agent
             .wait_events("a presence point", AGENT_TIMEOUT, |events| {
                 events
@@ -179,7 +181,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
             })
             .await?;
     }
-    eprintln!("four agents present after {:?}", t.elapsed());
+    eprintln!("five agents present after {:?}", t.elapsed());
 
     // Ann creates the group; its identity goes on chain and its join record in the DHT.
     let created = group(
@@ -187,7 +189,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         &[
             "create",
             "--member-limit",
-            "3",
+            "4",
             "--heartbeat",
             HEARTBEAT_SECS,
             "--member-timeout",
@@ -259,7 +261,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     ensure!(
         record["group"] == g.as_str()
             && record["contacts"][0] == ann_c.key.as_str()
-            && record["memberLimit"] == 3
+            && record["memberLimit"] == 4
             && record["timeoutSecs"] == TIMEOUT_SECS,
         "join record: {record}"
     );
@@ -332,17 +334,47 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "ann received ben's message to cat: {ann_read}"
     );
 
-    // The group is full: Dan is refused by the member limit.
+    // Dan asks again and is voted in by all three; Cat shows the signed tally.
     group(&dan, &["join", "--group", &g, "--contact", &ann_c.key]).await?;
-    notice(&dan, "join-refused", "full").await?;
+    let proposal = wait_for("ann's proposal to admit dan", AGENT_TIMEOUT, || async {
+        let reply = group(&ann, &["proposals", &g])
+            .await
+            .map_err(|e| e.to_string())?;
+        reply["proposals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["subject"] == dan_c.key.as_str())
+            .and_then(|p| p["proposal"].as_u64())
+            .map(Some)
+            .ok_or_else(|| format!("proposals: {reply}"))
+    })
+    .await?;
+    for voter in [&ann, &ben, &cat] {
+        vote(voter, &g, &dan_c.key, true).await?;
+    }
+    notice(&dan, "joined", &ann_c.key).await?;
+    let four = [ann_c.key.as_str(), &ben_c.key, &cat_c.key, &dan_c.key];
+    wait_members(&ann, &g, &four).await?;
+    let tally = group(&cat, &["tally", &g, &proposal.to_string()]).await?;
+    ensure!(
+        tally["verified"] == true
+            && tally["outcome"] == "accepted"
+            && tally["ballots"].as_array().map(Vec::len) == Some(3),
+        "cat's tally of dan's admission: {tally}"
+    );
+
+    // The group is full: Eli, a fifth, is refused by the member limit.
+    group(&eli, &["join", "--group", &g, "--contact", &ann_c.key]).await?;
+    notice(&eli, "join-refused", "full").await?;
 
     // Cat's agent dies; past the timeout a rollout drops her.
     let (_, _, epoch_before) = members(&ann, &g).await?;
     cat.stop()?;
     let t = Instant::now();
-    let two = [ann_c.key.as_str(), &ben_c.key];
-    let (ann_key, ann_epoch) = wait_members(&ann, &g, &two).await?;
-    let (ben_key, _) = wait_members(&ben, &g, &two).await?;
+    let three = [ann_c.key.as_str(), &ben_c.key, &dan_c.key];
+    let (ann_key, ann_epoch) = wait_members(&ann, &g, &three).await?;
+    let (ben_key, _) = wait_members(&ben, &g, &three).await?;
     ensure!(
         ann_key == ben_key && ann_epoch > epoch_before,
         "a new key after the rollout"
@@ -354,7 +386,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     );
     let cat = spawn("cat", cat_c, 2)?;
     notice(&cat, "restored", "").await?;
-    // Her restored state holds the group, but not the key the rollout gave Ann and Ben (a
+    // Her restored state holds the group, but not the key the rollout gave the others (a
     // member refuses a rollout that drops it for a silence it did not see: a restarted member
     // may lead its own, alone).
     let (_, cat_key, cat_epoch) = members(&cat, &g).await?;
@@ -363,22 +395,18 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "cat, rolled out, holds the new key (her epoch {cat_epoch}, ann's {ann_epoch})"
     );
     group(&ann, &["send", &g, "--text", "after the rollout"]).await?;
-    ensure!(
-        read(&ben, &g, 1).await?[0].1 == "after the rollout",
-        "ben reads the message after the rollout"
-    );
+    for reader in [&ben, &dan] {
+        ensure!(
+            read(reader, &g, 1).await?[0].1 == "after the rollout",
+            "{} reads the message after the rollout",
+            reader.name
+        );
+    }
     let cat_read = group(&cat, &["read", &g, "--wait", "10"]).await?;
     ensure!(
         cat_read["messages"].as_array().is_some_and(Vec::is_empty),
         "cat, rolled out, read {cat_read}"
     );
-
-    // Dan joins (voted in), then is expelled by vote.
-    group(&dan, &["join", "--group", &g, "--contact", &ann_c.key]).await?;
-    vote(&ann, &g, &dan_c.key, true).await?;
-    vote(&ben, &g, &dan_c.key, true).await?;
-    notice(&dan, "joined", &ann_c.key).await?;
-    wait_members(&ben, &g, &[&ann_c.key, &ben_c.key, &dan_c.key]).await?;
 
     // Fan-out latency: Ann's message until Ben and Dan have both read it.
     let mut latencies = Vec::new();
@@ -405,6 +433,7 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
     vote(&ann, &g, &dan_c.key, true).await?;
     vote(&ben, &g, &dan_c.key, true).await?;
     notice(&dan, "removed", "").await?;
+    let two = [ann_c.key.as_str(), &ben_c.key];
     wait_members(&ann, &g, &two).await?;
     wait_members(&ben, &g, &two).await?;
     group(&ann, &["send", &g, "--text", "without dan"]).await?;
@@ -413,12 +442,12 @@ async fn scenario(nodes: &[PspNode]) -> Result<()> {
         "ben reads on"
     );
     dan.stop()?;
-    drop(cat);
+    drop((cat, eli));
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn four_agents_form_a_group_vote_talk_roll_out_and_expel() -> Result<()> {
+async fn five_agents_form_a_group_vote_talk_roll_out_and_expel() -> Result<()> {
     let nodes = start_messaging_nodes(false).await?;
     run_scenario(&nodes, TEST_TIMEOUT, scenario(&nodes)).await
 }

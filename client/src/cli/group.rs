@@ -14,7 +14,7 @@ use psp_client::psp_primitives::{id_string::IdString, IdentityKind};
 use psp_client::{hex0x, identity, parse_hex, Error, Result};
 use serde::{Deserialize, Serialize};
 
-use super::common::{account, finalized, print_json, report, NodeArgs, PassArgs, PayerArgs};
+use super::common::{print_json, NodeArgs, PassArgs, PayerArgs};
 use super::messaging::SocketArgs;
 
 /// The DHT topic of a group's join record.
@@ -111,6 +111,15 @@ pub enum GroupCommand {
     Proposals {
         /// The group id.
         group: String,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// A vote's tally with every signed ballot, recomputed by this member's agent.
+    Tally {
+        /// The group id.
+        group: String,
+        /// The proposal's number.
+        proposal: u64,
         #[command(flatten)]
         socket: SocketArgs,
     },
@@ -263,6 +272,11 @@ pub async fn run(cmd: GroupCommand) -> Result<()> {
             (GroupRequest::Join { group, contact }, socket)
         }
         GroupCommand::Proposals { group, socket } => (GroupRequest::Proposals { group }, socket),
+        GroupCommand::Tally {
+            group,
+            proposal,
+            socket,
+        } => (GroupRequest::Tally { group, proposal }, socket),
         GroupCommand::Vote {
             group,
             proposal,
@@ -343,20 +357,7 @@ async fn register(
     let keys = pass.open(keystore)?;
     let app = group_app(group)?;
     let prepared = identity::registration(&keys, IdentityKind::Group, NAMESPACE, &app, None, &[])?;
-    let payer = payer.keypair_or(&keys)?;
-    let chain = node.chain().await?;
-    eprintln!("registering {}, paid by {}", prepared.id, account(&payer));
-    let outcome = chain
-        .register(
-            &payer,
-            keys.identity_keypair(),
-            prepared.registration,
-            report,
-        )
-        .await?;
-    finalized("registered", &outcome);
-    println!("{}", prepared.id);
-    Ok(())
+    super::identity::submit_registration(&keys, prepared, payer, node).await
 }
 
 async fn publish(

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use psp_client::{
     hex0x,
-    identity::{self, IdentityLookup, StagedRotation},
-    keystore::{self, KdfParams},
+    identity::{self, IdentityLookup, PreparedRegistration, StagedRotation},
+    keystore::{self, KdfParams, Keys},
     overlay, parse_hex, Error, Result,
 };
 
@@ -142,6 +142,30 @@ pub enum NewX25519 {
     Auto,
 }
 
+/// Submits `keys`' prepared registration, paid by `payer` (else the identity's own
+/// account), reports progress on stderr and prints the id string once finalized.
+pub async fn submit_registration(
+    keys: &Keys,
+    prepared: PreparedRegistration,
+    payer: &PayerArgs,
+    node: &NodeArgs,
+) -> Result<()> {
+    let payer = payer.keypair_or(keys)?;
+    let chain = node.chain().await?;
+    eprintln!("registering {}, paid by {}", prepared.id, account(&payer));
+    let outcome = chain
+        .register(
+            &payer,
+            keys.identity_keypair(),
+            prepared.registration,
+            report,
+        )
+        .await?;
+    finalized("registered", &outcome);
+    println!("{}", prepared.id);
+    Ok(())
+}
+
 /// Runs a `psp identity` command.
 pub async fn run(cmd: IdentityCommand) -> Result<()> {
     match cmd {
@@ -166,20 +190,7 @@ pub async fn run(cmd: IdentityCommand) -> Result<()> {
                 peer_id.as_deref(),
                 &addresses,
             )?;
-            let payer = payer.keypair_or(&keys)?;
-            let chain = node.chain().await?;
-            eprintln!("registering {}, paid by {}", prepared.id, account(&payer));
-            let outcome = chain
-                .register(
-                    &payer,
-                    keys.identity_keypair(),
-                    prepared.registration,
-                    report,
-                )
-                .await?;
-            finalized("registered", &outcome);
-            println!("{}", prepared.id);
-            Ok(())
+            submit_registration(&keys, prepared, &payer, &node).await
         }
         IdentityCommand::RegisterNode {
             node_url,

@@ -28,14 +28,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use psp_group::wire::{self, Action as ProposalAction, Body as PacketBody, Packet};
 use psp_group::{
     AgreementSecret, Error as ProtocolError, Event, Group, GroupId, Joining, MemberId, Outcome,
-    ProposalId, Removal, Rules, Sr25519Keypair,
+    ProposalId, Removal, Rules, Sr25519Keypair, Tally,
 };
 use rand::rngs::OsRng;
 
 use super::envelope::{self, Body};
 use super::protocol::{
-    group_text, parse_group, parse_member, GroupReply, GroupRequest, GroupView, JoiningView,
-    MemberView, MessageView, ProposalView,
+    group_text, parse_group, parse_member, BallotView, GroupReply, GroupRequest, GroupView,
+    JoiningView, MemberView, MessageView, ProposalView, TallyView,
 };
 use super::GroupError;
 use crate::hex0x;
@@ -445,6 +445,24 @@ impl Host {
                     proposals: h.proposals.values().cloned().collect(),
                 })
             }
+            GroupRequest::Tally { group, proposal } => {
+                let id = parse_group(&group)?;
+                let g = &self.hosted(&group)?.group;
+                let pid = ProposalId(proposal);
+                let (tally, open) = match g.tally(pid) {
+                    Some(t) => (t.clone(), false),
+                    None => (
+                        g.open_tally(pid).ok_or_else(|| GroupError::Invalid {
+                            what: "proposal",
+                            reason: format!(
+                                "no vote {proposal} in group {group} (open or remembered)"
+                            ),
+                        })?,
+                        true,
+                    ),
+                };
+                Ok(GroupReply::Tally(tally_view(id, &tally, open)))
+            }
             GroupRequest::Vote {
                 group,
                 proposal,
@@ -653,6 +671,47 @@ fn protocol(id: GroupId, source: ProtocolError) -> GroupError {
     }
 }
 
+fn proposal_view(id: GroupId, proposer: MemberId, p: &wire::Proposal) -> ProposalView {
+    let (action, subject) = match &p.action {
+        ProposalAction::Admit { newcomer, .. } => ("admit", newcomer.0),
+        ProposalAction::Expel { member } => ("expel", member.0),
+    };
+    ProposalView {
+        group: group_text(id),
+        proposal: p.id.0,
+        proposer: hex0x(&proposer.0),
+        action: action.into(),
+        subject: hex0x(&subject),
+        deadline: p.deadline,
+    }
+}
+
+fn tally_view(id: GroupId, t: &Tally, open: bool) -> TallyView {
+    TallyView {
+        proposal: proposal_view(id, t.proposer, &t.proposal),
+        outcome: match (open, t.outcome) {
+            (true, _) => "open",
+            (false, Outcome::Accepted) => "accepted",
+            (false, Outcome::Refused) => "refused",
+        }
+        .into(),
+        eligible: t.eligible.iter().map(|m| hex0x(&m.0)).collect(),
+        ballots: t
+            .ballots
+            .iter()
+            .map(|b| BallotView {
+                voter: hex0x(&b.voter.0),
+                accept: b.ballot.accept,
+                cast_at: b.ballot.cast_at,
+                signature: hex0x(&b.signature),
+            })
+            .collect(),
+        accepts: t.accepts,
+        refuses: t.refuses,
+        verified: !open && t.verify().is_ok(),
+    }
+}
+
 fn joining_view(id: GroupId, j: &Joining) -> JoiningView {
     JoiningView {
         group: group_text(id),
@@ -726,28 +785,21 @@ impl Hosted {
                 action,
                 deadline,
             } => {
-                let (kind, subject) = match &action {
-                    ProposalAction::Admit { newcomer, .. } => ("admit", newcomer.0),
-                    ProposalAction::Expel { member } => ("expel", member.0),
-                };
-                let view = ProposalView {
-                    group: group.clone(),
-                    proposal: proposal.0,
-                    proposer: hex0x(&proposer.0),
-                    action: kind.into(),
-                    subject: hex0x(&subject),
-                    deadline,
-                };
+                let view = proposal_view(
+                    id,
+                    proposer,
+                    &wire::Proposal {
+                        id: proposal,
+                        deadline,
+                        action,
+                    },
+                );
+                let detail = format!(
+                    "proposal {} by {}: {} {} (vote before {deadline})",
+                    view.proposal, view.proposer, view.action, view.subject
+                );
                 self.proposals.insert(proposal.0, view);
-                notice(
-                    "proposal-opened",
-                    format!(
-                        "proposal {} by {}: {kind} {} (vote before {deadline})",
-                        proposal.0,
-                        hex0x(&proposer.0),
-                        hex0x(&subject)
-                    ),
-                )
+                notice("proposal-opened", detail)
             }
             Event::Decided(tally) => {
                 self.proposals.remove(&tally.proposal.id.0);

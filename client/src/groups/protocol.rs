@@ -53,6 +53,13 @@ pub enum GroupRequest {
         /// The group id.
         group: String,
     },
+    /// A vote's tally with every signed ballot, checked here (`verified`): open or decided.
+    Tally {
+        /// The group id.
+        group: String,
+        /// The proposal's number.
+        proposal: u64,
+    },
     /// Casts this member's ballot.
     Vote {
         /// The group id.
@@ -113,6 +120,7 @@ impl GroupRequest {
             Self::List | Self::Create { .. } => None,
             Self::Join { group, .. }
             | Self::Proposals { group }
+            | Self::Tally { group, .. }
             | Self::Vote { group, .. }
             | Self::Members { group }
             | Self::Send { group, .. }
@@ -147,6 +155,8 @@ pub enum GroupReply {
         /// Open proposals, oldest first.
         proposals: Vec<ProposalView>,
     },
+    /// For `tally`.
+    Tally(TallyView),
     /// For `vote`, `send`, `leave`: done.
     Done {
         /// The group.
@@ -232,6 +242,41 @@ pub struct ProposalView {
     pub subject: String,
     /// Ballots cast after this do not count (unix s).
     pub deadline: u64,
+}
+
+/// A vote's tally: the signed proposal's terms, who could vote, every counted ballot with
+/// its signature, and whether this member recomputed it from them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TallyView {
+    /// The proposal.
+    pub proposal: ProposalView,
+    /// `open`, `accepted` or `refused`.
+    pub outcome: String,
+    /// Members who could vote.
+    pub eligible: Vec<String>,
+    /// Counted ballots.
+    pub ballots: Vec<BallotView>,
+    /// Accepting ballots.
+    pub accepts: usize,
+    /// Refusing ballots.
+    pub refuses: usize,
+    /// Every signature checked and the counts and outcome recomputed (decided votes).
+    pub verified: bool,
+}
+
+/// One signed ballot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BallotView {
+    /// The voter.
+    pub voter: String,
+    /// Its choice.
+    pub accept: bool,
+    /// When it says it voted.
+    pub cast_at: u64,
+    /// Its sr25519 signature on the ballot packet.
+    pub signature: String,
 }
 
 /// A received group message.

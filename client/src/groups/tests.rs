@@ -210,10 +210,27 @@ fn members_join_by_vote_talk_and_an_offline_member_gets_what_it_missed() {
     assert!(net.noticed(1, "proposal-opened"));
     net.vote_all(&[alice], &g, true);
     assert!(net.noticed(2, "joined"), "{:?}", net.notices);
-    // Carol joins through Bob: Alice and Bob vote.
+    // Carol joins through Bob: Alice and Bob vote; either can show the signed tally.
     net.join(carol, &g, bob);
+    let GroupReply::Proposals { proposals } =
+        net.command(alice, GroupRequest::Proposals { group: g.clone() })
+    else {
+        panic!("proposals")
+    };
     net.vote_all(&[alice, bob], &g, true);
     assert!(net.noticed(3, "joined"), "{:?}", net.notices);
+    let GroupReply::Tally(tally) = net.command(
+        bob,
+        GroupRequest::Tally {
+            group: g.clone(),
+            proposal: proposals[0].proposal,
+        },
+    ) else {
+        panic!("tally")
+    };
+    assert!(tally.verified && tally.outcome == "accepted", "{tally:?}");
+    assert_eq!((tally.accepts, tally.ballots.len()), (2, 2));
+    assert_eq!(tally.proposal.subject, crate::hex0x(&carol));
     let fingerprints: BTreeSet<String> = [alice, bob, carol]
         .iter()
         .map(|&m| net.members(m, &g).key_fingerprint)
