@@ -51,6 +51,7 @@
 pub mod cert;
 pub mod chain;
 pub mod contacts;
+pub mod devices;
 pub mod dht;
 pub mod directory;
 pub mod error;

@@ -12,9 +12,9 @@ mod cli;
 
 use clap::{Parser, Subcommand};
 use cli::{
-    cert::CertCommand, circuit::CircuitCommand, contact::ContactCommand, dht::DhtCommand,
-    directory::DirectoryCommand, group::GroupCommand, identity::IdentityCommand, key::KeyCommand,
-    messaging::MessagingCommand, rewards::RewardsCommand, stake::StakeCommand,
+    cert::CertCommand, circuit::CircuitCommand, contact::ContactCommand, device::DeviceCommand,
+    dht::DhtCommand, directory::DirectoryCommand, group::GroupCommand, identity::IdentityCommand,
+    key::KeyCommand, messaging::MessagingCommand, rewards::RewardsCommand, stake::StakeCommand,
     stream::StreamCommand,
 };
 use psp_client::Result;
@@ -71,6 +71,10 @@ enum Command {
     /// vote, vote, list members, send and read group messages, leave, expel.
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Devices: sign an update for devices, and check one as a device would (the trusted
+    /// publisher live on chain, its signature, the payload, a newer version).
+    #[command(subcommand)]
+    Device(DeviceCommand),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +123,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Messaging(cmd) => cli::messaging::run(cmd).await,
         Command::Contact(cmd) => cli::contact::run(cmd).await,
         Command::Group(cmd) => cli::group::run(cmd).await,
+        Command::Device(cmd) => cli::device::run(cmd).await,
     }
 }
 

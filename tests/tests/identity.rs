@@ -1,8 +1,11 @@
 //! End to end: the identity life cycle against a real `psp-node --dev`, driven through
 //! `psp_client`: register, look up by key and by id, rotate, revoke, and the refusals
-//! (already registered, bad proof, not owner, revoked) with their balance effects.
+//! (already registered, bad proof, not owner, revoked) with their balance effects; and a
+//! device's check of an update signed by the identity (`psp device check-update`): accepted
+//! while the publisher is live, refused once it is revoked.
 
 use anyhow::{bail, ensure, Context, Result};
+use psp_client::devices::update;
 use psp_client::{
     chain::{keypair_from_suri, parse_ss58, registration_proof, AccountBalance, Chain, Progress},
     hex0x,
@@ -10,7 +13,7 @@ use psp_client::{
     subxt::rpcs::rpc_params,
     Error, IdentityError,
 };
-use psp_e2e_tests::{client_registration, PspNode};
+use psp_e2e_tests::{client_registration, run_psp, PspNode, PspRun, PSP_TIMEOUT};
 use psp_primitives::{rpc::IdentityView, IdString, IdentityKind, IdentityStatus};
 use std::{
     sync::{Arc, Mutex},
@@ -140,6 +143,35 @@ async fn identity_life_cycle_and_refusals() -> Result<()> {
             node.log_tail(40)
         ),
     }
+}
+
+/// `psp device check-update` at `url` of version 3 of `thermo-fw`, signed by `keys`, on a
+/// device running version 2 that trusts `keys`' identity.
+async fn check_update(url: &str, keys: &Keys, dir: &std::path::Path) -> Result<PspRun> {
+    let payload = b"firmware v3".to_vec();
+    let manifest = update::sign(keys, "thermo-fw", 3, &payload)?;
+    let (m, p) = (dir.join("manifest.json"), dir.join("payload.bin"));
+    std::fs::write(&m, serde_json::to_vec(&manifest)?)?;
+    std::fs::write(&p, &payload)?;
+    let (m, p) = (m.display().to_string(), p.display().to_string());
+    let publisher = hex0x(&keys.identity_public());
+    let args = [
+        "device",
+        "check-update",
+        "--manifest",
+        &m,
+        "--payload",
+        &p,
+        "--publisher",
+        &publisher,
+        "--target",
+        "thermo-fw",
+        "--installed",
+        "2",
+        "--url",
+        url,
+    ];
+    run_psp(&args, PSP_TIMEOUT).await
 }
 
 async fn scenario(url: &str) -> Result<()> {
@@ -380,6 +412,16 @@ async fn scenario(url: &str) -> Result<()> {
         "rotation cost more than its fee"
     );
 
+    // --- a device checks an update signed by this identity, live on chain: accepted
+    let updates = tempfile::tempdir()?;
+    let run = check_update(url, &keys, updates.path()).await?;
+    let answer: serde_json::Value =
+        serde_json::from_str(&run.stdout).with_context(|| format!("check-update: {run:?}"))?;
+    ensure!(
+        run.code == Some(0) && answer["accepted"] == true,
+        "a live publisher's update refused: {run:?}"
+    );
+
     // --- revoke: status revoked, deposit back
     let outcome = chain.revoke(&alice, key, print).await?;
     ensure!(
@@ -408,6 +450,13 @@ async fn scenario(url: &str) -> Result<()> {
         initial.reserved
     );
     let mut state = outcome.block_hash;
+
+    // --- the same update, its publisher revoked: refused, saying so
+    let run = check_update(url, &keys, updates.path()).await?;
+    ensure!(
+        run.code != Some(0) && run.stderr.contains("revoked"),
+        "a revoked publisher's update: {run:?}"
+    );
 
     // --- the revoked identity is dead: register, rotate, revoke all say IdentityRevoked
     let before = balance_at(&chain, &alice_id, state).await?;

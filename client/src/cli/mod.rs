@@ -7,6 +7,7 @@ pub mod cert;
 pub mod circuit;
 pub mod common;
 pub mod contact;
+pub mod device;
 pub mod dht;
 pub mod directory;
 pub mod group;
