@@ -13,7 +13,8 @@ echo "test: building the workspace (debug; a clean build takes about 18 minutes 
 cargo build --workspace --all-targets
 export PSP_NODE_BIN="$CARGO_TARGET_DIR/debug/psp-node"
 # cargo-nextest runs the test binaries side by side (three tests at a time): the end-to-end
-# suites spend most of their time waiting for blocks, so three of them share two cores well.
+# suites spend most of their time waiting for blocks, so three of them share two cores well;
+# the ones that start the six-node network run at most two at a time (.config/nextest.toml).
 # Without nextest, plain cargo test runs them one after another.
 if command -v cargo-nextest >/dev/null 2>&1; then
     echo "test: running the doc tests, then cargo nextest run --workspace (3 at a time)"
