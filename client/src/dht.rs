@@ -73,7 +73,7 @@ pub fn owner_key(kind: &str, owner: &str, topic_label: &str) -> Result<RecordKey
 pub fn parse_kind(name: &str) -> Result<RecordKind> {
     RecordKind::from_name(name).ok_or_else(|| Error::InvalidInput {
         what: "--kind",
-        reason: format!("{name:?} is not presence, stream or group"),
+        reason: format!("{name:?} is not presence, stream, group or reading"),
     })
 }
 

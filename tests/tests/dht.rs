@@ -13,6 +13,11 @@
 //!   is not registered;
 //! - is revoked on chain: a new record is refused ("revoked"), and the stored one stops being
 //!   served (lookups refuse it, stores purge it).
+//!
+//! Device data (issue 16, point 5): a device identity (kind device) publishes readings through
+//! Alice (`psp device publish`, records of kind reading); a server's `psp device watch`
+//! through Charlie prints each new reading that validates at the client, in order; the client
+//! identity cannot publish a reading (readings belong to devices).
 
 use anyhow::{bail, ensure, Result};
 use psp_client::{
@@ -22,8 +27,9 @@ use psp_client::{
     overlay::{self, NodeRpc},
 };
 use psp_e2e_tests::{
-    client_registration, finalized_head, psp_json, psp_refused, psp_refuses_now, run_scenario,
-    start_local_network, wait_finalized, wait_for, wait_for_node_list, OverlayOptions, PspNode,
+    client_registration, finalized_head, psp_json, psp_refused, psp_refuses_now, run_psp,
+    run_scenario, start_local_network, wait_finalized, wait_for, wait_for_node_list,
+    OverlayOptions, PspNode, PSP_TIMEOUT,
 };
 use psp_net::crypto::Sr25519Keypair;
 use psp_net::dht::{RecordContent, RecordKind, SignedRecord};
@@ -245,6 +251,122 @@ async fn scenario(nodes: &[PspNode], dir: &std::path::Path) -> Result<()> {
     refuse(
         raw_record(&stranger, bob_id, t, t + 60, b"x".to_vec(), |_| {}),
         "not registered",
+    )
+    .await?;
+
+    // Device data: readings published by a device, watched by a server through another node.
+    let device_keys = Keys::from_secrets([0x5d; 32], [0x6d; 32])?;
+    let prepared = psp_client::identity::registration(
+        &device_keys,
+        psp_primitives::IdentityKind::Device,
+        "peerstream",
+        "sensors",
+        None,
+        &[],
+    )?;
+    chain
+        .register(
+            &payer,
+            device_keys.identity_keypair(),
+            prepared.registration,
+            print,
+        )
+        .await?;
+    let device_store = dir.join("device.json");
+    keystore::save(
+        &device_store,
+        &device_keys,
+        "e2e passphrase",
+        KdfParams::INSECURE_TEST,
+        false,
+    )?;
+    let device_store = device_store.display().to_string();
+    let device = hex0x(&device_keys.identity_public());
+    let (alice_url, charlie_url) = (alice.url(), charlie.url());
+    let publish = |keystore: String, value: &'static str| {
+        let (pass, url) = (pass.clone(), alice_url.clone());
+        async move {
+            psp_json(&[
+                "device",
+                "publish",
+                "--keystore",
+                &keystore,
+                "--passphrase-file",
+                &pass,
+                "--topic",
+                "temperature",
+                "--value",
+                value,
+                "--url",
+                &url,
+            ])
+            .await
+        }
+    };
+    wait_for("a reading published", PROPAGATION_TIMEOUT, || async {
+        let v = publish(device_store.clone(), "21.1 C")
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((v["replicas"].as_u64() >= Some(1)).then_some(v))
+    })
+    .await?;
+    let watch_args = [
+        "device",
+        "watch",
+        &device,
+        "--topic",
+        "temperature",
+        "--every",
+        "1",
+        "--count",
+        "2",
+        "--timeout",
+        "90",
+        "--url",
+        &charlie_url,
+    ]
+    .map(String::from);
+    let watching = tokio::spawn(async move {
+        let args: Vec<&str> = watch_args.iter().map(String::as_str).collect();
+        run_psp(&args, PSP_TIMEOUT).await
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    publish(device_store.clone(), "21.4 C").await?;
+    let watched = watching.await??;
+    ensure!(watched.code == Some(0), "device watch: {watched:?}");
+    let readings: Vec<serde_json::Value> = watched
+        .stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    ensure!(
+        readings.len() == 2
+            && readings[0]["text"] == "21.1 C"
+            && readings[1]["text"] == "21.4 C"
+            && readings.iter().all(|r| r["device"] == device.as_str())
+            && readings[0]["seq"].as_u64() < readings[1]["seq"].as_u64(),
+        "the server's readings: {readings:?}"
+    );
+    eprintln!(
+        "the server watched {} readings through charlie",
+        readings.len()
+    );
+    psp_refused(
+        &[
+            "device",
+            "publish",
+            "--keystore",
+            &store,
+            "--passphrase-file",
+            &pass,
+            "--topic",
+            "temperature",
+            "--value",
+            "x",
+            "--url",
+            &alice_url,
+        ],
+        "of the wrong kind",
     )
     .await?;
 

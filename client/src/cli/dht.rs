@@ -19,7 +19,7 @@ pub enum DhtCommand {
         keystore: Option<PathBuf>,
         #[command(flatten)]
         pass: PassArgs,
-        /// Record kind: presence, stream or group.
+        /// Record kind: presence, stream, group or reading.
         #[arg(long, default_value = "presence")]
         kind: String,
         /// Topic label (hashed to the record's 32-byte topic).
@@ -52,7 +52,7 @@ pub enum DhtCommand {
         /// The owner's identity key (with --kind and --topic instead of --key).
         #[arg(long)]
         owner: Option<String>,
-        /// Record kind: presence, stream or group.
+        /// Record kind: presence, stream, group or reading.
         #[arg(long, default_value = "presence")]
         kind: String,
         /// Topic label.

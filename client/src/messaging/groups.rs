@@ -29,6 +29,8 @@ pub(super) const GROUP_INPUTS: usize = 256;
 const MAX_SENDS: usize = 64;
 /// `read` waits at most this long.
 const MAX_WAIT_SECS: u64 = 300;
+/// `read`s waiting at once; past it a waiting read is refused.
+const MAX_WAITERS: usize = 64;
 
 /// What the loop hands the groups task.
 #[derive(Debug)]
@@ -186,6 +188,14 @@ impl GroupsTask {
                     },
                 reply,
             } if wait_secs > 0 && !self.host.has_messages(&group) => {
+                if self.waiters.len() >= MAX_WAITERS {
+                    let busy = MessagingError::TooMany {
+                        what: "waiting group reads",
+                        max: MAX_WAITERS,
+                    };
+                    let _ = reply.send(Err(busy).into());
+                    return;
+                }
                 self.waiters.push(Waiter {
                     request: GroupRequest::Read {
                         group: group.clone(),

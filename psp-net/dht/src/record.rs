@@ -53,8 +53,12 @@ pub enum RecordKind {
     Presence,
     /// A stream and its distribution nodes (later work). Owner: any identity; topic: stream id.
     Stream,
-    /// A group's membership pointer (later work). Owner: a group identity; topic: group id.
+    /// A group's join record (the members taking JOINs, the rules). Owner: a group identity;
+    /// topic: `join`.
     Group,
+    /// A device's reading (sensor data for a server to pull). Owner: a device identity;
+    /// topic: what is measured.
+    Reading,
 }
 
 impl RecordKind {
@@ -63,6 +67,7 @@ impl RecordKind {
             Self::Presence => 1,
             Self::Stream => 2,
             Self::Group => 3,
+            Self::Reading => 4,
         }
     }
 
@@ -71,6 +76,7 @@ impl RecordKind {
             1 => Some(Self::Presence),
             2 => Some(Self::Stream),
             3 => Some(Self::Group),
+            4 => Some(Self::Reading),
             _ => None,
         }
     }
@@ -81,12 +87,13 @@ impl RecordKind {
             Self::Presence => "presence",
             Self::Stream => "stream",
             Self::Group => "group",
+            Self::Reading => "reading",
         }
     }
 
     /// Parses a kind name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Presence, Self::Stream, Self::Group]
+        [Self::Presence, Self::Stream, Self::Group, Self::Reading]
             .into_iter()
             .find(|k| k.as_str() == name)
     }
@@ -97,6 +104,7 @@ impl RecordKind {
             Self::Presence => kind != IdentityKind::Group,
             Self::Stream => true,
             Self::Group => kind == IdentityKind::Group,
+            Self::Reading => kind == IdentityKind::Device,
         }
     }
 }

@@ -101,6 +101,7 @@ fn should_pass(s: &Setup, record: &SignedRecord) -> bool {
         (RecordKind::Presence, Some(k)) => k != IdentityKind::Group,
         (RecordKind::Stream, Some(_)) => true,
         (RecordKind::Group, Some(k)) => k == IdentityKind::Group,
+        (RecordKind::Reading, Some(k)) => k == IdentityKind::Device,
     };
     c.value.len() <= s.limits.max_value_len.min(MAX_VALUE_LEN)
         && c.expires_at > c.issued_at

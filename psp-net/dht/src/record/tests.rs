@@ -155,6 +155,18 @@ fn chain_state_is_checked_for_owner_and_publisher() {
             ..
         }
     ));
+
+    // Readings belong to device identities only.
+    let mut reading = content(&f, 1);
+    reading.kind = RecordKind::Reading;
+    let err = check(&f, reading.sign(&f.owner, &f.publisher)).unwrap_err();
+    assert!(matches!(
+        err,
+        RecordError::Owner {
+            status: "of the wrong kind",
+            ..
+        }
+    ));
 }
 
 #[test]
