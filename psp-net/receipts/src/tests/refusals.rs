@@ -89,11 +89,19 @@ fn a_receipt_under_another_published_key_is_refused() {
     ));
     // The client blinded for the SD key but the oracle signed with the HD key: finalize
     // refuses rather than produce a receipt that would not verify.
-    let (request, blinded) = ReceiptRequest::new(&f.sd_key, sd(), [0x1a; 32]).expect("request");
-    let wrong = f
-        .issuer
-        .issue(EPOCH, ALICE, &hd(), &hd(), &blinded)
-        .expect("signed with the HD key");
+    // The blinding is random: a blinded message at or above the HD modulus is refused
+    // outright (BlindedMessageOutOfRange, a refusal too); take one below it to reach finalize.
+    let (request, wrong) = (0..16)
+        .find_map(|_| {
+            let (request, blinded) =
+                ReceiptRequest::new(&f.sd_key, sd(), [0x1a; 32]).expect("request");
+            match f.issuer.issue(EPOCH, ALICE, &hd(), &hd(), &blinded) {
+                Ok(wrong) => Some((request, wrong)),
+                Err(ReceiptError::BlindedMessageOutOfRange) => None,
+                Err(e) => panic!("the HD key refused for another reason: {e}"),
+            }
+        })
+        .expect("a blinded message below the HD modulus in 16 tries");
     assert!(matches!(
         request.finalize(&wrong),
         Err(ReceiptError::BadSignature { .. })
