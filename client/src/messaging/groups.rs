@@ -149,15 +149,8 @@ impl GroupsTask {
         }
         let agent = self.agent.clone();
         tokio::spawn(async move {
-            let (reply, answer) = oneshot::channel();
-            let request = Request::Accept { request };
-            if agent
-                .send(AgentCommand::Control(ControlRequest { request, reply }))
-                .await
-                .is_ok()
-            {
-                let _ = answer.await;
-            }
+            // A request withdrawn meanwhile is answered with an error: nothing to do.
+            let _ = call(&agent, Request::Accept { request }).await;
         });
     }
 
@@ -260,15 +253,22 @@ fn response(result: Result<GroupReply, crate::groups::GroupError>) -> Response {
 
 /// One envelope through the loop's `send`, as a control request would.
 async fn send(agent: mpsc::Sender<AgentCommand>, out: Outgoing) -> Result<(), String> {
+    call(&agent, Request::send(hex0x(&out.to), out.bytes))
+        .await
+        .map(|_| ())
+}
+
+/// A control request through the loop, as the socket would send it; the error as text.
+async fn call(agent: &mpsc::Sender<AgentCommand>, request: Request) -> Result<Reply, String> {
+    let stopped = || "the agent stopped".to_owned();
     let (reply, answer) = oneshot::channel();
-    let request = Request::send(hex0x(&out.to), out.bytes);
     agent
         .send(AgentCommand::Control(ControlRequest { request, reply }))
         .await
-        .map_err(|_| "the agent stopped".to_owned())?;
+        .map_err(|_| stopped())?;
     match answer.await {
-        Ok(Response::Ok(_)) => Ok(()),
+        Ok(Response::Ok(reply)) => Ok(reply),
         Ok(Response::Error(e)) => Err(e.message),
-        Err(_) => Err("the agent stopped".to_owned()),
+        Err(_) => Err(stopped()),
     }
 }
